@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine (Python 3.10+, pip, no GPU):
+#   make demo   installs into .venv and runs the pipeline on the bundled sample slide
+#   make test   installs into .venv and runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out/demo
+
+.PHONY: demo test lint install tiatoolbox benchmarks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/wsicell demo --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/ruff check wsicell tests benchmarks
+	$(BIN)/python -m pytest -q -ra
+
+lint: $(STAMP)
+	$(BIN)/ruff check wsicell tests benchmarks
+
+# Optional deep-learning segmenters (HoVer-Net & co.). tiatoolbox pins torch/numpy/dask
+# tightly, so it goes in without its pins, over the measured set of its import-time needs.
+tiatoolbox: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-tiatoolbox.txt
+	$(BIN)/python -m pip install --quiet --no-deps tiatoolbox==2.1.3
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,3 @@
+"""`wsicell cluster` (to be written)."""
+
+COMMANDS: list = []

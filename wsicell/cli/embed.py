@@ -1,0 +1,3 @@
+"""`wsicell embed` (to be written)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""`wsicell evaluate` (to be written)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""`wsicell extract` (to be written)."""
+
+COMMANDS: list = []

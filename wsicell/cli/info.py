@@ -1,0 +1,3 @@
+"""`wsicell info` (to be written)."""
+
+COMMANDS: list = []

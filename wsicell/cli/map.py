@@ -1,0 +1,3 @@
+"""`wsicell map` (to be written)."""
+
+COMMANDS: list = []

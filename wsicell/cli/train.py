@@ -1,0 +1,3 @@
+"""`wsicell train` (to be written)."""
+
+COMMANDS: list = []

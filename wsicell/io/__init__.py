@@ -1,0 +1,1 @@
+"""Reading slides, finding tissue and cutting tiles."""

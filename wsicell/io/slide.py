@@ -1,0 +1,238 @@
+"""Whole-slide readers: one interface, an OpenSlide reader and an in-memory reader.
+
+``open_slide`` is the factory. Every reader answers in level-0 pixel coordinates and
+knows its physical resolution (``mpp``, µm per level-0 pixel); ``read`` returns a region
+resampled to any working resolution from the best pyramid level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from wsicell.errors import SlideError
+from wsicell.types import Bounds, IntPoint, PathLikeStr, RGBImage, Size
+
+SLIDE_SUFFIXES = (
+    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif", ".dcm",
+)  # fmt: skip
+"""File types OpenSlide reads; folders are searched for these."""
+
+MPP_RANGE = (0.05, 20.0)
+"""Plausible µm/px at level 0; anything outside is treated as broken metadata."""
+
+MPP_HINT = "pass --slide-mpp (for example 0.25 for a 40x scan, 0.5 for 20x)"
+
+
+class Slide(ABC):
+    """A pyramidal RGB image with a physical resolution."""
+
+    path: str
+    mpp: float
+    level_dimensions: tuple[Size, ...]
+    level_downsamples: tuple[float, ...]
+
+    @property
+    def dimensions(self) -> Size:
+        return self.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+    @abstractmethod
+    def read_region(self, location: IntPoint, level: int, size: Size) -> RGBImage:
+        """RGB pixels of ``size`` at ``level`` whose top-left is ``location`` (level 0).
+
+        Pixels outside the slide are white.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release file handles."""
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def best_level(self, downsample: float) -> int:
+        """The coarsest level whose downsample does not exceed ``downsample``."""
+        best = 0
+        for level, ds in enumerate(self.level_downsamples):
+            if ds <= downsample * (1 + 1e-3):
+                best = level
+        return best
+
+    def read(self, bounds: Bounds, mpp: float) -> RGBImage:
+        """The level-0 region ``bounds`` resampled to ``mpp`` µm/px.
+
+        The output is ``round(width * slide.mpp / mpp)`` x ``round(height * ...)`` pixels.
+        """
+        x0, y0, x1, y1 = bounds
+        scale = mpp / self.mpp  # level-0 pixels per output pixel
+        out_w = max(1, round((x1 - x0) / scale))
+        out_h = max(1, round((y1 - y0) / scale))
+        level = self.best_level(scale)
+        ds = self.level_downsamples[level]
+        w = max(1, math.ceil((x1 - x0) / ds))
+        h = max(1, math.ceil((y1 - y0) / ds))
+        pixels = self.read_region((x0, y0), level, (w, h))
+        if (w, h) == (out_w, out_h):
+            return pixels
+        interp = cv2.INTER_AREA if w > out_w else cv2.INTER_LINEAR
+        return cv2.resize(pixels, (out_w, out_h), interpolation=interp)
+
+    def thumbnail(self, max_side: int = 1024) -> tuple[RGBImage, float]:
+        """A downsampled whole-slide image and its downsample factor from level 0."""
+        w, h = self.dimensions
+        factor = max(w, h) / max_side if max(w, h) > max_side else 1.0
+        image = self.read((0, 0, w, h), self.mpp * factor)
+        return image, w / image.shape[1]
+
+
+class OpenSlideSlide(Slide):
+    """A slide file read through OpenSlide."""
+
+    def __init__(self, path: PathLikeStr, *, mpp: float | None = None) -> None:
+        import openslide
+
+        self.path = str(path)
+        try:
+            self._osr = openslide.OpenSlide(self.path)
+        except openslide.OpenSlideUnsupportedFormatError:
+            raise SlideError(path, "not a slide format OpenSlide can read") from None
+        except openslide.OpenSlideError as exc:
+            raise SlideError(path, f"corrupt or truncated slide ({exc})") from None
+        self.level_dimensions = tuple(self._osr.level_dimensions)
+        self.level_downsamples = tuple(float(d) for d in self._osr.level_downsamples)
+        self.mpp = _resolve_mpp(path, self._osr.properties, mpp)
+        self.properties = dict(self._osr.properties)
+
+    def read_region(self, location: IntPoint, level: int, size: Size) -> RGBImage:
+        import openslide
+
+        try:
+            rgba = np.asarray(self._osr.read_region(location, level, size))
+        except openslide.OpenSlideError as exc:
+            raise SlideError(self.path, f"cannot read pixels, file corrupt or truncated ({exc})") from None
+        rgb = rgba[..., :3].copy()
+        rgb[rgba[..., 3] == 0] = 255  # transparent = outside the scanned area
+        return rgb
+
+    def close(self) -> None:
+        self._osr.close()
+
+
+class VirtualSlide(Slide):
+    """An in-memory slide from an RGB array (tests, labelled tiles, synthetic data)."""
+
+    def __init__(self, image: RGBImage, *, mpp: float, path: str = "<memory>", levels: int = 3) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError("VirtualSlide needs an (H, W, 3) uint8 image")
+        self.path = path
+        self.mpp = float(mpp)
+        self._levels = [image]
+        for _ in range(1, levels):
+            prev = self._levels[-1]
+            if min(prev.shape[:2]) < 4:
+                break
+            self._levels.append(cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2), interpolation=cv2.INTER_AREA))
+        h, w = image.shape[:2]
+        self.level_dimensions = tuple((lv.shape[1], lv.shape[0]) for lv in self._levels)
+        self.level_downsamples = tuple(w / d[0] for d in self.level_dimensions)
+
+    def read_region(self, location: IntPoint, level: int, size: Size) -> RGBImage:
+        src = self._levels[level]
+        ds = self.level_downsamples[level]
+        x, y = int(location[0] // ds), int(location[1] // ds)
+        w, h = size
+        out = np.full((h, w, 3), 255, np.uint8)
+        sx0, sy0 = max(x, 0), max(y, 0)
+        sx1, sy1 = min(x + w, src.shape[1]), min(y + h, src.shape[0])
+        if sx1 > sx0 and sy1 > sy0:
+            out[sy0 - y : sy1 - y, sx0 - x : sx1 - x] = src[sy0:sy1, sx0:sx1]
+        return out
+
+
+def open_slide(path: PathLikeStr, *, mpp: float | None = None, check: bool = True) -> Slide:
+    """Open a slide file; ``mpp`` overrides (or supplies) its level-0 µm/px.
+
+    Raises :class:`SlideError` naming the file and the reason for a missing file, a file
+    OpenSlide cannot read, a truncated file (``check`` reads the smallest level once), or
+    missing/implausible resolution metadata without an override.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SlideError(path, "file not found")
+    if not p.is_file():
+        raise SlideError(path, "not a file")
+    if p.stat().st_size == 0:
+        raise SlideError(path, "empty file")
+    slide = OpenSlideSlide(p, mpp=mpp)
+    if check:
+        level = slide.level_count - 1
+        w, h = slide.level_dimensions[level]
+        if w * h <= 4096 * 4096:
+            slide.read_region((0, 0), level, (w, h))
+    return slide
+
+
+def fingerprint(path: PathLikeStr) -> str:
+    """A fast content fingerprint: sha256 of the size, the first and the last MiB."""
+    p = Path(path)
+    size = p.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with p.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), 2)
+            digest.update(fh.read(1 << 20))
+    return digest.hexdigest()
+
+
+def find_slides(paths: list[PathLikeStr]) -> list[Path]:
+    """Expand files and folders (recursively) into slide paths, in a stable order.
+
+    Paths given explicitly are kept whatever their suffix (a bad one fails later with a
+    clear message); folders contribute files with a known slide suffix.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SLIDE_SUFFIXES))
+        else:
+            found.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for f in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _resolve_mpp(path: PathLikeStr, properties: dict, override: float | None) -> float:
+    if override is not None:
+        if not (MPP_RANGE[0] <= override <= MPP_RANGE[1]):
+            raise SlideError(path, f"--slide-mpp {override} is outside the plausible range {MPP_RANGE}")
+        return float(override)
+    values = []
+    for key in ("openslide.mpp-x", "openslide.mpp-y"):
+        try:
+            values.append(float(properties[key]))
+        except (KeyError, ValueError):
+            pass
+    if not values:
+        raise SlideError(path, f"no resolution (microns-per-pixel) metadata; {MPP_HINT}")
+    mpp = sum(values) / len(values)
+    if not (MPP_RANGE[0] <= mpp <= MPP_RANGE[1]):
+        raise SlideError(path, f"implausible resolution metadata ({mpp:g} µm/px); {MPP_HINT}")
+    return mpp
