@@ -21,6 +21,7 @@ Only complete slide groups are ever read. An incomplete group is deleted and red
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ class CellStore:
         try:
             root = zarr.open_group(str(p), mode=mode)
         except Exception as exc:  # zarr raises several types for a non-store folder
-            raise StoreError(f"{p}: not a Zarr store ({exc.__class__.__name__})") from None
+            raise StoreError(f"{p}: exists but is not a Zarr cell store ({exc.__class__.__name__})") from None
         version = root.attrs.get("schema_version")
         if version != SCHEMA_VERSION:
             raise StoreError(f"{p}: not a wsicell store of schema {SCHEMA_VERSION} (found {version!r})")
@@ -226,7 +227,16 @@ class CellStore:
         """Open a store for writing, creating it if needed."""
         p = Path(path)
         if p.exists():
+            if not p.is_dir():
+                raise StoreError(f"{p}: is a file, not a cell store folder; choose another output")
             return cls.open(p, mode="r+")
+        ancestor = p.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise StoreError(f"{p}: cannot create the store: {ancestor} is a file, not a folder")
+        if not os.access(ancestor, os.W_OK):
+            raise StoreError(f"{p}: cannot create the store: {ancestor} is not writable")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             root = zarr.open_group(str(p), mode="w-")
@@ -271,6 +281,11 @@ class CellStore:
         return SlideWriter(
             SlideCells(group, slide_id), crop_size=crop_size, contour_points=contour_points, feature_names=feature_names
         )
+
+    def discard_slide(self, slide_id: str) -> None:
+        """Delete a slide group if present (used for a failed, incomplete extraction)."""
+        if slide_id in self.slide_ids():
+            del self.root["slides"][slide_id]
 
     def total_cells(self) -> int:
         return sum(s.n_cells for s in self.slides())

@@ -1,3 +1,37 @@
-"""`wsicell embed` (to be written)."""
+"""`wsicell embed`: per-cell embeddings from a trained run, written into the store."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wsicell.cli.common import user_errors
+
+
+@click.command("embed", epilog="Example: wsicell embed --store cells.zarr --model runs/ccrl")
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store to annotate.")
+@click.option("--model", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a checkpoint file) of `wsicell train`.")
+@click.option("--encoder", type=click.Choice(["momentum", "query"]), default="momentum", show_default=True,
+              help="momentum: the EMA encoder (the paper's ensembling); query: the ablation.")  # fmt: skip
+@click.option("--batch-size", type=int, default=512, show_default=True, help="Crops per forward pass.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def embed_command(store: Path, run: Path, encoder: str, batch_size: int, device: str, quiet: bool) -> None:
+    """Embed every cell of the store (512-d, float16, per slide) with a trained encoder.
+
+    Resumable: slides already embedded by the same checkpoint are skipped, an interrupted
+    slide continues from its last written chunk.
+    """
+    from wsicell.embed import embed_store
+    from wsicell.errors import ConfigError
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    n = embed_store(store=store, run=run, encoder=encoder, batch_size=batch_size, device=device, progress=not quiet)
+    if not quiet:
+        click.echo(f"Embedded {n} cells ({encoder} encoder of {run}) into {store}")
+
+
+COMMANDS = [embed_command]

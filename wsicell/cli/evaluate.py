@@ -1,3 +1,101 @@
-"""`wsicell evaluate` (to be written)."""
+"""`wsicell evaluate`: the CCRL paper's CoNSeP protocol on labelled tiles."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wsicell.cli.common import user_errors
+from wsicell.errors import ConfigError
+
+BASELINE_CHOICES = ("morphology", "manual", "random", "imagenet")
+
+
+def parse_baselines(value: str) -> list[str]:
+    """``all`` | ``none`` | a comma-separated list of baseline names."""
+    value = value.strip().lower()
+    if value == "all":
+        return list(BASELINE_CHOICES)
+    if value in ("", "none"):
+        return []
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in BASELINE_CHOICES]
+    if unknown:
+        raise ConfigError(f"--baselines: unknown {', '.join(unknown)}; choose all, none or from {', '.join(BASELINE_CHOICES)}")
+    return names
+
+
+@click.command(
+    "evaluate",
+    epilog="Example: wsicell evaluate --dataset ../shared/data/consep-tiles --config configs/ccrl-cpu-fast.yaml "
+    "--seeds 3 --baselines all --ablations --out results/consep",
+)
+@click.option("--dataset", required=True, type=click.Path(path_type=Path),
+              help="Labelled tiles: DATASET/{train,test}/NAME.jpg + NAME.npz (inst, type, centroid).")  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Training settings (YAML), trained once per seed, e.g. configs/ccrl-cpu-fast.yaml (required unless --model).")  # fmt: skip
+@click.option("--model", type=click.Path(path_type=Path),
+              help="Evaluate this trained run (or checkpoint) instead of training; seeds then vary k-means only.")  # fmt: skip
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True, help="Number of seeds (0..N-1).")
+@click.option("--baselines", default="all", show_default=True,
+              help="all, none, or a comma-separated list of: " + ", ".join(BASELINE_CHOICES) + ".")  # fmt: skip
+@click.option("--ablations", is_flag=True, help="Also train the paper's ablations (w/o local-global, w/o predictor) and score the query encoder.")
+@click.option("--curve/--no-curve", default=True, show_default=True,
+              help="Score every saved epoch checkpoint of the first seed's run (accuracy vs training time).")  # fmt: skip
+@click.option("--imagenet-weights", type=click.Path(path_type=Path),
+              help="Local torchvision ResNet-18 ImageNet weights (.pth); never downloaded.")  # fmt: skip
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a training setting, e.g. --set epochs=10 (repeatable).")
+@click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
+@click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Folder for cell stores, runs, results.json and results.md (reused when run again).")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="Only the final table.")
+@user_errors
+def evaluate_command(
+    dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
+    curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...], train_split: str, test_split: str,
+    out: Path, quiet: bool,
+) -> None:  # fmt: skip
+    """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
+
+    Trains CCRL on the train split without labels (once per seed), embeds the test split,
+    clusters it with k-means (k = number of classes) and reports AMI, ARI, purity and
+    Hungarian-matched accuracy (mean ± std over seeds) beside the paper's table, with the
+    baselines (morphology, SIFT+LBP, random encoder, ImageNet when its weights are local)
+    and, with --ablations, the paper's ablations. Writes OUT/results.md and OUT/results.json.
+    """
+    import torch
+
+    from wsicell.cli.train import parse_sets
+    from wsicell.config import load_config
+    from wsicell.evaluate.protocol import run_protocol
+    from wsicell.evaluate.report import markdown
+    from wsicell.train.config import TrainConfig
+
+    names = parse_baselines(baselines)
+    if model is not None and (config_path is not None or sets or ablations):
+        raise ConfigError("--model evaluates a trained run: it cannot be combined with --config, --set or --ablations")
+    config = None
+    if model is None:
+        if config_path is None:
+            raise ConfigError("give --config (e.g. configs/ccrl-cpu-fast.yaml) or --model RUN")
+        config = load_config(TrainConfig, config_path, **parse_sets(sets))
+    if config is not None and config.threads:
+        torch.set_num_threads(config.threads)
+
+    def log(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
+    results = run_protocol(
+        dataset=dataset, out=out, config=config, seeds=list(range(seeds)), baselines=names, ablations=ablations,
+        model=model, with_curve=curve, imagenet_weights=imagenet_weights, train_split=train_split,
+        test_split=test_split, progress=not quiet, log=log,
+    )  # fmt: skip
+    click.echo(markdown(results))
+    if not quiet:
+        click.echo(f"Wrote {out / 'results.md'} and {out / 'results.json'}", err=True)
+
+
+COMMANDS = [evaluate_command]

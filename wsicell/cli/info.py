@@ -1,3 +1,87 @@
-"""`wsicell info` (to be written)."""
+"""`wsicell info`: what a cell store holds."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wsicell.cli.common import user_errors
+
+
+def store_summary(path: Path) -> dict[str, Any]:
+    """Plain-data summary of a store (what `info --json` prints)."""
+    from wsicell.store import CellStore
+
+    cs = CellStore.open(path)
+    slides = []
+    for s in cs.slides(complete_only=False):
+        a = s.attrs
+        arrays = set(s.group.array_keys())
+        slides.append({
+            "id": s.id, "name": a.get("name"), "path": a.get("path"),
+            "status": "complete" if s.complete else "incomplete",
+            "cells": s.n_cells if s.complete else (s.group["centroid"].shape[0] if "centroid" in arrays else 0),
+            "mpp": a.get("mpp"), "width": a.get("width"), "height": a.get("height"),
+            "tiles": a.get("n_tiles"), "seconds": a.get("seconds"),
+            "embedding": list(s.group["embedding"].shape) if "embedding" in arrays else None,
+            "clustered": "cluster" in arrays,
+        })  # fmt: skip
+    clustering = cs.clustering
+    return {
+        "store": str(path),
+        "schema_version": cs.root.attrs.get("schema_version"),
+        "extract_settings": cs.root.attrs.get("extract_settings"),
+        "slides": slides,
+        "complete_slides": sum(s["status"] == "complete" for s in slides),
+        "cells": sum(s["cells"] for s in slides if s["status"] == "complete"),
+        "clustering": dict(clustering.attrs) if clustering is not None else None,
+    }
+
+
+@click.command("info", epilog="Example: wsicell info cells.zarr --json")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+@user_errors
+def info_command(store: Path, as_json: bool) -> None:
+    """Show the slides of a cell store: status, cells, resolution, size, settings, and
+    the embedding/clustering state."""
+    summary = store_summary(store)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{store}: {len(summary['slides'])} slide(s), {summary['cells']:,} cells in complete slides")
+    for name in ("slide", "status", "cells", "mpp", "size (px)", "tiles", "seconds", "embedding", "clusters"):
+        table.add_column(name, justify="right" if name in ("cells", "mpp", "tiles", "seconds") else "left")
+    for s in summary["slides"]:
+        table.add_row(
+            s["name"] or s["id"],
+            "[green]complete" if s["status"] == "complete" else "[yellow]incomplete",
+            f"{s['cells']:,}",
+            f"{s['mpp']:.4g}" if s["mpp"] else "-",
+            f"{s['width']} x {s['height']}",
+            str(s["tiles"] if s["tiles"] is not None else "-"),
+            f"{s['seconds']:.1f}" if s["seconds"] is not None else "-",
+            "x".join(map(str, s["embedding"])) if s["embedding"] else "-",
+            "yes" if s["clustered"] else "-",
+        )
+    console = Console()
+    console.print(table)
+    settings = summary["extract_settings"]
+    if settings:
+        seg = settings.get("segment", {})
+        console.print(
+            f"extraction: {settings['mpp']} µm/px, tiles {settings['tile_size']} px, tissue {settings['tissue_method']}, "
+            f"crops {settings['crop_size']} px x {settings['window_scale']} nucleus size, segmenter {seg.get('method')}"
+        )
+    clustering = summary["clustering"]
+    if clustering:
+        console.print("clustering: " + ", ".join(f"{k}={v}" for k, v in clustering.items() if not isinstance(v, dict | list)))
+
+
+COMMANDS = [info_command]

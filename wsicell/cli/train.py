@@ -1,3 +1,69 @@
-"""`wsicell train` (to be written)."""
+"""`wsicell train`: self-supervised training (CCRL) on a cell store."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wsicell.cli.common import user_errors
+from wsicell.errors import ConfigError
+
+
+def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
+    """``("key=value", ...)`` -> {key: YAML-parsed value}."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, for example --set queue_size=4096")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: {raw!r} is not a valid value") from None
+    return out
+
+
+@click.command(
+    "train",
+    epilog="Example: wsicell train --store cells.zarr --out runs/ccrl --config configs/ccrl.yaml --epochs 50",
+)
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML settings (default: the paper's recipe; with --resume: the run's config.yaml).")
+@click.option("--epochs", type=int, help="Number of epochs.")
+@click.option("--batch-size", type=int, help="Global batch size (all processes).")
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Training device (auto: CUDA when present).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other setting, e.g. --set queue_size=4096 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def train_command(
+    store: Path, out: Path, config_path: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
+    device: str | None, precision: str | None, sets: tuple[str, ...], resume: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Train CCRL (contrastive cell representation learning) on the crops of a store.
+
+    Writes OUT/config.yaml, OUT/store.json, OUT/metrics.jsonl (one line per epoch) and
+    OUT/last.pt after every epoch. Under `torchrun --nproc-per-node N` it trains with
+    DistributedDataParallel.
+    """
+    from wsicell.config import load_config
+    from wsicell.train.config import TrainConfig
+    from wsicell.train.loop import train
+
+    if config_path is None and resume and (out / "config.yaml").is_file():
+        config_path = out / "config.yaml"
+    overrides = {**parse_sets(sets), "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
+    config = load_config(TrainConfig, config_path, **overrides)
+    run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
+    if not quiet:
+        click.echo(f"Trained {config.epochs} epochs -> {run} (next: wsicell embed --store {store} --model {run})")
+
+
+COMMANDS = [train_command]

@@ -7,6 +7,7 @@ resampled to any working resolution from the best pyramid level.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from abc import ABC, abstractmethod
@@ -88,6 +89,49 @@ class Slide(ABC):
         interp = cv2.INTER_AREA if w > out_w else cv2.INTER_LINEAR
         return cv2.resize(pixels, (out_w, out_h), interpolation=interp)
 
+    def grid_scale(self, mpp: float) -> float:
+        """Level-0 pixels per pixel of the working grid at ``mpp`` µm/px."""
+        return mpp / self.mpp
+
+    def grid_size(self, mpp: float) -> Size:
+        """(width, height) of the whole slide on the working grid at ``mpp``."""
+        s = self.grid_scale(mpp)
+        w, h = self.dimensions
+        return max(1, math.ceil(w / s - 1e-6)), max(1, math.ceil(h / s - 1e-6))
+
+    def read_grid(self, origin: IntPoint, size: Size, *, mpp: float) -> RGBImage:
+        """Pixels of the slide-wide working grid at ``mpp`` µm/px.
+
+        Working pixel (u, v) covers level-0 ``[u*s, (u+1)*s) x [v*s, (v+1)*s)`` with
+        ``s = mpp / slide.mpp``. Resampling weights depend only on the global pixel index,
+        so overlapping reads give bit-identical pixels wherever they overlap (tiles cut at
+        any size see the same image). Pixels outside the slide are white.
+        """
+        ox, oy = origin
+        w, h = size
+        s = self.grid_scale(mpp)
+        level = self.best_level(s)
+        ds = self.level_downsamples[level]
+        r = s / ds  # level pixels per working pixel (>= ~1 unless the slide is coarser)
+        if abs(r - 1.0) < 1e-9:  # same grid: a plain read
+            return self.read_region((round(ox * ds), round(oy * ds)), level, (w, h))
+        # Integer part of the reduction: exact block means on a globally aligned sub-grid.
+        k = max(1, math.floor(r + 1e-9))
+        r /= k  # in [1, 2) unless enlarging
+        qx, fx = _bilinear_map(ox, w, r)
+        qy, fy = _bilinear_map(oy, h, r)
+        jx0, jx1 = int(qx[0]) * k, (int(qx[-1]) + 2) * k  # source columns at ``level``
+        jy0, jy1 = int(qy[0]) * k, (int(qy[-1]) + 2) * k
+        src = self.read_region((round(jx0 * ds), round(jy0 * ds)), level, (jx1 - jx0, jy1 - jy0))
+        if k > 1:
+            sh, sw = src.shape[0] // k, src.shape[1] // k
+            src = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)  # exact k x k means
+        map1 = np.empty((h, w, 2), np.int16)  # integer source (x, y), local
+        map1[..., 0] = (qx - qx[0])[None, :]
+        map1[..., 1] = (qy - qy[0])[:, None]
+        map2 = (fy[:, None] * cv2.INTER_TAB_SIZE + fx[None, :]).astype(np.uint16)
+        return cv2.remap(src, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
     def thumbnail(self, max_side: int = 1024) -> tuple[RGBImage, float]:
         """A downsampled whole-slide image and its downsample factor from level 0."""
         w, h = self.dimensions
@@ -106,6 +150,8 @@ class OpenSlideSlide(Slide):
         try:
             self._osr = openslide.OpenSlide(self.path)
         except openslide.OpenSlideUnsupportedFormatError:
+            if _looks_like_tiff(path):
+                raise SlideError(path, "a TIFF-based file OpenSlide cannot parse: truncated or corrupt") from None
             raise SlideError(path, "not a slide format OpenSlide can read") from None
         except openslide.OpenSlideError as exc:
             raise SlideError(path, f"corrupt or truncated slide ({exc})") from None
@@ -219,6 +265,30 @@ def find_slides(paths: list[PathLikeStr]) -> list[Path]:
     return unique
 
 
+def _looks_like_tiff(path: PathLikeStr) -> bool:
+    """TIFF (and BigTIFF) magic bytes: SVS, generic TIFF, NDPI, SCN, BIF... all start so."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _bilinear_map(start: int, n: int, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer source index and 1/32 fraction of working pixels ``start .. start+n-1``.
+
+    Pixel centres map as ``c = (u + 0.5) * r - 0.5`` in source-index space. Both parts are
+    computed from the global index ``u`` only, so every window gets identical samples
+    (OpenCV's fixed-point bilinear interpolation, ``INTER_TAB_SIZE`` steps per pixel).
+    """
+    u = np.arange(start, start + n, dtype=np.float64)
+    c = (u + 0.5) * r - 0.5
+    q = np.floor(c).astype(np.int64)
+    f = np.rint((c - q) * cv2.INTER_TAB_SIZE).astype(np.int64)
+    carry = f == cv2.INTER_TAB_SIZE
+    q[carry] += 1
+    f[carry] = 0
+    return q, f
+
+
 def _resolve_mpp(path: PathLikeStr, properties: dict, override: float | None) -> float:
     if override is not None:
         if not (MPP_RANGE[0] <= override <= MPP_RANGE[1]):
@@ -226,10 +296,8 @@ def _resolve_mpp(path: PathLikeStr, properties: dict, override: float | None) ->
         return float(override)
     values = []
     for key in ("openslide.mpp-x", "openslide.mpp-y"):
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             values.append(float(properties[key]))
-        except (KeyError, ValueError):
-            pass
     if not values:
         raise SlideError(path, f"no resolution (microns-per-pixel) metadata; {MPP_HINT}")
     mpp = sum(values) / len(values)

@@ -1,0 +1,100 @@
+"""Extraction throughput vs raw OpenSlide reading, on the same tissue tiles, in one run.
+
+On a region of the mosaic slide (benchmarks/slides.py): the tissue tiles extraction would
+process are (1) read raw with OpenSlide (`read_region` of each tile core at level 0, RGBA ->
+RGB: the floor any extractor pays), with 1 and 2 threads; (2) extracted end to end
+(`extract_slides`: tissue detection, resampled reads with overlap, segmentation, crops,
+features, Zarr writes) with 1 and 2 workers. Throughput is tissue megapixels per second
+(the tiles' core area at 0.5 µm/px) and cells per second.
+
+    .venv/bin/python benchmarks/extract_speed.py [--side 30720] [--region 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from wsicell.extract import ExtractConfig, extract_slides
+from wsicell.io.slide import open_slide
+from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
+from wsicell.io.tissue import detect_tissue
+from wsicell.segment import make_segmenter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slides import WORK, mosaic_slide  # noqa: E402
+
+
+def raw_read(path: Path, boxes: list[tuple[int, int, int, int]], threads: int) -> float:
+    """Seconds to read every box (level 0) with OpenSlide, RGBA -> RGB, on ``threads`` threads."""
+    import openslide
+
+    slides = [openslide.OpenSlide(str(path)) for _ in range(threads)]
+
+    def work(i: int) -> int:
+        osr = slides[i % threads]
+        total = 0
+        for x0, y0, x1, y1 in boxes[i::threads]:
+            rgb = np.asarray(osr.read_region((x0, y0), 0, (x1 - x0, y1 - y0)))[..., :3].copy()
+            total += rgb.shape[0]
+        return total
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--side", type=int, default=30720)
+    ap.add_argument("--region", type=int, default=8192, help="side of the level-0 region (px)")
+    args = ap.parse_args()
+    path = mosaic_slide(args.side)
+    region = (0, 0, args.region, args.region)
+    config = ExtractConfig(region=region)
+    with open_slide(path) as slide:
+        seg = make_segmenter(config.segment)
+        scale = slide.grid_scale(config.mpp)
+        tissue = detect_tissue(slide, method=config.tissue_method)
+        x1, y1 = slide.grid_size(config.mpp)
+        extent = (0, 0, min(x1, round(args.region / scale)), min(y1, round(args.region / scale)))
+        tiles = tiles_over_tissue(tile_grid(extent, size=config.tile_size, overlap=config.overlap_px(seg.max_nucleus_um)),
+                                  tissue, scale=scale)  # fmt: skip
+    boxes = [tuple(round(v) for v in core_bounds_level0(t, scale)) for t in tiles]
+    mp = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) / 1e6
+    print(f"{path.name}: region {args.region} px, {len(tiles)} tissue tiles, {mp:.1f} tissue MP", flush=True)
+    rows = []
+    load = [os.getloadavg()[0]]
+    for threads in (1, 2):
+        raw_read(path, boxes[:2], threads)  # warm the file cache
+        seconds = min(raw_read(path, boxes, threads) for _ in range(2))
+        rows.append(("raw OpenSlide read", threads, mp / seconds, None, seconds))
+        load.append(os.getloadavg()[0])
+    for workers in (1, 2):
+        store = WORK / f"speed-{workers}.zarr"
+        shutil.rmtree(store, ignore_errors=True)
+        report = extract_slides([path], store=store, config=config, workers=workers, progress=False)
+        [r] = report.slides
+        assert r.status == "done", r
+        rows.append(("extraction", workers, r.megapixels / r.seconds, r.n_cells / r.seconds, r.seconds))
+        load.append(os.getloadavg()[0])
+    print("\n| what | threads/workers | tissue MP/s | cells/s | seconds |")
+    print("|---|---|---|---|---|")
+    for what, n, mps, cps, s in rows:
+        print(f"| {what} | {n} | {mps:.2f} | {'-' if cps is None else f'{cps:,.0f}'} | {s:.1f} |")
+    read1, read2, ext1, ext2 = (r[2] for r in rows)
+    print(f"\nextraction / raw read: 1 worker {ext1 / read1:.2f}, 2 workers {ext2 / read2:.2f} "
+          f"(target >= 0.5); extraction 2 / 1 workers: {ext2 / ext1:.2f}")  # fmt: skip
+    print(f"load average during the run: {', '.join(f'{v:.1f}' for v in load)} (2 cores, shared machine)")
+
+
+if __name__ == "__main__":
+    main()

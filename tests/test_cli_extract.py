@@ -1,0 +1,167 @@
+"""`wsicell extract` and `wsicell info` through the command line: bad input, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from wsicell.cli import main
+from wsicell.io.pyramid import write_pyramidal_tiff
+from wsicell.store import CellStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_help_has_examples() -> None:
+    for cmd in ("extract", "info"):
+        code, out = run(cmd, "--help")
+        assert code == 0 and "Example: wsicell " + cmd in out
+
+
+def corrupt_tiff(path: Path, sample: Path) -> Path:
+    """A 2048 x 2048 pyramidal TIFF of the sample's pixels whose middle tiles are garbage."""
+    from wsicell.io.slide import open_slide
+
+    with open_slide(sample) as s:
+        image = s.read_region((0, 0), 0, (2048, 2048))
+    def render(b: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+        return cv2.resize(image[b[1] : b[3], b[0] : b[2]], size, interpolation=cv2.INTER_AREA)
+
+    write_pyramidal_tiff(path, render, size=(2048, 2048), mpp=0.5, tile=256)
+    size = path.stat().st_size  # level 0 is the first ~80 % of the file
+    with path.open("r+b") as fh:
+        fh.seek(size // 5)
+        fh.write(b"\xff\xd9garbage" * (size * 3 // 10 // 9))
+    return path
+
+
+def test_bad_inputs_fail_alone_and_lose_nothing(tmp_path: Path, extracted_store: Path, sample_slide: Path) -> None:
+    store = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, store)  # a store that already holds the sample slide
+    before = CellStore.open(store).slides()[0].array("centroid")[:]
+    text = tmp_path / "notes.svs"
+    text.write_text("not a slide\n" * 50)
+    truncated = tmp_path / "truncated.svs"
+    data = sample_slide.read_bytes()
+    truncated.write_bytes(data[: int(len(data) * 0.6)])
+    blank = write_pyramidal_tiff(tmp_path / "blank.tiff", lambda b, s: np.full((s[1], s[0], 3), 255, np.uint8),
+                                 size=(2500, 2500), mpp=0.5)  # fmt: skip
+    missing = tmp_path / "missing.svs"
+    corrupt = corrupt_tiff(tmp_path / "corrupt.tiff", sample_slide)  # opens; fails mid-slide
+    code, out = run("extract", missing, text, truncated, blank, corrupt, sample_slide, "--out", store, "--quiet")
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert lines[:3] == [
+        f"Error: {missing}: file not found",
+        f"Error: {text}: not a slide format OpenSlide can read",
+        f"Error: {truncated}: a TIFF-based file OpenSlide cannot parse: truncated or corrupt",
+    ]
+    assert lines[3].startswith(f"Error: {corrupt}: cannot read pixels, file corrupt or truncated (") and len(lines) == 4
+    assert "Traceback" not in out
+    cs = CellStore.open(store)
+    assert [s.attrs["name"] for s in cs.slides()] == ["CMU-1-Small-Region.svs", "blank.tiff"]
+    assert np.array_equal(cs.slides()[0].array("centroid")[:], before)  # the sample kept, not redone
+    assert cs.slides()[1].n_cells == 0
+
+
+def test_slide_lacking_mpp(shared_data: Path, tmp_path: Path) -> None:
+    tcga = shared_data / "slides" / "TCGA-CR-7395-01A-01-TS1.svs"
+    code, out = run("extract", tcga, "--out", tmp_path / "c.zarr", "--quiet")
+    assert code == 1 and out.strip() == (
+        f"Error: {tcga}: no resolution (microns-per-pixel) metadata; "
+        "pass --slide-mpp (for example 0.25 for a 40x scan, 0.5 for 20x)"
+    )
+
+
+@pytest.mark.parametrize("kind", ["file", "under-file", "read-only"])
+def test_unwritable_output(tmp_path: Path, sample_slide: Path, kind: str) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    if kind == "file":
+        out = blocker
+    elif kind == "under-file":
+        out = blocker / "cells.zarr"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root ignores folder permissions")
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "cells.zarr"
+    code, text = run("extract", sample_slide, "--out", out, "--quiet")
+    assert code == 1 and len(text.strip().splitlines()) == 1 and str(out) in text
+    assert blocker.read_text() == "x"
+
+
+def test_bad_option_values(tmp_path: Path, sample_slide: Path) -> None:
+    code, out = run("extract", sample_slide, "--out", tmp_path / "c.zarr", "--crop-size", "2")
+    assert code == 1 and "crop_size must be within 8-512" in out and "Traceback" not in out
+    code, out = run("extract", sample_slide, "--out", tmp_path / "c.zarr", "--slide-mpp", "400")
+    assert code == 1 and "outside the plausible range" in out
+
+
+def test_info(extracted_store: Path) -> None:
+    code, out = run("info", extracted_store, "--json")
+    assert code == 0
+    info = json.loads(out)
+    [slide] = info["slides"]
+    assert slide["status"] == "complete" and slide["cells"] == info["cells"] > 1000
+    assert slide["mpp"] == pytest.approx(0.499) and (slide["width"], slide["height"]) == (2220, 2967)
+    assert info["extract_settings"]["segment"]["method"] == "watershed" and slide["embedding"] is None
+    code, out = run("info", extracted_store)
+    assert code == 0 and "complete" in out and f"{info['cells']:,}" in out
+    code, out = run("info", extracted_store.parent / "nope.zarr")
+    assert code == 1 and "no cell store here" in out
+
+
+def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
+    tmp_path: Path, extracted_store: Path, sample_slide: Path
+) -> None:
+    store = tmp_path / "cells.zarr"
+    cmd = [sys.executable, "-c", "from wsicell.cli import main; main()", "extract", str(sample_slide),
+           "--out", str(store), "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    crops_meta = None
+    deadline = time.monotonic() + 300
+    killed_at = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        groups = list((store / "slides").glob("*/crops/zarr.json")) if store.exists() else []
+        if groups:
+            crops_meta = json.loads(groups[0].read_text())
+            if crops_meta["shape"][0] > 0:  # some cells are in the store: kill mid-slide
+                proc.send_signal(signal.SIGKILL)
+                killed_at = crops_meta["shape"][0]
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_at is not None, "extraction ended before any cells were written"
+    cs = CellStore.open(store)
+    [partial] = cs.slides(complete_only=False)
+    assert not partial.complete and cs.slides() == []
+    code, text = run("extract", sample_slide, "--out", store, "--quiet")  # resume
+    assert code == 0, text
+    got = CellStore.open(store).slides()[0]
+    ref = CellStore.open(extracted_store).slides()[0]
+    assert got.n_cells == ref.n_cells > killed_at
+    for name in ("centroid", "crops", "features"):
+        assert np.array_equal(got.array(name)[:], ref.array(name)[:]), name
+    code, text = run("extract", sample_slide, "--out", store, "--quiet")  # now complete: skipped
+    assert code == 0 and CellStore.open(store).slides()[0].attrs["seconds"] == got.attrs["seconds"]

@@ -1,0 +1,87 @@
+"""Embedding a store: float16 (n, 512) per slide, resumable, model recorded, encoders differ."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wsicell.embed import embed_crops, embed_store, load_encoder
+from wsicell.errors import CheckpointError
+from wsicell.store import CellStore
+from wsicell.train.config import TrainConfig
+from wsicell.train.loop import train
+
+
+@pytest.fixture(scope="module")
+def run(extracted_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short epoch of a full-width (512-d) backbone with the fast stem."""
+    config = TrainConfig(
+        epochs=1, batch_size=256, queue_size=512, stem="imagenet", momentum=0.9, device="cpu", precision="fp32",
+        threads=1, warmup_epochs=0,
+    )  # fmt: skip
+    return train(store=extracted_store, out=tmp_path_factory.mktemp("embed") / "run", config=config, progress=False)
+
+
+@pytest.fixture()
+def store(extracted_store: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, copy)
+    return copy
+
+
+def test_embed_store_writes_float16_per_slide_and_resumes(run: Path, store: Path) -> None:
+    n = CellStore.open(store).total_cells()
+    assert embed_store(store=store, run=run, progress=True) == n
+    cells = CellStore.open(store)
+    for s in cells.slides():
+        emb = s.array("embedding")
+        assert emb.shape == (s.n_cells, 512) and emb.dtype == np.float16 and emb.chunks == (4096, 512)
+        assert emb.attrs["encoder"] == "momentum" and len(emb.attrs["model_sha256"]) == 64
+        assert s.attrs["embedding_complete"] is True
+        values = np.asarray(emb[:])
+        assert np.isfinite(values).all() and values.std() > 0
+    model = cells.root.attrs["embedding_model"]
+    assert model["checkpoint"] == str((run / "last.pt").resolve()) and model["encoder"] == "momentum"
+    # the same model again: nothing to do
+    assert embed_store(store=store, run=run, progress=False) == 0
+    # an interrupted slide continues from its last written chunk, or restarts
+    first = CellStore.open(store, mode="r+").slides()[0]
+    first.set_attrs(embedding_complete=False, embedding_rows=0)
+    assert embed_store(store=store, run=run, progress=False) == n
+    before = np.asarray(first.array("embedding")[:])
+    first.set_attrs(embedding_complete=False, embedding_rows=1000)  # as if stopped after 1000 rows
+    assert embed_store(store=store, run=run, progress=False) == n - 1000
+    np.testing.assert_array_equal(np.asarray(first.array("embedding")[:]), before)
+
+
+def test_store_embeddings_match_embed_crops(run: Path, store: Path) -> None:
+    embed_store(store=store, run=run, progress=False)
+    s = CellStore.open(store).slides()[0]
+    model, config = load_encoder(run, device="cpu")
+    assert config.stem == "imagenet" and not model.training
+    direct = embed_crops(model, np.asarray(s.array("crops")[:64]), batch_size=20)
+    assert direct.shape == (64, 512) and direct.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(s.array("embedding")[:64], dtype=np.float32), direct, rtol=2e-3, atol=2e-3)
+
+
+def test_momentum_and_query_encoders_differ(run: Path, store: Path) -> None:
+    crops = np.asarray(CellStore.open(store).slides()[0].array("crops")[:32])
+    momentum, _ = load_encoder(run, encoder="momentum", device="cpu")
+    query, _ = load_encoder(run, encoder="query", device="cpu")
+    a, b = embed_crops(momentum, crops), embed_crops(query, crops)
+    assert not np.allclose(a, b, atol=1e-3)
+    n = CellStore.open(store).total_cells()
+    assert embed_store(store=store, run=run, encoder="query", progress=False) == n  # other encoder: redo
+    assert CellStore.open(store).root.attrs["embedding_model"]["encoder"] == "query"
+
+
+def test_bad_model_paths(tmp_path: Path, store: Path) -> None:
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        embed_store(store=store, run=tmp_path / "empty_run", progress=False)
+    (tmp_path / "junk.pt").write_bytes(b"junk" * 100)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_encoder(tmp_path / "junk.pt")

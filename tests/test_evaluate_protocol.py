@@ -1,0 +1,89 @@
+"""`wsicell evaluate` end to end on a few real CoNSeP tiles and a few training steps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from click.testing import CliRunner
+
+from wsicell.cli import main
+from wsicell.cli.evaluate import parse_baselines
+from wsicell.errors import ConfigError
+
+TRAIN = ["train_1_000", "train_1_005", "train_2_006", "train_3_009", "train_4_010", "train_5_006"]
+TEST = ["test_1_005", "test_2_010", "test_3_006"]
+TINY = ["epochs=2", "batch_size=32", "queue_size=64", "width=8", "stem=imagenet", "checkpoint_every=1",
+        "warmup_epochs=0", "threads=2", "num_workers=1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dataset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("consep")
+    for split, names in (("train", TRAIN), ("test", TEST)):
+        (root / split).mkdir()
+        for name in names:
+            for suffix in (".jpg", ".npz"):
+                shutil.copy(shared_data / "consep-tiles" / split / f"{name}{suffix}", root / split)
+    return root
+
+
+def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
+    weights = tmp_path / "resnet18.pth"  # random weights: checks the local-file plumbing only
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    out = tmp_path / "results"
+    args = ["evaluate", "--dataset", str(dataset), "--config", "configs/ccrl-cpu-fast.yaml", "--seeds", "2",
+            "--baselines", "all", "--ablations", "--imagenet-weights", str(weights), "--out", str(out), "--quiet"]  # fmt: skip
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    names = [r["name"] for r in results["rows"]]
+    assert names[0] == "CCRL (this config)"
+    assert {"w/o local-global", "w/o ensembling (query encoder)", "w/o predictor"} <= set(names)
+    assert any(n.startswith("Morphological") for n in names) and any(n.startswith("Manual") for n in names)
+    assert any(n.startswith("Random-init") for n in names) and any(n.startswith("ImageNet") for n in names)
+    for row in results["rows"]:
+        assert row["seeds"] == [0, 1] and len(row["scores"]) == 2
+        for metric in ("ami", "ari", "purity", "accuracy"):
+            assert -1.0 <= row["mean"][metric] <= 1.0
+        assert 0.25 <= row["mean"]["purity"] <= 1.0  # 4 classes: the majority share is a floor
+    ccrl = results["rows"][0]
+    assert len(ccrl["train_seconds"]) == 2 and all(s > 0 for s in ccrl["train_seconds"])
+    assert [p["epoch"] for p in results["curve"]] == [1, 2]
+    assert results["n_test"] == sum(len(__import__("numpy").load(dataset / "test" / f"{n}.npz")["type"]) for n in TEST)
+    md = (out / "results.md").read_text()
+    assert "paper: CCRL | 24.2 | 21.7 | 51.8" in md and "CCRL (this config)" in md
+    assert "paper: CCRL" in result.output
+    for seed in (0, 1):
+        for tag in ("ccrl", "ccrl-no-local-global", "ccrl-no-predictor"):
+            assert (out / "runs" / f"{tag}-seed{seed}" / "last.pt").exists()
+
+    # an already trained run, evaluated as it is (k-means seeds only); no weights -> skipped
+    again = CliRunner().invoke(main, [
+        "evaluate", "--dataset", str(dataset), "--model", str(out / "runs" / "ccrl-seed0"), "--seeds", "2",
+        "--baselines", "morphology,imagenet", "--out", str(out), "--quiet",
+    ], catch_exceptions=False)  # fmt: skip
+    assert again.exit_code == 0, again.output
+    rerun = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in rerun["rows"]][0] == "CCRL (ccrl-seed0)"
+    if not (Path(torch.hub.get_dir()) / "checkpoints" / "resnet18-f37072fd.pth").exists():
+        assert any("ImageNet pre-trained: skipped" in m and "never downloads" in m for m in rerun["skipped"])
+
+
+def test_cli_errors(tmp_path: Path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--dataset", str(tmp_path / "none"), "--model", "x", "--config", "y"])
+    assert result.exit_code == 1 and "cannot be combined" in result.output
+    result = runner.invoke(main, ["evaluate", "--dataset", str(tmp_path / "none"), "--config", "configs/ccrl-cpu-fast.yaml",
+                                  "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 1 and "dataset folder not found" in result.output and "Traceback" not in result.output
+    assert parse_baselines("all") == ["morphology", "manual", "random", "imagenet"]
+    assert parse_baselines("none") == []
+    with pytest.raises(ConfigError, match="unknown sift"):
+        parse_baselines("morphology,sift")

@@ -1,0 +1,131 @@
+"""`wsicell map` and `wsicell gallery`: a slide in the store, a new slide, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import cv2
+import pytest
+import shapely
+from click.testing import CliRunner
+from test_cluster_synthetic import SAMPLE_SIZE, build_store
+
+from wsicell.cli import main
+from wsicell.cluster import ClusterConfig, cluster_store
+from wsicell.errors import SlideError, StoreError
+from wsicell.io.slide import fingerprint
+from wsicell.mapping import map_slide, png_path
+from wsicell.store import CellStore
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory: pytest.TempPathFactory, sample_slide: Path) -> Path:
+    """A synthetic store whose first slide is the sample slide (by fingerprint), clustered."""
+    path = tmp_path_factory.mktemp("map") / "cells.zarr"
+    store, _ = build_store(path, slides=(2500, 800), k=4, dim=16, fingerprints=(fingerprint(sample_slide), "9" * 64))
+    cluster_store(store, config=ClusterConfig(k=4, restarts=2))
+    return path
+
+
+def test_in_store_slide_to_geojson_and_png(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    out = tmp_path / "sample.geojson"
+    result = map_slide(sample_slide, store=clustered, out=out, png=True, png_size=800, progress=False)
+    assert not result.added and result.n_cells == 2500 and result.counts.sum() == 2500
+    frame = gpd.read_file(out, engine="pyogrio")
+    assert len(frame) == 2500 == result.geojson.written
+    assert shapely.is_valid(frame.geometry.values).all()
+    x0, y0, x1, y1 = frame.total_bounds
+    assert x0 >= 0 and y0 >= 0 and x1 <= SAMPLE_SIZE[0] and y1 <= SAMPLE_SIZE[1]
+    doc = json.loads(out.read_text())
+    ids = [f["id"] for f in doc["features"]]
+    assert len(set(ids)) == len(ids) and all(uuid.UUID(i).version == 5 for i in ids)
+    labels = CellStore.open(clustered).find_slide(fingerprint=fingerprint(sample_slide)).array("cluster")[:]
+    got = [f["properties"]["measurements"]["cluster"] for f in doc["features"]]
+    assert got == labels.tolist()  # feature i is cell i
+    image = cv2.imread(str(result.png))
+    assert result.png == png_path(out) == tmp_path / "sample.png"
+    assert image.shape[0] == 800 and image.shape[1] > 800 * SAMPLE_SIZE[0] / SAMPLE_SIZE[1] + 100
+
+
+def test_cli_map_names_gzip_force_and_rerun(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
+    names = tmp_path / "names.yaml"
+    names.write_text("clusters:\n  0: {name: Tumour, color: [10, 20, 30]}\n")
+    out = tmp_path / "s.geojson.gz"
+    args = ["map", str(sample_slide), "--store", str(clustered), "--out", str(out), "--names", str(names), "-q"]
+    runner = CliRunner()
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.output
+    with gzip.open(out, "rt") as fh:
+        doc = json.load(fh)
+    classes = {f["properties"]["classification"]["name"]: f["properties"]["classification"]["color"]
+               for f in doc["features"]}  # fmt: skip
+    assert classes["Tumour"] == [10, 20, 30] and "Cluster 1" in classes
+    before = out.read_bytes()
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "already exists; pass --force" in again.output and "Traceback" not in again.output
+    forced = runner.invoke(main, [*args, "--force"])
+    assert forced.exit_code == 0
+    with gzip.open(out, "rb") as a:
+        assert a.read() == gzip.decompress(before)  # same ids and content on rerun
+
+
+def test_cli_gallery(clustered: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gallery.png"
+    result = CliRunner().invoke(main, ["gallery", "--store", str(clustered), "--out", str(out), "--per-cluster", "8"])
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape[0] > 4 * 64
+
+
+def test_map_bad_input(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
+    with pytest.raises(SlideError, match="file not found"):
+        map_slide(tmp_path / "missing.svs", store=clustered, out=tmp_path / "a.geojson")
+    not_a_slide = tmp_path / "notes.svs"
+    not_a_slide.write_text("hello")
+    unclustered = tmp_path / "raw.zarr"
+    build_store(unclustered, slides=(200,), k=2, dim=8)
+    with pytest.raises(StoreError, match="run `wsicell cluster --store"):
+        map_slide(sample_slide, store=unclustered, out=tmp_path / "b.geojson")
+    runner = CliRunner()
+    bad = runner.invoke(main, ["map", str(not_a_slide), "--store", str(clustered), "--out", str(tmp_path / "c.geojson")])
+    assert bad.exit_code == 1 and "notes.svs" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "c.geojson").exists()
+    no_store = runner.invoke(main, ["map", str(sample_slide), "--store", str(tmp_path / "none.zarr"),
+                                    "--out", str(tmp_path / "d.geojson")])  # fmt: skip
+    assert no_store.exit_code == 1 and "no cell store" in no_store.output
+
+
+@pytest.mark.slow
+def test_new_slide_is_extracted_embedded_and_assigned(
+    extracted_store: Path, sample_slide: Path, tmp_path: Path
+) -> None:
+    """The sample slide, mapped as a new slide, gets the labels it had in the store."""
+    from conftest import build_crop_store
+
+    from wsicell.embed import embed_store
+    from wsicell.train.config import TrainConfig
+    from wsicell.train.loop import train
+
+    build_crop_store(tmp_path / "train.zarr", sample_slide, sizes=(256,))  # a tiny model, trained for real
+    run = train(store=tmp_path / "train.zarr", out=tmp_path / "run", progress=False, config=TrainConfig(
+        epochs=1, batch_size=64, queue_size=128, width=8, stem="imagenet", warmup_epochs=0, num_workers=1))  # fmt: skip
+    store_path = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, store_path)
+    embed_store(store=store_path, run=run, progress=False)
+    store = CellStore.open(store_path, mode="r+")
+    cluster_store(store, config=ClusterConfig(k=3, restarts=1))
+    (sid,) = store.slide_ids()
+    before = store.slide(sid).array("cluster")[:]
+    del store.root["slides"][sid]  # the store now has centroids but not this slide
+
+    result = map_slide(sample_slide, store=store_path, out=tmp_path / "new.geojson", progress=False)
+    assert result.added and result.n_cells == len(before)
+    after = CellStore.open(store_path).slide(sid).array("cluster")[:]
+    assert (after == before).mean() > 0.999  # same settings + same model -> same clusters
+    assert result.geojson.written + result.geojson.skipped == len(before)

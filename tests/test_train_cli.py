@@ -1,0 +1,77 @@
+"""`wsicell train` and `wsicell embed` from the command line, including bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wsicell.cli import main
+from wsicell.store import CellStore
+
+FAST = ["--set", "width=8", "--set", "crop_size=16", "--set", "threads=1", "--set", "queue_size=512", "--device", "cpu"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, store)
+    run = tmp_path / "runs" / "ccrl"
+    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "2", "--batch-size", "256",
+                    "--lr", "0.002", "--precision", "bf16", "--quiet", "--set", "stop_after=1", *FAST)  # fmt: skip
+    assert result.exit_code != 0 and "stop_after" in result.output  # not a setting
+    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "1", "--batch-size", "256",
+                    "--lr", "0.002", "--precision", "bf16", "--quiet", *FAST)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["lr"] <= 0.002
+    # resume with more epochs: settings come from the run's config.yaml
+    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "2", "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    result = invoke("embed", "--store", str(store), "--model", str(run))
+    n = CellStore.open(store).total_cells()
+    assert result.exit_code == 0 and f"Embedded {n} cells" in result.output
+    assert CellStore.open(store).slides()[0].array("embedding").shape == (n, 64)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--set", "temperature=-1"], "temperature must be > 0"),
+        (["--set", "queue_size=1000"], "multiple of batch_size"),
+        (["--set", "nonsense=1"], "unknown setting(s) nonsense"),
+        (["--set", "novalue"], "expected KEY=VALUE"),
+        (["--set", "local_global=maybe"], "expected true/false"),
+        (["--batch-size", "8192", "--set", "queue_size=8192"], "cells of"),
+    ],
+)
+def test_train_bad_settings(extracted_store: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    result = invoke("train", "--store", str(extracted_store), "--out", str(tmp_path / "r"), "--quiet", *FAST, *extra)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_train_and_embed_bad_paths(tmp_path: Path) -> None:
+    result = invoke("train", "--store", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "r"), "--quiet")
+    assert result.exit_code == 1 and "nope.zarr: no cell store here" in result.output
+    CellStore.create_or_open(tmp_path / "empty.zarr")
+    result = invoke("train", "--store", str(tmp_path / "empty.zarr"), "--out", str(tmp_path / "r"), "--quiet")
+    assert result.exit_code == 1 and "no cells to train on" in result.output
+    result = invoke("train", "--store", str(tmp_path / "empty.zarr"), "--out", str(tmp_path / "r"), "--config", str(tmp_path / "x.yaml"))
+    assert result.exit_code == 1 and "x.yaml: config file not found" in result.output
+    result = invoke("embed", "--store", str(tmp_path / "empty.zarr"), "--model", str(tmp_path / "no_run"))
+    assert result.exit_code == 1 and "checkpoint not found" in result.output
+
+
+def test_help_has_examples() -> None:
+    for command in ("train", "embed"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Example:" in result.output

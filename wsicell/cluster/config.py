@@ -1,0 +1,53 @@
+"""Settings of `wsicell cluster`, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How to cluster a store's embeddings with FAISS k-means.
+
+    ``k`` is the number of clusters or ``"auto"`` (best silhouette over ``k_min..k_max`` on
+    ``auto_sample_size`` points; see docs/clustering.md).
+    k-means trains on a uniform random sample of ``sample_size`` cells (all of them are
+    used: FAISS's default of 256 points per centroid is lifted), then every cell is assigned
+    to its nearest centroid in batches of ``batch_size`` rows.
+    ``metric`` "cosine" L2-normalises the embeddings (spherical k-means, distance = 1 - cos);
+    "l2" clusters them as they are (distance = Euclidean).
+    """
+
+    k: int | Literal["auto"] = "auto"
+    k_min: int = 2
+    k_max: int = 20
+    iterations: int = 25
+    restarts: int = 1
+    seed: int = 0
+    metric: Literal["cosine", "l2"] = "cosine"
+    sample_size: int = 200_000
+    auto_sample_size: int = 20_000
+    batch_size: int = 65_536
+
+    def __post_init__(self) -> None:
+        if self.k != "auto" and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2):
+            raise ValueError(f"k must be an integer >= 2 or 'auto', got {self.k!r}")
+        if not 2 <= self.k_min < self.k_max:
+            raise ValueError(f"need 2 <= k_min < k_max, got k_min={self.k_min}, k_max={self.k_max}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {self.restarts}")
+        if self.metric not in ("cosine", "l2"):
+            raise ValueError(f"metric must be 'cosine' or 'l2', got {self.metric!r}")
+        if self.sample_size < 2:
+            raise ValueError(f"sample_size must be >= 2, got {self.sample_size}")
+        if self.auto_sample_size < 2:
+            raise ValueError(f"auto_sample_size must be >= 2, got {self.auto_sample_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def spherical(self) -> bool:
+        return self.metric == "cosine"

@@ -1,0 +1,165 @@
+"""Cell embeddings from a trained run: 512-d backbone features, float16, per slide in the store.
+
+``embed_store`` writes ``embedding`` (n, D) float16, chunks (4096, D), into every complete
+slide group, in whole chunks, and is resumable: a slide's ``embedding_rows`` attribute
+records how far it got and ``embedding_complete`` marks it done, both tied to the sha256 of
+the checkpoint that produced them (a slide done with the same model is skipped; another
+model redoes it). The store's root attribute ``embedding_model`` names the run, checkpoint,
+sha256 and encoder, so ``wsicell map`` can embed new slides with the same model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from wsicell.config import from_mapping
+from wsicell.errors import CheckpointError
+from wsicell.store import CellStore
+from wsicell.train import checkpoint
+from wsicell.train.augment import to_float_batch
+from wsicell.train.config import TrainConfig
+from wsicell.train.loop import LAST, resolve_device
+from wsicell.train.method import build_method
+from wsicell.types import PathLikeStr
+
+EMBED_CHUNK = 4096
+ENCODERS = ("momentum", "query")
+
+
+def resolve_checkpoint(run_or_checkpoint: PathLikeStr) -> Path:
+    """A run directory -> its ``last.pt``; a file is taken as it is."""
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        path = path / LAST
+        if not path.exists():
+            raise CheckpointError(f"{path}: no checkpoint in this run directory (has `wsicell train` finished an epoch?)")
+    return path
+
+
+def load_encoder(
+    run_or_checkpoint: PathLikeStr, *, encoder: str = "momentum", device: str | torch.device = "auto"
+) -> tuple[nn.Module, TrainConfig]:
+    """The trained backbone (eval mode, on ``device``) and the run's config.
+
+    ``encoder="momentum"`` is the paper's ensembling (the EMA encoder); ``"query"`` the
+    ablation. The module has a ``crop_size`` attribute: crops are resized to it.
+    """
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    path = resolve_checkpoint(run_or_checkpoint)
+    state = checkpoint.load(path)
+    config = from_mapping(TrainConfig, dict(state["config"]), source=str(path))
+    method = build_method(config)
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model of its config ({str(exc).splitlines()[0]})") from None
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    backbone = method.encoder(encoder).to(dev).eval()
+    backbone.crop_size = config.crop_size  # type: ignore[assignment]
+    return backbone, config
+
+
+@torch.no_grad()
+def embed_crops(
+    model: nn.Module,
+    crops: np.ndarray,
+    *,
+    batch_size: int = 512,
+    device: str | torch.device | None = None,
+    crop_size: int | None = None,
+) -> np.ndarray:
+    """Backbone features of uint8 crops NxSxSx3 -> NxD float32 (model in eval mode).
+
+    Crops are resized to ``crop_size`` (default: the model's ``crop_size`` attribute set by
+    :func:`load_encoder`, else their own size).
+    """
+    if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
+        raise ValueError(f"crops must be (N, S, S, 3) uint8, got {crops.shape} {crops.dtype}")
+    dev = next(model.parameters()).device if device is None else torch.device(device)
+    size = crop_size or getattr(model, "crop_size", None) or crops.shape[1]
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(crops), batch_size):
+        x = to_float_batch(crops[start : start + batch_size], size=size, device=dev)  # x: Bx3xSxS
+        out.append(model(x).float().cpu().numpy())  # B x D
+    model.train(was_training)
+    dim = getattr(model, "out_dim", 0)
+    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
+
+
+def embed_store(
+    *,
+    store: CellStore | PathLikeStr,
+    run: PathLikeStr,
+    encoder: str = "momentum",
+    batch_size: int = 512,
+    device: str = "auto",
+    progress: bool = True,
+) -> int:
+    """Embed every complete slide of ``store`` with ``run``; returns the number of cells
+    embedded by this call (0 when every slide is already done with this model)."""
+    cells = store if isinstance(store, CellStore) else CellStore.open(store, mode="r+")
+    ckpt = resolve_checkpoint(run).resolve()
+    model, config = load_encoder(ckpt, encoder=encoder, device=device)
+    sha = checkpoint.sha256(ckpt)
+    run_dir = ckpt.parent
+    tag = {"model_sha256": sha, "run": str(run_dir), "encoder": encoder}
+    dim = config.embed_dim
+    todo = []
+    for s in cells.slides():
+        done = s.attrs.get("embedding_model") == sha and s.attrs.get("embedding_encoder") == encoder
+        if done and s.attrs.get("embedding_complete"):
+            continue
+        start = int(s.attrs.get("embedding_rows", 0)) if done and s.has("embedding") else 0
+        todo.append((s, start))
+    total = sum(s.n_cells - start for s, start in todo)
+    bar = _bar(progress, total)
+    embedded = 0
+    try:
+        for s, start in todo:
+            if start == 0:
+                s.set_attrs(embedding_complete=False, embedding_rows=0, embedding_model=sha, embedding_encoder=encoder)
+                arr = s.create_array("embedding", shape=(s.n_cells, dim), dtype="float16", chunks=(EMBED_CHUNK, dim), attrs=tag)
+            else:
+                arr = s.array("embedding")
+            crops = s.array("crops")
+            for a in range(start, s.n_cells, EMBED_CHUNK):  # whole embedding chunks
+                b = min(a + EMBED_CHUNK, s.n_cells)
+                feats = embed_crops(model, np.asarray(crops[a:b]), batch_size=batch_size)  # (b-a) x D
+                arr[a:b] = feats.astype(np.float16)
+                s.set_attrs(embedding_rows=b)
+                embedded += b - a
+                if bar is not None:
+                    bar.update(bar.task_ids[0], advance=b - a)
+            s.set_attrs(embedding_complete=True)
+    finally:
+        if bar is not None:
+            bar.stop()
+    cells.root.attrs["embedding_model"] = {
+        "run": str(run_dir), "checkpoint": str(ckpt), "sha256": sha, "encoder": encoder, "dim": dim,
+        "crop_size": config.crop_size,
+    }  # fmt: skip
+    return embedded
+
+
+def _bar(enabled: bool, total: int):  # -> rich.progress.Progress | None
+    if not enabled or total == 0:
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("embed"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"), TimeRemainingColumn())
+    bar.start()
+    bar.add_task("embed", total=total)
+    return bar

@@ -1,0 +1,300 @@
+"""Labelled tiles (CoNSeP layout) -> a cell store with a per-cell ``label``.
+
+Layout of a dataset folder (one sub-folder per split, e.g. ``train/`` and ``test/``)::
+
+    DATASET/SPLIT/NAME.jpg    RGB tile (.jpg, .jpeg, .png or .tif)
+    DATASET/SPLIT/NAME.npz    inst     (H, W) integer instance map, 0 = background, 1..n
+                              type     (n,) integer class of instance i+1 (1..C)
+                              centroid (n, 2) float (x, y) of each instance (checked for n)
+    DATASET/classes.txt       optional: class names, line i = class i (default: CoNSeP's)
+
+Crops are built by the extraction's own crop rule (``wsicell.segment.cells.cells_from_labels``)
+from the instance masks, so the evaluated path is the product's path. A split becomes one Zarr
+cell store with one group (id = the split's name) holding the usual per-cell arrays plus
+
+    label  (n,) int32   class of the cell (from ``type``)
+    tile   (n,) int32   index into the group's ``attrs.tiles`` (tile names)
+    source (n,) int32   index into ``attrs.sources``: the image a tile was cut from
+                        (``NAME`` minus a trailing ``_NNN``, e.g. ``train_10_003`` -> ``train_10``)
+    inst   (n,) int32   instance id of the cell in its tile's ``inst`` map
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsicell.errors import DatasetError, StoreError
+from wsicell.store import CellBatch, CellStore
+from wsicell.types import PathLikeStr
+
+CONSEP_CLASSES = ("other", "inflammatory", "epithelial", "spindle")
+CONSEP_MPP = 0.25 * 1000 / 1024
+"""CoNSeP is 40x (~0.25 µm/px); its 256-px tiles are 1000 px images cut 4 x 4, resized 1.024x."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+DATASET_FORMAT = 1
+"""Bumped when the way a split store is built changes (a cached store of another format is rebuilt)."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    name: str
+    image: Path
+    npz: Path
+
+
+@dataclass(frozen=True)
+class LabelledCells:
+    """One split's cells, in memory, aligned row by row."""
+
+    crops: np.ndarray  # (n, S, S, 3) uint8
+    features: np.ndarray  # (n, F) float32, morphology
+    feature_names: list[str]
+    labels: np.ndarray  # (n,) int32, 1..C
+    tile: np.ndarray  # (n,) int32
+    source: np.ndarray  # (n,) int32
+    class_names: list[str]
+    store: Path
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def list_tiles(dataset: PathLikeStr, split: str) -> list[Tile]:
+    """The tiles of ``dataset/split`` in name order; DatasetError if the layout is wrong."""
+    root = Path(dataset)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    folder = root / split
+    if not folder.is_dir():
+        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DatasetError(
+            f"{folder}: no '{split}' split folder (found: {', '.join(found) or 'no sub-folders'}); "
+            "expected DATASET/SPLIT/NAME.jpg + NAME.npz"
+        )
+    npzs = sorted(folder.glob("*.npz"))
+    if not npzs:
+        raise DatasetError(f"{folder}: no .npz label files (expected NAME.jpg + NAME.npz per tile)")
+    tiles = []
+    for npz in npzs:
+        image = next((npz.with_suffix(s) for s in IMAGE_SUFFIXES if npz.with_suffix(s).is_file()), None)
+        if image is None:
+            raise DatasetError(f"{npz}: no image beside it (expected {npz.stem}.jpg or .png)")
+        tiles.append(Tile(name=npz.stem, image=image, npz=npz))
+    return tiles
+
+
+def read_tile(tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image HxWx3 uint8, inst HxW int32, type (n,) int32) of one tile, validated."""
+    import cv2
+
+    bgr = cv2.imread(str(tile.image), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetError(f"{tile.image}: cannot be read as an image")
+    image = np.ascontiguousarray(bgr[:, :, ::-1])
+    try:
+        with np.load(tile.npz) as data:
+            missing = [k for k in ("inst", "type") if k not in data.files]
+            if missing:
+                raise DatasetError(
+                    f"{tile.npz}: missing array(s) {', '.join(missing)} (has: {', '.join(data.files)})"
+                )
+            inst = np.asarray(data["inst"])
+            types = np.asarray(data["type"])
+            centroid = np.asarray(data["centroid"]) if "centroid" in data.files else None
+    except DatasetError:
+        raise
+    except Exception as exc:  # zip / pickle / truncation errors of every kind
+        raise DatasetError(f"{tile.npz}: not a readable .npz ({exc.__class__.__name__}: {exc})") from None
+    if inst.ndim != 2 or inst.shape != image.shape[:2]:
+        raise DatasetError(f"{tile.npz}: inst has shape {inst.shape}, the image is {image.shape[:2]}")
+    if not np.issubdtype(inst.dtype, np.integer) or not np.issubdtype(types.dtype, np.integer):
+        raise DatasetError(f"{tile.npz}: inst and type must be integer arrays")
+    if types.ndim != 1:
+        raise DatasetError(f"{tile.npz}: type must be one-dimensional, got shape {types.shape}")
+    n = int(inst.max()) if inst.size else 0
+    if inst.min() < 0 or len(types) != n:
+        raise DatasetError(f"{tile.npz}: inst holds instances 1..{n} but type has {len(types)} entries")
+    if centroid is not None and centroid.shape != (n, 2) and not (n == 0 and centroid.size == 0):
+        raise DatasetError(f"{tile.npz}: centroid has shape {centroid.shape}, expected ({n}, 2)")
+    if n and types.min() < 1:
+        raise DatasetError(f"{tile.npz}: type values must be >= 1 (class ids 1..C), found {types.min()}")
+    return image, inst.astype(np.int32), types.astype(np.int32)
+
+
+def class_names(dataset: PathLikeStr, n_classes: int) -> list[str]:
+    """Names from ``classes.txt`` if present, else CoNSeP's (for 4 classes), else numbers."""
+    path = Path(dataset) / "classes.txt"
+    if path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if len(names) < n_classes:
+            raise DatasetError(f"{path}: {len(names)} names for {n_classes} classes")
+        return names[:n_classes]
+    if n_classes <= len(CONSEP_CLASSES):
+        return list(CONSEP_CLASSES[:n_classes])
+    return [f"class {i}" for i in range(1, n_classes + 1)]
+
+
+def source_of(tile_name: str) -> str:
+    """The image a tile was cut from: its name minus a trailing ``_NNN``."""
+    return re.sub(r"_\d+$", "", tile_name) or tile_name
+
+
+def tile_cells(
+    image: np.ndarray, inst: np.ndarray, *, mpp: float, crop_size: int, window_scale: float, where: str
+) -> tuple[CellBatch, np.ndarray]:
+    """The cells of one tile by the extraction's crop rule, and each cell's instance id."""
+    from wsicell.segment.cells import cells_from_labels
+
+    batch = cells_from_labels(
+        image, inst, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
+    )
+    return batch, _match_instances(batch.centroid, inst, where=where)
+
+
+def _match_instances(centroid: np.ndarray, inst: np.ndarray, *, where: str) -> np.ndarray:
+    """Instance id of each cell: the instance with the same centroid (the crop rule's rows are
+    in its own order; its centroid is the mean of pixel centres, pixel (j, i) centred at j + 0.5)."""
+    # centroid: nx2 (x, y) tile coordinates (origin 0, scale 1)
+    n = int(inst.max())
+    if len(centroid) == 0:
+        return np.zeros(0, np.int32)
+    ys, xs = np.indices(inst.shape)
+    flat = inst.ravel()
+    count = np.bincount(flat, minlength=n + 1).astype(np.float64)
+    cx = np.bincount(flat, weights=xs.ravel(), minlength=n + 1) / np.maximum(count, 1)
+    cy = np.bincount(flat, weights=ys.ravel(), minlength=n + 1) / np.maximum(count, 1)
+    ref = np.stack([cx[1:], cy[1:]], axis=1) + 0.5  # (n, 2)
+    present = count[1:] > 0
+    d = np.linalg.norm(centroid[:, None, :].astype(np.float64) - ref[None, :, :], axis=2)  # (cells, n)
+    d[:, ~present] = np.inf
+    ids = d.argmin(axis=1)
+    best = d[np.arange(len(ids)), ids]
+    if np.any(best > 0.05) or len(np.unique(ids)) != len(ids):
+        raise DatasetError(f"{where}: cannot align the crop rule's cells with the instance map")
+    return (ids + 1).astype(np.int32)
+
+
+def build_split_store(
+    *,
+    dataset: PathLikeStr,
+    split: str,
+    out: PathLikeStr,
+    crop_size: int = 32,
+    window_scale: float = 2.0,
+    mpp: float = CONSEP_MPP,
+    progress: bool = True,
+) -> Path:
+    """Write (or reuse, when built with the same settings) ``out`` = the split's cell store."""
+    from wsicell.segment.cells import FEATURE_NAMES
+
+    out = Path(out)
+    tiles = list_tiles(dataset, split)
+    settings = {
+        "format": DATASET_FORMAT, "dataset": str(Path(dataset).resolve()), "split": split,
+        "crop_size": crop_size, "window_scale": window_scale, "mpp": mpp,
+        "tiles": [t.name for t in tiles],
+    }  # fmt: skip
+    if _reusable(out, split, settings):
+        return out
+
+    batches, labels, tile_idx, inst_ids = [], [], [], []
+    sources: list[str] = []
+    source_idx = []
+    n_classes = 0
+    for i, tile in enumerate(_progress(tiles, f"cells of {split}", progress)):
+        image, inst, types = read_tile(tile)
+        if len(types) == 0:
+            continue  # a tile without nuclei
+        n_classes = max(n_classes, int(types.max()))
+        batch, ids = tile_cells(
+            image, inst, mpp=mpp, crop_size=crop_size, window_scale=window_scale, where=str(tile.npz)
+        )
+        src = source_of(tile.name)
+        if src not in sources:
+            sources.append(src)
+        batches.append(batch)
+        labels.append(types[ids - 1])
+        inst_ids.append(ids)
+        tile_idx.append(np.full(len(ids), i, np.int32))
+        source_idx.append(np.full(len(ids), sources.index(src), np.int32))
+    cells = CellBatch.concat(batches)
+    if len(cells) == 0:
+        raise DatasetError(f"{Path(dataset) / split}: the tiles hold no labelled instances")
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    store = CellStore.create_or_open(tmp)
+    writer = store.begin_slide(
+        split,
+        attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": mpp},
+        crop_size=crop_size,
+        contour_points=cells.contour.shape[1],
+        feature_names=list(FEATURE_NAMES),
+    )
+    writer.append(cells)
+    extra = {
+        "label": np.concatenate(labels).astype(np.int32),
+        "tile": np.concatenate(tile_idx),
+        "source": np.concatenate(source_idx),
+        "inst": np.concatenate(inst_ids),
+    }
+    for name, values in extra.items():
+        arr = writer.cells.create_array(name, shape=values.shape, dtype="int32", chunks=(1 << 16,))
+        arr[:] = values
+    writer.finish(
+        settings=settings, tiles=[t.name for t in tiles], sources=sources,
+        class_names=class_names(dataset, n_classes), labelled=True,
+    )  # fmt: skip
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def load_split(store_path: PathLikeStr) -> LabelledCells:
+    """All cells of a split store written by :func:`build_split_store`."""
+    store = CellStore.open(store_path)
+    slides = store.slides()
+    if len(slides) != 1 or not slides[0].attrs.get("labelled"):
+        raise StoreError(f"{store_path}: not a labelled split store (build it with wsicell evaluate)")
+    cells = slides[0]
+    return LabelledCells(
+        crops=cells.array("crops")[:],
+        features=cells.array("features")[:],
+        feature_names=cells.feature_names,
+        labels=cells.array("label")[:],
+        tile=cells.array("tile")[:],
+        source=cells.array("source")[:],
+        class_names=list(cells.attrs["class_names"]),
+        store=Path(store_path),
+    )
+
+
+def _reusable(out: Path, split: str, settings: dict) -> bool:
+    if not out.exists():
+        return False
+    try:
+        slides = CellStore.open(out).slides()
+    except StoreError:
+        return False
+    return len(slides) == 1 and slides[0].id == split and slides[0].attrs.get("settings") == settings
+
+
+def _progress(items: list, label: str, enabled: bool):
+    if not enabled:
+        yield from items
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)

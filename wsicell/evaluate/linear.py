@@ -1,0 +1,72 @@
+"""Linear evaluation (Ciga et al. 2022): a logistic-regression probe on frozen embeddings.
+
+For users with some labels: fit on the embeddings of the labelled *train* split, report the
+macro F1 (every class weighs the same, whatever its size) and the accuracy on the *test*
+split. Features are standardised with the train split's mean and std; the probe is sklearn's
+multinomial logistic regression (L-BFGS), L2 strength ``1 / C``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LinearProbeResult:
+    macro_f1: float
+    accuracy: float
+    per_class_f1: dict[int, float]  # class label -> F1 on the test split
+    n_train: int
+    n_test: int
+
+    def as_dict(self) -> dict:
+        return {
+            "macro_f1": self.macro_f1, "accuracy": self.accuracy,
+            "per_class_f1": {str(k): v for k, v in self.per_class_f1.items()},
+            "n_train": self.n_train, "n_test": self.n_test,
+        }  # fmt: skip
+
+
+def linear_probe(
+    *,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    C: float = 1.0,
+    max_iter: int = 2000,
+    class_weight: str | None = None,
+) -> LinearProbeResult:
+    """Fit on (``train_x`` (n, D), ``train_y`` (n,)), score on (``test_x`` (m, D), ``test_y`` (m,))."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"embeddings must be (n, D) with the same D, got {train_x.shape} and {test_x.shape}")
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise ValueError(f"embeddings and labels disagree: {len(train_x)} vs {len(train_y)}, {len(test_x)} vs {len(test_y)}")
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("the train split needs at least two classes for a linear probe")
+    if len(test_y) == 0:
+        raise ValueError("the test split is empty")
+    if not (np.isfinite(train_x).all() and np.isfinite(test_x).all()):
+        raise ValueError("embeddings contain NaN or infinite values")
+    mean = train_x.mean(0)
+    std = train_x.std(0)
+    std[std == 0] = 1.0
+    probe = LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight)
+    probe.fit((train_x - mean) / std, train_y)
+    predicted = probe.predict((test_x - mean) / std)
+    classes = np.union1d(train_y, test_y)
+    per_class = f1_score(test_y, predicted, labels=classes, average=None, zero_division=0)
+    return LinearProbeResult(
+        macro_f1=float(np.mean(per_class)),
+        accuracy=float(accuracy_score(test_y, predicted)),
+        per_class_f1={int(c): float(f) for c, f in zip(classes, per_class, strict=True)},
+        n_train=len(train_y),
+        n_test=len(test_y),
+    )

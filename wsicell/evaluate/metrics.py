@@ -1,0 +1,83 @@
+"""Clustering quality against reference labels: AMI, ARI, purity, Hungarian-matched accuracy.
+
+All scores are fractions in [0, 1] (ARI and AMI can be slightly negative for chance-level
+clusterings); reports multiply by 100 to match the CCRL paper's percentages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+METRIC_NAMES = ("ami", "ari", "purity", "accuracy")
+
+
+@dataclass(frozen=True)
+class ClusterScores:
+    ami: float
+    ari: float
+    purity: float
+    accuracy: float  # Hungarian-matched (one cluster per class), the classification accuracy
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def contingency(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Counts table: rows = distinct labels (sorted), columns = distinct clusters (sorted)."""
+    labels, clusters = _check(labels, clusters)
+    _, li = np.unique(labels, return_inverse=True)
+    _, ci = np.unique(clusters, return_inverse=True)
+    table = np.zeros((li.max() + 1, ci.max() + 1), dtype=np.int64)  # (n_labels, n_clusters)
+    np.add.at(table, (li, ci), 1)
+    return table
+
+
+def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Sum over clusters of their most frequent label's count, divided by n."""
+    table = contingency(labels, clusters)
+    return float(table.max(axis=0).sum() / table.sum())
+
+
+def hungarian_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy under the best one-to-one mapping of clusters to labels (unmatched = wrong)."""
+    from scipy.optimize import linear_sum_assignment
+
+    table = contingency(labels, clusters)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+def score_clusters(*, labels: np.ndarray, clusters: np.ndarray) -> ClusterScores:
+    """All four scores of a clustering against reference labels (both shape (n,))."""
+    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
+
+    labels, clusters = _check(labels, clusters)
+    return ClusterScores(
+        ami=float(adjusted_mutual_info_score(labels, clusters)),
+        ari=float(adjusted_rand_score(labels, clusters)),
+        purity=purity(labels, clusters),
+        accuracy=hungarian_accuracy(labels, clusters),
+    )
+
+
+def mean_std(scores: list[ClusterScores]) -> dict[str, tuple[float, float]]:
+    """Per metric (mean, population standard deviation) over runs, e.g. seeds."""
+    if not scores:
+        raise ValueError("no scores to summarise")
+    out = {}
+    for name in METRIC_NAMES:
+        values = np.array([getattr(s, name) for s in scores], dtype=np.float64)
+        out[name] = (float(values.mean()), float(values.std()))
+    return out
+
+
+def _check(labels: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).ravel()
+    clusters = np.asarray(clusters).ravel()
+    if labels.shape != clusters.shape:
+        raise ValueError(f"labels ({labels.shape[0]}) and clusters ({clusters.shape[0]}) differ in length")
+    if labels.size == 0:
+        raise ValueError("no cells to score")
+    return labels, clusters

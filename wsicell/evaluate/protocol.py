@@ -1,0 +1,310 @@
+"""The CCRL paper's protocol: train without labels on the train split, embed the test split,
+k-means with k = number of classes, score against the test labels; mean ± std over seeds.
+
+Everything lands under one output folder, reused when run again (finished training runs are
+not repeated; an interrupted one is resumed)::
+
+    OUT/cells/train.zarr, OUT/cells/test.zarr   labelled split stores (dataset.py)
+    OUT/runs/<variant>-seed<s>/                  training runs (wsicell train's run dirs)
+    OUT/results.json, OUT/results.md             the table (report.py)
+
+Embeddings of the networks (CCRL, its ablations, random and ImageNet encoders) are clustered
+with cosine (spherical) k-means, as the contrastive loss compares them by cosine; the
+measurement baselines (morphology, manual) are standardised and clustered with Euclidean
+k-means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wsicell.evaluate.metrics import ClusterScores, mean_std, score_clusters
+from wsicell.types import PathLikeStr
+
+ABLATIONS = {
+    # name: (TrainConfig changes, encoder used for the embeddings)
+    "w/o local-global": ({"local_global": False}, "momentum"),
+    "w/o ensembling (query encoder)": ({}, "query"),
+    "w/o predictor": ({"predictor": False}, "momentum"),
+}
+KMEANS_RESTARTS = 10
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Row:
+    """One line of the table: a representation scored over seeds."""
+
+    name: str
+    kind: str  # "ccrl" | "ablation" | "baseline"
+    scores: list[ClusterScores] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)  # per seed; empty = no training
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = mean_std(self.scores) if self.scores else {}
+        return {
+            "name": self.name, "kind": self.kind, "seeds": self.seeds, "note": self.note,
+            "scores": [s.as_dict() for s in self.scores],
+            "mean": {k: v[0] for k, v in summary.items()}, "std": {k: v[1] for k, v in summary.items()},
+            "train_seconds": self.train_seconds,
+        }  # fmt: skip
+
+
+def cluster_and_score(
+    x: np.ndarray, labels: np.ndarray, *, seed: int, spherical: bool, restarts: int = KMEANS_RESTARTS
+) -> ClusterScores:
+    """k-means (k = number of distinct labels) of ``x`` (n x D), scored against ``labels``."""
+    from wsicell.evaluate.kmeans import kmeans
+
+    k = len(np.unique(labels))
+    clusters, _ = kmeans(x, k=k, seed=seed, restarts=restarts, spherical=spherical)
+    return score_clusters(labels=labels, clusters=clusters)
+
+
+def train_seconds(run: Path, *, upto_epoch: int | None = None) -> float:
+    """Wall-clock training time of a run (sum of its epochs' seconds in metrics.jsonl)."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return float("nan")
+    total = 0.0
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if upto_epoch is None or record["epoch"] <= upto_epoch:
+                total += float(record["seconds"])
+    return total
+
+
+def epochs_done(run: Path) -> int:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return 0
+    return max((json.loads(ln)["epoch"] for ln in path.read_text().splitlines() if ln.strip()), default=0)
+
+
+def ensure_trained(*, store: Path, run: Path, config: Any, progress: bool, log: Log) -> Path:
+    """Train ``config`` on ``store`` into ``run`` unless a finished run is already there."""
+    from wsicell.train.loop import LAST, train
+
+    if (run / LAST).exists() and epochs_done(run) >= config.epochs:
+        log(f"reusing finished run {run}")
+        return run
+    resume = (run / LAST).exists()
+    log(f"{'resuming' if resume else 'training'} {run} ({config.epochs} epochs, seed {config.seed})")
+    return train(store=store, out=run, config=config, resume=resume, progress=progress)
+
+
+def embed(run_or_checkpoint: PathLikeStr, crops: np.ndarray, *, encoder: str) -> np.ndarray:
+    """Backbone features (n x D) of ``crops`` with a trained run's ``encoder``."""
+    from wsicell.embed import embed_crops, load_encoder
+
+    model, _ = load_encoder(run_or_checkpoint, encoder=encoder, device="cpu")
+    return embed_crops(model, crops)
+
+
+def ccrl_rows(
+    *,
+    train_store: Path,
+    test_crops: np.ndarray,
+    test_labels: np.ndarray,
+    runs: Path,
+    config: Any,
+    seeds: list[int],
+    ablations: bool,
+    progress: bool,
+    log: Log,
+) -> list[Row]:
+    """CCRL (and, if asked, its ablations), one training run per seed and variant."""
+    main = Row(name="CCRL (this config)", kind="ccrl")
+    variants: list[tuple[Row, dict, str, Row | None]] = [(main, {}, "momentum", None)]
+    if ablations:
+        for name, (changes, encoder) in ABLATIONS.items():
+            row = Row(name=name, kind="ablation")
+            variants.append((row, changes, encoder, main if not changes else None))
+    for seed in seeds:
+        for row, changes, encoder, shares in variants:
+            cfg = dataclasses.replace(config, seed=seed, **changes)
+            tag = "ccrl" if not changes else "ccrl-" + "-".join(f"no-{k.replace('_', '-')}" for k in changes)
+            run = runs / f"{tag}-seed{seed}"
+            if shares is None:
+                ensure_trained(store=train_store, run=run, config=cfg, progress=progress, log=log)
+            x = embed(run, test_crops, encoder=encoder)
+            row.scores.append(cluster_and_score(x, test_labels, seed=seed, spherical=True))
+            row.seeds.append(seed)
+            row.train_seconds.append(train_seconds(run))
+            row.note = f"{cfg.epochs} epochs; embeddings from the {encoder} encoder"
+            log(f"{row.name} seed {seed}: {_fmt(row.scores[-1])}")
+    return [v[0] for v in variants]
+
+
+def curve(*, run: Path, test_crops: np.ndarray, test_labels: np.ndarray, seed: int, log: Log) -> list[dict]:
+    """Accuracy versus training time: every saved ``epoch_NNNN.pt`` of one run, scored."""
+    points = []
+    for ckpt in sorted(run.glob("epoch_*.pt")):
+        epoch = int(ckpt.stem.split("_")[1])
+        x = embed(ckpt, test_crops, encoder="momentum")
+        scores = cluster_and_score(x, test_labels, seed=seed, spherical=True)
+        points.append({"epoch": epoch, "train_seconds": train_seconds(run, upto_epoch=epoch), **scores.as_dict()})
+        log(f"curve epoch {epoch}: {_fmt(scores)}")
+    return points
+
+
+def baseline_rows(
+    *,
+    names: list[str],
+    train_cells: Any,
+    test_cells: Any,
+    seeds: list[int],
+    stem: str,
+    width: int,
+    imagenet_weights: PathLikeStr | None,
+    log: Log,
+) -> tuple[list[Row], list[str]]:
+    """The baselines asked for; returns (rows, messages about skipped ones)."""
+    from wsicell.embed import embed_crops
+    from wsicell.evaluate import baselines as B
+
+    rows, skipped = [], []
+    labels = test_cells.labels
+    for name in names:
+        if name == "morphology":
+            x = B.morphology_features(test_cells.features)
+            row = Row(name=f"Morphological ({x.shape[1]}-d, standardised)", kind="baseline")
+            for seed in seeds:
+                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=False))
+                row.seeds.append(seed)
+        elif name == "manual":
+            row = Row(name="Manual features (SIFT BoVW + LBP)", kind="baseline")
+            for seed in seeds:
+                x = B.manual_features(fit_crops=train_cells.crops, crops=test_cells.crops, seed=seed)
+                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=False))
+                row.seeds.append(seed)
+            row.note = "visual vocabulary (64 words) fitted on the train split"
+        elif name == "random":
+            row = Row(name=f"Random-init encoder (ResNet-18, {stem} stem, width {width})", kind="baseline")
+            for seed in seeds:
+                x = embed_crops(B.random_encoder(stem=stem, width=width, seed=seed), test_cells.crops)
+                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
+                row.seeds.append(seed)
+        elif name == "imagenet":
+            try:
+                model = B.imagenet_encoder(imagenet_weights)
+            except B.BaselineUnavailable as exc:
+                skipped.append(f"ImageNet pre-trained: skipped: {exc}")
+                log(skipped[-1])
+                continue
+            x = embed_crops(model, test_cells.crops)
+            row = Row(name="ImageNet pre-trained ResNet-18", kind="baseline", note="crops resized to 112 px")
+            for seed in seeds:
+                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
+                row.seeds.append(seed)
+        else:
+            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(B.BASELINES)}")
+        log(f"{row.name}: {_fmt_mean(row)}")
+        rows.append(row)
+    return rows, skipped
+
+
+def run_protocol(
+    *,
+    dataset: PathLikeStr,
+    out: PathLikeStr,
+    config: Any | None,
+    seeds: list[int],
+    baselines: list[str],
+    ablations: bool = False,
+    model: PathLikeStr | None = None,
+    with_curve: bool = True,
+    imagenet_weights: PathLikeStr | None = None,
+    train_split: str = "train",
+    test_split: str = "test",
+    progress: bool = True,
+    log: Log = print,
+) -> dict[str, Any]:
+    """The whole protocol; writes OUT/results.json and OUT/results.md and returns the results.
+
+    ``config``: the TrainConfig trained once per seed (None with ``model``: evaluate that run
+    only, seeds then vary the k-means only).
+    """
+    from wsicell.evaluate.dataset import build_split_store, load_split
+    from wsicell.evaluate.report import write_report
+
+    out = Path(out)
+    started = time.time()
+    crop_size = config.crop_size if config is not None else 32
+    stores = {
+        split: build_split_store(dataset=dataset, split=split, out=out / "cells" / f"{split}.zarr",
+                                 crop_size=crop_size, progress=progress)
+        for split in (train_split, test_split)
+    }  # fmt: skip
+    train_cells, test_cells = load_split(stores[train_split]), load_split(stores[test_split])
+    log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split}")
+
+    rows: list[Row] = []
+    points: list[dict] = []
+    if model is not None:
+        row = Row(name=f"CCRL ({Path(model).name})", kind="ccrl")
+        for encoder_row, encoder in ((row, "momentum"),):
+            x = embed(model, test_cells.crops, encoder=encoder)
+            for seed in seeds:
+                encoder_row.scores.append(cluster_and_score(x, test_cells.labels, seed=seed, spherical=True))
+                encoder_row.seeds.append(seed)
+        run_dir = Path(model) if Path(model).is_dir() else Path(model).parent
+        row.train_seconds = [train_seconds(run_dir)]
+        rows.append(row)
+        log(f"{row.name}: {_fmt_mean(row)}")
+    elif config is not None:
+        rows += ccrl_rows(
+            train_store=stores[train_split], test_crops=test_cells.crops, test_labels=test_cells.labels,
+            runs=out / "runs", config=config, seeds=seeds, ablations=ablations, progress=progress, log=log,
+        )  # fmt: skip
+        if with_curve:
+            points = curve(run=out / "runs" / f"ccrl-seed{seeds[0]}", test_crops=test_cells.crops,
+                           test_labels=test_cells.labels, seed=seeds[0], log=log)  # fmt: skip
+    stem, width = (config.stem, config.width) if config is not None else ("cifar_pool", 64)
+    base_rows, skipped = baseline_rows(
+        names=baselines, train_cells=train_cells, test_cells=test_cells, seeds=seeds, stem=stem, width=width,
+        imagenet_weights=imagenet_weights, log=log,
+    )  # fmt: skip
+    rows += base_rows
+
+    results = {
+        "dataset": str(dataset), "train_split": train_split, "test_split": test_split,
+        "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
+        "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
+        "config": None if config is None else _plain(dataclasses.asdict(config)),
+        "model": None if model is None else str(model),
+        "rows": [r.as_dict() for r in rows], "curve": points, "skipped": skipped,
+        "seconds": round(time.time() - started, 1), "load": [round(v, 2) for v in os.getloadavg()],
+    }  # fmt: skip
+    write_report(results, out=out)
+    return results
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fmt(s: ClusterScores) -> str:
+    return f"AMI {100 * s.ami:.1f}  ARI {100 * s.ari:.1f}  purity {100 * s.purity:.1f}  acc {100 * s.accuracy:.1f}"
+
+
+def _fmt_mean(row: Row) -> str:
+    m = mean_std(row.scores)
+    return "  ".join(f"{k} {100 * m[k][0]:.1f}±{100 * m[k][1]:.1f}" for k in ("ami", "ari", "purity", "accuracy"))

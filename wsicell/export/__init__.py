@@ -1,0 +1,1 @@
+"""Handing clusters back to people: QuPath GeoJSON, overlay pictures, crop galleries."""

@@ -1,0 +1,183 @@
+"""`wsicell map`: one slide -> QuPath GeoJSON (+ overlay PNG) of its cells' clusters.
+
+A slide already in the store (matched by content fingerprint) uses its cells. A new slide
+is extracted with the store's extraction settings, embedded with the store's model and
+assigned to the nearest centroid of the store's clustering (no retraining); its cells are
+added to the store, so mapping it again is immediate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsicell.cluster import (
+    Clustering,
+    assign_slide,
+    load_clustering,
+    make_index,
+    slide_labels_current,
+)
+from wsicell.errors import SlideError, StoreError
+from wsicell.export.geojson import CellChunk, ExportStats, ObjectType, write_geojson
+from wsicell.export.names import load_styles
+from wsicell.export.output import check_output
+from wsicell.export.picture import overlay_picture, save_png
+from wsicell.io.slide import fingerprint, open_slide
+from wsicell.store import CellStore, SlideCells
+from wsicell.types import PathLikeStr
+
+ROWS = 16_384
+"""Cells per chunk when streaming a slide's cells out (a multiple of every array chunk)."""
+
+
+@dataclass(frozen=True)
+class MapResult:
+    slide_id: str
+    added: bool  # the slide was new: extracted and embedded now
+    n_cells: int
+    counts: np.ndarray  # (k,) cells per cluster
+    geojson: ExportStats
+    png: Path | None
+
+
+def default_output(slide_path: PathLikeStr) -> Path:
+    """SLIDE.svs -> SLIDE.geojson in the current folder."""
+    return Path(Path(slide_path).stem + ".geojson")
+
+
+def png_path(out: PathLikeStr) -> Path:
+    """cells.geojson / cells.geojson.gz -> cells.png next to it."""
+    p = Path(out)
+    name = p.name
+    for suffix in (".gz", ".geojson", ".json"):
+        name = name.removesuffix(suffix)
+    return p.with_name(name + ".png")
+
+
+def iter_cells(slide: SlideCells, *, rows: int = ROWS) -> Iterator[CellChunk]:
+    """The slide's contours, clusters, distances and features, ``rows`` cells at a time."""
+    n = slide.n_cells
+    arrays = {name: slide.array(name) for name in ("contour", "cluster", "distance", "features")}
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        part = {name: arr[start:stop] for name, arr in arrays.items()}
+        yield CellChunk(start, part["contour"], part["cluster"], part["distance"], part["features"])
+
+
+def map_slide(
+    slide_path: PathLikeStr,
+    *,
+    store: PathLikeStr,
+    out: PathLikeStr | None = None,
+    names: PathLikeStr | None = None,
+    object_type: ObjectType = "detection",
+    png: bool = False,
+    png_size: int = 2048,
+    force: bool = False,
+    slide_mpp: float | None = None,
+    cell_expansion_um: float = 5.0,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> MapResult:
+    """Write the GeoJSON (and with ``png`` the overlay picture) of one slide's clusters.
+
+    Every input is checked before anything is written: the outputs (exist without
+    ``force``), the slide file, the store, its clustering and the names file.
+    """
+    out = Path(out) if out is not None else default_output(slide_path)
+    check_output(out, force=force)
+    picture = png_path(out) if png else None
+    if picture is not None:
+        check_output(picture, force=force)
+    path = Path(slide_path)
+    if not path.is_file():
+        raise SlideError(path, "file not found" if not path.exists() else "not a file")
+    cells_store = CellStore.open(store)
+    clustering = load_clustering(cells_store)
+    if clustering.attrs.get("model") != cells_store.root.attrs.get("embedding_model"):
+        raise StoreError(
+            f"{cells_store.path}: the embeddings changed since the last clustering; "
+            f"run `wsicell cluster --store {cells_store.path}` again"
+        )
+    styles = load_styles(names, k=clustering.k)
+    fp = fingerprint(path)
+    slide = cells_store.find_slide(fingerprint=fp)
+    added = slide is None
+    if slide is None:
+        log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
+        slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
+    if not slide_labels_current(slide, clustering):
+        slide = label_slide(cells_store.path, slide.id, clustering)
+    counts = np.bincount(slide.array("cluster")[:], minlength=clustering.k)
+    size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
+    stats = write_geojson(
+        out, iter_cells(slide), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
+        size=size, mpp=slide.mpp, object_type=object_type, cell_expansion_um=cell_expansion_um, force=force,
+    )  # fmt: skip
+    if picture is not None:
+        with open_slide(path, mpp=slide.mpp) as wsi:
+            thumb, factor = wsi.thumbnail(png_size)
+        chunks = ((c.contour, c.cluster) for c in iter_cells(slide))
+        title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({clustering.attrs.get('metric')})"]
+        image = overlay_picture(thumb, factor, chunks, styles=styles, counts=counts, title=title, mpp=slide.mpp)
+        save_png(image, picture, force=force)
+    return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
+
+
+def label_slide(store_path: Path, slide_id: str, clustering: Clustering) -> SlideCells:
+    """Assign the slide's cells to the store's centroids and save cluster + distance."""
+    writable = CellStore.open(store_path, mode="r+")
+    slide = writable.slide(slide_id)
+    if not slide.has("embedding") or slide.array("embedding").shape[0] != slide.n_cells:
+        raise StoreError(f"{store_path}: slide {slide_id} has no embeddings; run `wsicell embed --store {store_path}` first")
+    if slide.array("embedding").shape[1] != clustering.centroids.shape[1]:
+        raise StoreError(
+            f"{store_path}: slide {slide_id}'s embeddings are {slide.array('embedding').shape[1]}-d but the "
+            f"centroids are {clustering.centroids.shape[1]}-d; run `wsicell cluster --store {store_path}` again"
+        )
+    assign_slide(
+        slide, make_index(clustering.centroids), k=clustering.k, spherical=clustering.spherical,
+        batch_size=65_536, created=clustering.created,
+    )  # fmt: skip
+    return slide
+
+
+def add_slide(path: Path, *, store: CellStore, slide_mpp: float | None, progress: bool) -> SlideCells:
+    """Extract a new slide into the store with its settings, then embed it with its model."""
+    from wsicell.config import from_mapping
+    from wsicell.extract import ExtractConfig, extract_slide
+
+    settings = store.root.attrs.get("extract_settings")
+    if settings is None:
+        raise StoreError(f"{store.path}: has no extraction settings; extract the slide with `wsicell extract` first")
+    model = store.root.attrs.get("embedding_model")
+    if not model:
+        raise StoreError(f"{store.path}: has no embedding model; run `wsicell embed --store {store.path}` first")
+    config = from_mapping(ExtractConfig, settings, source=f"{store.path} extract_settings")
+    slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress)
+    embed_slide(store.path, slide.id, model=model, progress=progress)
+    return CellStore.open(store.path).slide(slide.id)
+
+
+def embed_slide(store_path: Path, slide_id: str, *, model: dict, progress: bool) -> None:
+    """Embed the new slide with the store's model: the checkpoint and encoder it records,
+    checked unchanged by its sha256 (slides already embedded with it are skipped)."""
+    from wsicell.embed import embed_store
+    from wsicell.train import checkpoint
+
+    ckpt = Path(model.get("checkpoint", ""))
+    if not ckpt.is_file():
+        raise StoreError(
+            f"{store_path}: the embedding model's checkpoint {ckpt} is gone; new slides cannot be embedded "
+            "with the same model (map slides already in the store, or re-run embed and cluster)"
+        )
+    if checkpoint.sha256(ckpt) != model.get("sha256"):
+        raise StoreError(
+            f"{ckpt}: changed since the store was embedded (sha256 differs); new slides would not be "
+            "comparable: re-run `wsicell embed` and `wsicell cluster`"
+        )
+    embed_store(store=store_path, run=ckpt, encoder=model.get("encoder", "momentum"), progress=progress)

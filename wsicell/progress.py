@@ -1,0 +1,59 @@
+"""Shared rich helpers: progress bars and tables on stderr, silenced by ``--quiet``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+_stderr = Console(stderr=True)
+
+
+def stderr_console() -> Console:
+    return _stderr
+
+
+class NullProgress:
+    """Stands in for a rich Progress when output is off."""
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def advance(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def remove_task(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+@contextmanager
+def progress_bars(enabled: bool = True, *, unit: str = "tiles") -> Iterator[Progress | NullProgress]:
+    """A rich Progress on stderr (with ``info`` field text after the bar), or a no-op."""
+    if not enabled:
+        yield NullProgress()
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_stderr,
+        transient=False,
+    )
+    with progress:
+        yield progress

@@ -1,0 +1,81 @@
+"""Settings of nucleus segmentation, all in physical units (µm) so they hold at any mpp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SEGMENT_METHODS = ("watershed", "tiatoolbox")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How nuclei are found in an RGB tile.
+
+    ``watershed`` (default, no weights): haematoxylin colour deconvolution, Gaussian
+    smoothing, a threshold on haematoxylin optical density, hole filling, then a distance
+    transform + peak detection + watershed to split touching nuclei, then size filters.
+    ``tiatoolbox``: HoVer-Net & co. through tiatoolbox with a local ``weights`` file.
+    Defaults were tuned on the CoNSeP train split (see docs/segmentation.md).
+    """
+
+    method: Literal["watershed", "tiatoolbox"] = "watershed"
+    min_area_um2: float = 10.0
+    """Smaller objects are dropped (debris, noise)."""
+    max_area_um2: float = 400.0
+    """Larger objects are dropped (clumps that could not be split, folds)."""
+    max_diameter_um: float = 30.0
+    """Objects whose bounding box is longer than this on a side are dropped; it bounds the
+    nucleus size that tiles must overlap by (``Segmenter.max_nucleus_um``)."""
+    smooth_sigma_um: float = 0.5
+    """Gaussian sigma applied to the haematoxylin channel before thresholding."""
+    threshold: float = 0.0
+    """Haematoxylin optical-density threshold; 0 = automatic (Otsu on the tile's pixels,
+    never below ``min_threshold``)."""
+    min_threshold: float = 0.1
+    """Floor of the automatic threshold, so a tile without nuclei yields none."""
+    open_radius_um: float = 0.5
+    """Radius of the morphological opening that removes specks and thin bridges."""
+    peak_min_distance_um: float = 2.5
+    """Watershed seeds: distance-transform maxima at least this far apart."""
+    peak_min_height_um: float = 1.0
+    """Watershed seeds: only maxima at least this far inside the mask (a smaller object
+    keeps a single seed)."""
+    distance_smooth_um: float = 0.5
+    """Gaussian sigma applied to the distance transform before seeding (merges ridges)."""
+    weights: str | None = None
+    """tiatoolbox: a local weights file (None = tiatoolbox's pretrained download)."""
+    tiatoolbox_model: str = "hovernet_fast-pannuke"
+    """tiatoolbox: a pretrained model name (architecture, and weights when none given)."""
+
+    def __post_init__(self) -> None:
+        if self.method not in SEGMENT_METHODS:
+            raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
+        positive = {
+            "min_area_um2": self.min_area_um2,
+            "max_area_um2": self.max_area_um2,
+            "max_diameter_um": self.max_diameter_um,
+            "peak_min_distance_um": self.peak_min_distance_um,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        non_negative = {
+            "smooth_sigma_um": self.smooth_sigma_um,
+            "threshold": self.threshold,
+            "min_threshold": self.min_threshold,
+            "open_radius_um": self.open_radius_um,
+            "peak_min_height_um": self.peak_min_height_um,
+            "distance_smooth_um": self.distance_smooth_um,
+        }
+        for name, value in non_negative.items():
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.max_area_um2 <= self.min_area_um2:
+            raise ValueError(
+                f"max_area_um2 ({self.max_area_um2}) must be larger than min_area_um2 ({self.min_area_um2})"
+            )
+        if self.threshold > 5 or self.min_threshold > 5:
+            raise ValueError("threshold/min_threshold are optical densities, expected 0-5")
+        if not self.tiatoolbox_model:
+            raise ValueError("tiatoolbox_model must not be empty")

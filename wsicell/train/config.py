@@ -1,0 +1,115 @@
+"""Training settings. The defaults are the CCRL paper's recipe (``configs/ccrl.yaml``).
+
+Every field can be set from YAML and from the command line (``--set key=value``); the
+ablations of the paper are switches: ``local_global``, ``predictor``, ``embed_encoder``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+METHODS = ("ccrl",)
+"""Known training methods (see ``wsicell.train.method``)."""
+
+STEMS = ("cifar", "cifar_pool", "imagenet")
+
+RESUMABLE_CHANGES = frozenset({"epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
+"""Settings that may differ between a run and its ``--resume`` (everything else must match)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``batch_size`` and ``queue_size`` are global (all processes)."""
+
+    method: str = "ccrl"
+    # schedule (paper: Adam 1e-3, wd 1e-4, cosine, 10 warm-up epochs, batch 1024, 500 epochs)
+    epochs: int = 500
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 10
+    min_lr: float = 0.0
+    # contrastive head (paper: m 0.999, T 0.07, projector 512-128-64, predictor 64-32-64)
+    momentum: float = 0.999
+    temperature: float = 0.07
+    queue_size: int = 8192
+    projector_dims: tuple[int, int] = (128, 64)
+    predictor_hidden: int = 32
+    # ablation switches (paper Table 3)
+    local_global: bool = True
+    predictor: bool = True
+    embed_encoder: Literal["momentum", "query"] = "momentum"
+    # augmentation (paper: jitter 0.4/0.4/0.4/0.1, grayscale, blur 0.1-2.0, flips, rotation 0-180)
+    crop_size: int = 32
+    local_branch: Literal["query", "key"] = "query"
+    local_scale: tuple[float, float] = (0.2, 1.0)
+    local_ratio: tuple[float, float] = (0.75, 1.3333333333333333)
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_p: float = 0.5
+    rotation: tuple[float, float] = (0.0, 180.0)
+    # backbone
+    stem: Literal["cifar", "cifar_pool", "imagenet"] = "cifar"
+    width: int = 64
+    # execution
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    threads: int = 0
+    seed: int = 0
+    num_workers: int = 2
+    prefetch_batches: int = 4
+    shuffle_chunks: int = 16
+    checkpoint_every: int = 0
+    log_every_steps: int = 1
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(message)
+
+        check(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        check(0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}")
+        check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(self.queue_size >= self.batch_size and self.queue_size % self.batch_size == 0,
+              f"queue_size must be a positive multiple of batch_size ({self.batch_size}), got {self.queue_size}")  # fmt: skip
+        check(all(d >= 1 for d in self.projector_dims), f"projector_dims must be positive, got {self.projector_dims}")
+        check(self.predictor_hidden >= 1, f"predictor_hidden must be >= 1, got {self.predictor_hidden}")
+        check(self.crop_size >= 8, f"crop_size must be >= 8 px, got {self.crop_size}")
+        lo, hi = self.local_scale
+        check(0 < lo <= hi <= 1, f"local_scale must satisfy 0 < min <= max <= 1, got {self.local_scale}")
+        check(0 < self.local_ratio[0] <= self.local_ratio[1], f"local_ratio must be 0 < min <= max, got {self.local_ratio}")
+        b, c, s, h = self.jitter
+        check(min(b, c, s) >= 0 and 0 <= h <= 0.5, f"jitter must be (brightness, contrast, saturation >= 0, hue in [0, 0.5]), got {self.jitter}")  # fmt: skip
+        for name in ("jitter_p", "grayscale_p", "blur_p"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}")
+        check(0 < self.blur_sigma[0] <= self.blur_sigma[1], f"blur_sigma must be 0 < min <= max, got {self.blur_sigma}")
+        check(self.rotation[0] <= self.rotation[1], f"rotation must be (min, max) degrees, got {self.rotation}")
+        check(self.width >= 1, f"width must be >= 1, got {self.width}")
+        check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
+        check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
+        check(self.prefetch_batches >= 1, f"prefetch_batches must be >= 1, got {self.prefetch_batches}")
+        check(self.shuffle_chunks >= 1, f"shuffle_chunks must be >= 1, got {self.shuffle_chunks}")
+        check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (0 = only last.pt), got {self.checkpoint_every}")
+        check(self.log_every_steps >= 1, f"log_every_steps must be >= 1, got {self.log_every_steps}")
+
+    @property
+    def effective_warmup_epochs(self) -> int:
+        """Warm-up epochs, capped at half the run so that short runs still decay."""
+        return min(self.warmup_epochs, self.epochs // 2)
+
+    @property
+    def embed_dim(self) -> int:
+        """Backbone output size (512 for the default width 64)."""
+        return 8 * self.width

@@ -1,0 +1,348 @@
+"""The training loop and its run directory.
+
+Run directory (``out``)::
+
+    config.yaml      the resolved TrainConfig (every setting, defaults included)
+    store.json       the store's path and fingerprint (slide ids, content fingerprints, cells)
+    metrics.jsonl    one JSON line per epoch: epoch, loss, lr, crops_per_s, seconds, ...
+    last.pt          the latest checkpoint (end of the last finished epoch), atomic
+    epoch_NNNN.pt    every ``checkpoint_every`` epochs, if set
+
+``--resume`` reloads ``last.pt``: model (query + momentum branches), queue, optimiser,
+schedule position, epoch and every RNG (torch, CUDA, numpy, python, augmentation); the data
+order is a pure function of (seed, epoch), so the resumed run is the straight run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from wsicell.config import to_mapping
+from wsicell.errors import CheckpointError, ConfigError, StoreError, WsicellError
+from wsicell.store import CellStore, SlideCells
+from wsicell.train import checkpoint, dist
+from wsicell.train.augment import Augment, to_float_batch
+from wsicell.train.config import RESUMABLE_CHANGES, TrainConfig
+from wsicell.train.data import CropLoader
+from wsicell.train.method import Method, build_method
+from wsicell.types import PathLikeStr
+
+LAST = "last.pt"
+
+
+# -- devices and precision -------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present (this rank's GPU under torchrun), else CPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", dist.local_rank())
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto``: bf16 on CUDA when supported (else fp16 + GradScaler); on CPU bf16 autocast
+    when the CPU has native bf16 matrix units (AMX / AVX512-BF16), else fp32 (measured in
+    docs/benchmarks.md)."""
+    if name != "auto":
+        if name == "fp16" and device.type == "cpu":
+            raise ConfigError("precision 'fp16' is for CUDA; on CPU use bf16 or fp32")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# -- schedule ----------------------------------------------------------------------------------
+def lr_at(step: int, *, config: TrainConfig, steps_per_epoch: int) -> float:
+    """Linear warm-up over the warm-up epochs, then cosine decay to ``min_lr`` (per step)."""
+    total = config.epochs * steps_per_epoch
+    warm = config.effective_warmup_epochs * steps_per_epoch
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# -- store and run directory -------------------------------------------------------------------
+def store_fingerprint(store: CellStore, slides: list[SlideCells]) -> dict[str, Any]:
+    rows = [{"id": s.id, "fingerprint": s.attrs.get("fingerprint", ""), "n_cells": s.n_cells} for s in slides]
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+    return {"path": str(Path(store.path).resolve()), "fingerprint": digest, "n_cells": sum(r["n_cells"] for r in rows), "slides": rows}
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _open_store(store: CellStore | PathLikeStr) -> CellStore:
+    return store if isinstance(store, CellStore) else CellStore.open(store)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "augment": generator.get_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+    }  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["augment"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_resume(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    current = to_mapping(config)
+    changed = sorted(
+        k for k in current if k not in RESUMABLE_CHANGES and _plain(saved.get(k)) != _plain(current[k])
+    )
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ConfigError(f"{path}: cannot resume with different settings ({details})")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+# -- the loop ----------------------------------------------------------------------------------
+def train(
+    *,
+    store: CellStore | PathLikeStr,
+    out: PathLikeStr,
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Train ``config.method`` on the crops of ``store``; returns the run directory ``out``.
+
+    ``stop_after`` ends this call after that many epochs (a time-boxed job); the schedule
+    is still the one of ``config.epochs`` and ``resume=True`` continues the run.
+    """
+    cells = _open_store(store)
+    slides = [s for s in cells.slides() if s.n_cells > 0]
+    if not slides:
+        raise StoreError(f"{cells.path}: the store has no cells to train on (no complete slide with cells)")
+    out = Path(out)
+    last = out / LAST
+    if resume and not last.exists():
+        raise CheckpointError(f"{last}: nothing to resume (no checkpoint in the run directory)")
+    if not resume and last.exists():
+        raise WsicellError(f"{out}: a run is already here; pass --resume to continue it or choose another --out")
+
+    device = resolve_device(config.device)
+    distributed = dist.init_from_env(device.type)
+    world, rank = dist.world_size(), dist.rank()
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
+    precision = resolve_precision(config.precision, device)
+    fingerprint = store_fingerprint(cells, slides)
+
+    loader = CropLoader(
+        slides, batch_size=config.batch_size // world, seed=config.seed, shuffle_chunks=config.shuffle_chunks,
+        num_workers=config.num_workers, prefetch=config.prefetch_batches, rank=rank, world_size=world,
+    )  # fmt: skip
+    steps = len(loader)
+    if steps == 0:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the {loader.n_cells} cells of {cells.path} "
+            f"(batches are always full); lower --batch-size"
+        )
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    method = build_method(config).to(device)
+    if config.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    params = [p for p in method.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
+    augment = Augment(config)
+
+    start_epoch = 0
+    if resume:
+        state = checkpoint.load(last)
+        _check_resume(state["config"], config, last)
+        if state.get("store_fingerprint") != fingerprint["fingerprint"]:
+            raise StoreError(f"{cells.path}: not the store this run was trained on (fingerprint differs); see {out / 'store.json'}")
+        method.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], generator)
+        start_epoch = int(state["epoch"])
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(_yaml_ready(to_mapping(config)), sort_keys=False))
+        write_text_atomic(out / "store.json", json.dumps(fingerprint, indent=1) + "\n")
+        _trim_metrics(out / "metrics.jsonl", start_epoch)
+
+    model: torch.nn.Module = method
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        model = torch.compile(model)
+
+    end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + max(0, stop_after))
+    bar = _Progress(enabled=progress and dist.is_main(), total=(end_epoch - start_epoch) * steps)
+    try:
+        for epoch in range(start_epoch, end_epoch):
+            record = _train_epoch(
+                model, method, loader, epoch=epoch, steps=steps, config=config, device=device, precision=precision,
+                optimizer=optimizer, scaler=scaler, augment=augment, generator=generator, bar=bar,
+            )  # fmt: skip
+            if dist.is_main():
+                state = {
+                    "config": to_mapping(config), "epoch": epoch + 1, "step": (epoch + 1) * steps,
+                    "model": method.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                    "rng": _rng_state(generator), "store_fingerprint": fingerprint["fingerprint"],
+                    "precision": precision, "world_size": world,
+                }  # fmt: skip
+                checkpoint.save(last, state)
+                if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
+                    checkpoint.save(out / f"epoch_{epoch + 1:04d}.pt", state)
+                with (out / "metrics.jsonl").open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            dist.barrier()
+    finally:
+        bar.close()
+    return out
+
+
+def _train_epoch(
+    model: torch.nn.Module, method: Method, loader: CropLoader, *, epoch: int, steps: int, config: TrainConfig,
+    device: torch.device, precision: str, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    augment: Augment, generator: torch.Generator, bar: _Progress,
+) -> dict[str, Any]:  # fmt: skip
+    method.train()
+    t0 = time.perf_counter()
+    total_loss = torch.zeros((), device=device)
+    crops = 0
+    lr = config.lr
+    for i, batch in enumerate(loader.epoch(epoch)):
+        lr = lr_at(epoch * steps + i, config=config, steps_per_epoch=steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = to_float_batch(batch.crops, size=config.crop_size, device=device)  # x: Bx3xSxS
+        views = method.views(x, augment=augment, generator=generator)
+        if config.channels_last:
+            views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+        with torch.autocast(device.type, dtype=AUTOCAST_DTYPE.get(precision, torch.bfloat16), enabled=precision != "fp32"):
+            output = model(*views)
+        loss = method.loss(output)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        method.after_step()
+        total_loss += loss.detach()
+        crops += len(batch.crops) * dist.world_size()
+        if (i + 1) % config.log_every_steps == 0 or i + 1 == steps:
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise WsicellError(
+                    f"training diverged: loss is {value} at epoch {epoch + 1} step {i + 1}; "
+                    f"lower --lr or use --precision fp32"
+                )
+            bar.update(i + 1 - bar.epoch_done, epoch=epoch + 1, loss=value, lr=lr, rate=crops / (time.perf_counter() - t0))
+            bar.epoch_done = i + 1
+    bar.epoch_done = 0
+    seconds = time.perf_counter() - t0
+    mean_loss = dist.all_reduce_mean(float(total_loss.item()) / steps, device)
+    return {
+        "epoch": epoch + 1, "loss": round(mean_loss, 6), "lr": lr, "crops_per_s": round(crops / seconds, 2),
+        "seconds": round(seconds, 3), "steps": steps, "load": round(os.getloadavg()[0], 2),
+    }  # fmt: skip
+
+
+def _trim_metrics(path: Path, keep_epochs: int) -> None:
+    """Keep the lines of epochs <= ``keep_epochs`` (a resumed run rewrites the rest)."""
+    if not path.exists():
+        path.write_text("")
+        return
+    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("epoch", 0) <= keep_epochs]
+    write_text_atomic(path, "".join(ln + "\n" for ln in kept))
+
+
+def _yaml_ready(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
+
+
+class _Progress:
+    """A rich progress bar with loss, lr and crops/s (or nothing when disabled)."""
+
+    def __init__(self, *, enabled: bool, total: int) -> None:
+        self.epoch_done = 0
+        self._progress = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[rate]:.0f} crops/s"),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+        )  # fmt: skip
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=total, epoch=0, loss=float("nan"), lr=0.0, rate=0.0)
+
+    def update(self, advance: int, **fields: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=advance, **fields)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,72 @@
+"""What a self-supervised method is, and the registry of methods.
+
+A method is an ``nn.Module`` that owns its heads (and any momentum copies or queues),
+draws its views from a batch of crops, computes its output and its loss, and hands out the
+backbone used for embeddings. Everything else — backbone, data, augmentation, the loop,
+the run directory, checkpoints — is shared, so a new method (SimCLR, SSLP) is a new file
+with a subclass plus one line in :data:`METHODS` and one name in ``config.METHODS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from wsicell.train.augment import Augment
+from wsicell.train.backbone import PreActResNet18
+from wsicell.train.config import TrainConfig
+from wsicell.train.loss import info_nce
+
+METHODS: dict[str, str] = {"ccrl": "wsicell.train.model:CCRL"}
+"""Method name -> "module:class" (imported on use)."""
+
+
+class Method(nn.Module, ABC):
+    """A training method on the shared backbone.
+
+    The loop calls, per step: ``views = method.views(x, augment=..., generator=...)``,
+    ``output = model(*views)`` (``model`` is the method, or its DDP wrapper), then
+    ``loss = method.loss(output)``, backward and the optimiser step, then ``after_step()``.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ("crops",)
+    """Per-cell store arrays the method's batches need (SSLP would add "centroid")."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @staticmethod
+    def make_backbone(config: TrainConfig) -> PreActResNet18:
+        return PreActResNet18(stem=config.stem, width=config.width)
+
+    @abstractmethod
+    def views(self, x: torch.Tensor, *, augment: Augment, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The augmented views of a batch ``x`` (Nx3xSxS float in [0, 1])."""
+
+    @abstractmethod
+    def forward(self, *views: torch.Tensor) -> Any:
+        """The method's output for its views (for contrastive methods: logits, labels)."""
+
+    def loss(self, output: Any) -> torch.Tensor:
+        logits, labels = output
+        return info_nce(logits, labels)
+
+    def after_step(self) -> None:  # noqa: B027 - optional hook
+        """Called after each optimiser step."""
+
+    @abstractmethod
+    def encoder(self, which: str = "momentum") -> nn.Module:
+        """The backbone that embeds cells: ``"momentum"`` (ensembling) or ``"query"``."""
+
+
+def build_method(config: TrainConfig) -> Method:
+    """A fresh method for ``config`` (weights from ``torch``'s current RNG)."""
+    module_name, cls_name = METHODS[config.method].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls(config)
