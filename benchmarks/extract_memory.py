@@ -35,11 +35,15 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_extract(slide: Path, workers: int) -> dict:
+def run_extract(slide: Path, workers: int, foreground: str | None) -> dict:
     store = WORK / f"mem-{slide.stem}.zarr"
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-c", "from wsicell.cli import main; main()", "extract", str(slide),
            "--out", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
+    if foreground:
+        config = WORK / f"mem-{foreground}.yaml"
+        config.write_text(f"segment:\n  foreground: {foreground}\n")
+        cmd += ["--config", str(config)]
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd)
     peak = 0
@@ -60,10 +64,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--foreground", choices=["classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
     args = ap.parse_args()
     big = mosaic_slide(args.side)
     load0 = os.getloadavg()
-    rows = [run_extract(Path(str(wsicell.SAMPLE_SLIDE)), args.workers), run_extract(big, args.workers)]
+    rows = [run_extract(Path(str(wsicell.SAMPLE_SLIDE)), args.workers, args.foreground),
+            run_extract(big, args.workers, args.foreground)]  # fmt: skip
+    print(f"segmenter foreground: {args.foreground or 'default'}; workers: {args.workers}")
     load1 = os.getloadavg()
     print(f"\nload average before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores, shared machine)")
     print("| slide | level-0 size | tissue tiles | cells | wall s | peak RSS (MB) | store (MB) |")

@@ -23,13 +23,17 @@ from pathlib import Path
 import numpy as np
 
 from wsicell.extract import ExtractConfig, extract_slides
+from wsicell.extract.pipeline import working_extent
 from wsicell.io.slide import open_slide
 from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
 from wsicell.io.tissue import detect_tissue
 from wsicell.segment import make_segmenter
+from wsicell.segment.config import SegmentConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slides import WORK, mosaic_slide  # noqa: E402
+
+WINDOW_ORIGIN = 2048  # level-0 x = y of the region's corner (inside the tissue of the mosaic)
 
 
 def raw_read(path: Path, boxes: list[tuple[int, int, int, int]], threads: int) -> float:
@@ -52,20 +56,46 @@ def raw_read(path: Path, boxes: list[tuple[int, int, int, int]], threads: int) -
     return time.perf_counter() - t0
 
 
+def stage_breakdown(path: Path, tiles: list, config: ExtractConfig, n: int = 6) -> dict[str, float]:
+    """Seconds per tile of each stage, one thread, on ``n`` tissue tiles spread over the list."""
+    from wsicell.segment import cells_from_labels
+
+    seg = make_segmenter(config.segment)
+    pick = [tiles[i] for i in np.linspace(0, len(tiles) - 1, min(n, len(tiles))).round().astype(int)]
+    totals = {"read + resample": 0.0, "segment": 0.0, "cells (crops, contours, features)": 0.0}
+    with open_slide(path) as slide:
+        scale = slide.grid_scale(config.mpp)
+        for t in pick:
+            t0 = time.perf_counter()
+            image = slide.read_grid((t.x, t.y), (t.size, t.size), mpp=config.mpp)
+            t1 = time.perf_counter()
+            labels = seg.segment(image, mpp=config.mpp)
+            t2 = time.perf_counter()
+            x0, y0, x1, y1 = t.core
+            cells_from_labels(image, labels, mpp=config.mpp, origin=(t.x * scale, t.y * scale), scale=scale,
+                              core=(x0 - t.x, y0 - t.y, x1 - t.x, y1 - t.y))  # fmt: skip
+            t3 = time.perf_counter()
+            for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                totals[key] += dt / len(pick)
+    return totals
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--side", type=int, default=30720)
-    ap.add_argument("--region", type=int, default=8192, help="side of the level-0 region (px)")
+    ap.add_argument("--region", type=int, default=4096, help="side of the level-0 region (px)")
+    ap.add_argument("--foreground", choices=["classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
     args = ap.parse_args()
     path = mosaic_slide(args.side)
-    region = (0, 0, args.region, args.region)
-    config = ExtractConfig(region=region)
+    region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
+    segment = SegmentConfig(foreground=args.foreground) if args.foreground else SegmentConfig()
+    config = ExtractConfig(region=region, segment=segment)
+    print(f"segmenter: {segment.method}, foreground {getattr(segment, 'foreground', 'haematoxylin')}")
     with open_slide(path) as slide:
         seg = make_segmenter(config.segment)
         scale = slide.grid_scale(config.mpp)
         tissue = detect_tissue(slide, method=config.tissue_method)
-        x1, y1 = slide.grid_size(config.mpp)
-        extent = (0, 0, min(x1, round(args.region / scale)), min(y1, round(args.region / scale)))
+        extent = working_extent(slide, config)
         tiles = tiles_over_tissue(tile_grid(extent, size=config.tile_size, overlap=config.overlap_px(seg.max_nucleus_um)),
                                   tissue, scale=scale)  # fmt: skip
     boxes = [tuple(round(v) for v in core_bounds_level0(t, scale)) for t in tiles]
@@ -94,6 +124,11 @@ def main() -> None:
     print(f"\nextraction / raw read: 1 worker {ext1 / read1:.2f}, 2 workers {ext2 / read2:.2f} "
           f"(target >= 0.5); extraction 2 / 1 workers: {ext2 / ext1:.2f}")  # fmt: skip
     print(f"load average during the run: {', '.join(f'{v:.1f}' for v in load)} (2 cores, shared machine)")
+    stages = stage_breakdown(path, tiles, config)
+    total = sum(stages.values())
+    print(f"\nper-tile stages ({config.tile_size} px tile incl. overlap, one thread):")
+    for key, seconds in stages.items():
+        print(f"  {key}: {seconds * 1000:.0f} ms ({seconds / total:.0%})")
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def test_cli_map_names_gzip_force_and_rerun(clustered: Path, sample_slide: Path,
     before = out.read_bytes()
     again = runner.invoke(main, args)
     assert again.exit_code == 1 and "already exists; pass --force" in again.output and "Traceback" not in again.output
-    forced = runner.invoke(main, [*args, "--force"])
-    assert forced.exit_code == 0
+    picture = tmp_path / "pictures" / "overlay.png"
+    forced = runner.invoke(main, [*args, "--force", "--png", str(picture), "--png-size", "512"])
+    assert forced.exit_code == 0, forced.output
+    assert cv2.imread(str(picture)).shape[0] == 512
     with gzip.open(out, "rb") as a:
         assert a.read() == gzip.decompress(before)  # same ids and content on rerun
 

@@ -52,3 +52,32 @@ def test_rejects_bad_input() -> None:
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         linear_probe(train_x=bad, train_y=y, test_x=x, test_y=y)
+
+
+def test_probe_runs_on_real_consep_tiles(tmp_path, shared_data) -> None:
+    import torch
+
+    from wsicell.config import to_mapping
+    from wsicell.evaluate.dataset import build_split_store
+    from wsicell.evaluate.linear import linear_markdown, probe_runs
+    from wsicell.train import checkpoint
+    from wsicell.train.config import TrainConfig
+    from wsicell.train.method import build_method
+
+    dataset = tmp_path / "tiles"
+    for split, names in (("train", ("train_1_000", "train_1_005", "train_2_010")), ("test", ("test_1_005", "test_2_006"))):
+        (dataset / split).mkdir(parents=True)
+        for name in names:
+            for suffix in (".jpg", ".npz"):
+                (dataset / split / f"{name}{suffix}").symlink_to(shared_data / "consep-tiles" / split / f"{name}{suffix}")
+    stores = {s: build_split_store(dataset=dataset, split=s, out=tmp_path / f"{s}.zarr", progress=False) for s in ("train", "test")}
+    torch.manual_seed(0)
+    config = TrainConfig(width=4, stem="cifar_pool", batch_size=8, queue_size=8)
+    run = tmp_path / "run"
+    state = {"config": to_mapping(config), "epoch": 1, "step": 1, "model": build_method(config).state_dict()}
+    checkpoint.save(run / "last.pt", state)
+    rows = probe_runs([run], train_store=stores["train"], test_store=stores["test"])
+    assert len(rows) == 1 and rows[0]["n_train"] > 50 and rows[0]["n_test"] > 20
+    assert 0.0 <= rows[0]["macro_f1"] <= 1.0
+    assert set(rows[0]["per_class_f1"]) <= {"other", "inflammatory", "epithelial", "spindle"}
+    assert "| run |" in linear_markdown(rows)

@@ -20,11 +20,11 @@ def test_parameter_ranges_follow_the_paper() -> None:
     p = params(TrainConfig(), local=False)
     for name in ("brightness", "contrast", "saturation"):
         v = getattr(p, name)
-        assert 0.6 <= v.min() and v.max() <= 1.4 and v.max() > 1.3 and v.min() < 0.7
+        assert v.min() >= 0.6 and v.max() <= 1.4 and v.max() > 1.3 and v.min() < 0.7
     assert -0.1 <= p.hue.min() < -0.09 and 0.09 < p.hue.max() <= 0.1
     assert 0 <= p.angle.min() < 5 and 175 < p.angle.max() <= 180
     blurred = p.sigma[p.sigma > 0]
-    assert 0.1 <= blurred.min() and blurred.max() <= 2.0
+    assert blurred.min() >= 0.1 and blurred.max() <= 2.0
     assert 0.4 < len(blurred) / N < 0.6  # blur_p 0.5
     assert 0.15 < p.gray.float().mean() < 0.25  # grayscale_p 0.2
     assert set(p.flip.unique().tolist()) == {-1.0, 1.0}

@@ -27,6 +27,7 @@ from wsicell.export.names import load_styles
 from wsicell.export.output import check_output
 from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
+from wsicell.progress import progress_bars
 from wsicell.store import CellStore, SlideCells
 from wsicell.types import PathLikeStr
 
@@ -75,7 +76,7 @@ def map_slide(
     out: PathLikeStr | None = None,
     names: PathLikeStr | None = None,
     object_type: ObjectType = "detection",
-    png: bool = False,
+    png: bool | PathLikeStr = False,
     png_size: int = 2048,
     force: bool = False,
     slide_mpp: float | None = None,
@@ -85,12 +86,13 @@ def map_slide(
 ) -> MapResult:
     """Write the GeoJSON (and with ``png`` the overlay picture) of one slide's clusters.
 
-    Every input is checked before anything is written: the outputs (exist without
+    ``png`` True writes the picture next to ``out`` (:func:`png_path`); a path writes it
+    there. Every input is checked before anything is written: the outputs (exist without
     ``force``), the slide file, the store, its clustering and the names file.
     """
     out = Path(out) if out is not None else default_output(slide_path)
     check_output(out, force=force)
-    picture = png_path(out) if png else None
+    picture = png_path(out) if png is True else (Path(png) if png else None)
     if picture is not None:
         check_output(picture, force=force)
     path = Path(slide_path)
@@ -108,23 +110,34 @@ def map_slide(
     slide = cells_store.find_slide(fingerprint=fp)
     added = slide is None
     if slide is None:
+        with open_slide(path, mpp=slide_mpp):  # unreadable, or no resolution: say so before any work
+            pass
         log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
         slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
     if not slide_labels_current(slide, clustering):
         slide = label_slide(cells_store.path, slide.id, clustering)
     counts = np.bincount(slide.array("cluster")[:], minlength=clustering.k)
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
-    stats = write_geojson(
-        out, iter_cells(slide), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
-        size=size, mpp=slide.mpp, object_type=object_type, cell_expansion_um=cell_expansion_um, force=force,
-    )  # fmt: skip
-    if picture is not None:
-        with open_slide(path, mpp=slide.mpp) as wsi:
-            thumb, factor = wsi.thumbnail(png_size)
-        chunks = ((c.contour, c.cluster) for c in iter_cells(slide))
-        title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({clustering.attrs.get('metric')})"]
-        image = overlay_picture(thumb, factor, chunks, styles=styles, counts=counts, title=title, mpp=slide.mpp)
-        save_png(image, picture, force=force)
+    with progress_bars(progress, unit="cells") as bars:
+        task = bars.add_task(out.name[:40], total=slide.n_cells, info="")
+        stats = write_geojson(
+            out, iter_cells(slide), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
+            size=size, mpp=slide.mpp, object_type=object_type, cell_expansion_um=cell_expansion_um, force=force,
+            progress=lambda m: bars.advance(task, m),
+        )  # fmt: skip
+        if picture is not None:
+            with open_slide(path, mpp=slide.mpp) as wsi:
+                thumb, factor = wsi.thumbnail(png_size)
+            task = bars.add_task(picture.name[:40], total=slide.n_cells, info="")
+
+            def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                for c in iter_cells(slide):
+                    yield c.contour, c.cluster
+                    bars.advance(task, len(c.cluster))
+
+            title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({clustering.attrs.get('metric')})"]
+            image = overlay_picture(thumb, factor, chunks(), styles=styles, counts=counts, title=title, mpp=slide.mpp)
+            save_png(image, picture, force=force)
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
 
 

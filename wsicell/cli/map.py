@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
@@ -22,7 +21,8 @@ from wsicell.cli.common import user_errors
 @click.option("--object-type", type=click.Choice(["detection", "cell"]), default="detection", show_default=True,
               help="QuPath object type; 'cell' adds the nucleus expanded by --cell-expansion as the cell.")  # fmt: skip
 @click.option("--cell-expansion", type=float, default=5.0, show_default=True, help="µm, for --object-type cell.")
-@click.option("--png", is_flag=True, help="Also write OUT-NAME.png: the thumbnail with nuclei coloured by cluster.")
+@click.option("--png", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Also write a PNG (PATH, or OUT-NAME.png): the thumbnail with nuclei coloured by cluster.")  # fmt: skip
 @click.option("--png-size", type=int, default=2048, show_default=True, help="Longest side of the PNG's thumbnail.")
 @click.option("--slide-mpp", type=float, help="Level-0 µm/px for a new slide whose metadata lacks it.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
@@ -30,7 +30,7 @@ from wsicell.cli.common import user_errors
 @user_errors
 def map_command(
     slide: Path, store: Path, out: Path | None, names: Path | None, object_type: str, cell_expansion: float,
-    png: bool, png_size: int, slide_mpp: float | None, force: bool, quiet: bool,
+    png: str | None, png_size: int, slide_mpp: float | None, force: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Write SLIDE's nuclei, coloured by cluster, as a GeoJSON FeatureCollection QuPath
     imports (File > Import objects, or drag the file onto the slide).
@@ -43,13 +43,12 @@ def map_command(
     from wsicell.progress import stderr_console
 
     console = stderr_console()
-    status = contextlib.nullcontext() if quiet else console.status(f"mapping {slide.name} ...")
-    with status:
-        result = map_slide(
-            slide, store=store, out=out, names=names, object_type=object_type, png=png, png_size=png_size,
-            force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, progress=not quiet,
-            log=(lambda m: None) if quiet else console.print,
-        )  # fmt: skip
+    result = map_slide(
+        slide, store=store, out=out, names=names, object_type=object_type,
+        png=(True if png == "" else Path(png)) if png is not None else False, png_size=png_size,
+        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, progress=not quiet,
+        log=(lambda m: None) if quiet else console.print,
+    )  # fmt: skip
     if quiet:
         return
     g = result.geojson

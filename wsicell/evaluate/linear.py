@@ -9,6 +9,7 @@ multinomial logistic regression (L-BFGS), L2 strength ``1 / C``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -70,3 +71,34 @@ def linear_probe(
         n_train=len(train_y),
         n_test=len(test_y),
     )
+
+
+def probe_runs(
+    runs: list[Path], *, train_store: Path, test_store: Path, encoder: str = "momentum", C: float = 1.0
+) -> list[dict]:
+    """The linear probe of each trained run: embeddings of a labelled train and test split
+    store (``wsicell.evaluate.dataset``) with the run's ``encoder``; one dict per run."""
+    from wsicell.evaluate.dataset import load_split
+    from wsicell.evaluate.protocol import embed
+
+    train, test = load_split(train_store), load_split(test_store)
+    rows = []
+    for run in runs:
+        result = linear_probe(
+            train_x=embed(run, train.crops, encoder=encoder), train_y=train.labels,
+            test_x=embed(run, test.crops, encoder=encoder), test_y=test.labels, C=C,
+        )  # fmt: skip
+        names = {i + 1: n for i, n in enumerate(test.class_names)}
+        row = result.as_dict()
+        row["per_class_f1"] = {names.get(int(k), k): v for k, v in row["per_class_f1"].items()}
+        rows.append({"run": str(run), **row})
+    return rows
+
+
+def linear_markdown(rows: list[dict]) -> str:
+    """A small table: run, macro F1 and accuracy (percent), per-class F1."""
+    lines = ["| run | linear macro F1 | accuracy | per-class F1 |", "|---|---|---|---|"]
+    for r in rows:
+        per_class = ", ".join(f"{k} {100 * v:.1f}" for k, v in r["per_class_f1"].items())
+        lines.append(f"| {Path(r['run']).name} | {100 * r['macro_f1']:.1f} | {100 * r['accuracy']:.1f} | {per_class} |")
+    return "\n".join(lines)

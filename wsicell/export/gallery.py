@@ -86,7 +86,8 @@ def gallery_picture(
         shade = (245, 245, 245) if c % 2 == 0 else (232, 232, 232)
         draw.rectangle([0, y, width, y + band_h[c]], fill=shade)
         draw.rectangle([0, y, 10, y + band_h[c]], fill=style.color)
-        draw.text((18, y + gap * 2), style.name, fill=(20, 20, 20), font=fb)
+        label = style.name if style.name == f"Cluster {c}" else f"{c}: {style.name}"
+        draw.text((18, y + gap * 2), label, fill=(20, 20, 20), font=fb)
         draw.text((18, y + gap * 2 + round(fsize * 1.6)),
                   f"{int(sizes[c]):,} cells ({100 * sizes[c] / total:.1f} %)", fill=(70, 70, 70), font=f)  # fmt: skip
         if len(cells) == 0:

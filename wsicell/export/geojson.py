@@ -16,7 +16,7 @@ import gzip
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +76,7 @@ def write_geojson(
     object_type: ObjectType = "detection",
     cell_expansion_um: float = 5.0,
     force: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportStats:
     """Write the cells as a QuPath GeoJSON FeatureCollection at ``path`` (.geojson[.gz]).
 
@@ -83,6 +84,7 @@ def write_geojson(
     ``object_type`` "cell" writes the nucleus expanded by ``cell_expansion_um`` (clipped to
     the slide) as the cell and the nucleus as ``nucleusGeometry``, as QuPath's cell detection
     does. Fails before writing anything if ``path`` exists and ``force`` is false.
+    ``progress(m)`` is called after each chunk of ``m`` cells.
     """
     if object_type not in ("detection", "cell"):
         raise ValueError(f"object_type must be 'detection' or 'cell', got {object_type!r}")
@@ -103,6 +105,8 @@ def write_geojson(
                 )  # fmt: skip
                 repaired += n_rep
                 skipped += n_skip
+                if progress is not None:
+                    progress(len(chunk.cluster))
                 if not feats:
                     continue
                 data = orjson.dumps(feats, option=orjson.OPT_SERIALIZE_NUMPY)

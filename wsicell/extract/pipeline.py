@@ -8,6 +8,7 @@ slides with the same content fingerprint and level-0 mpp, and redoes anything el
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -20,11 +21,11 @@ from wsicell.errors import ConfigError, SlideError, StoreError, WsicellError
 from wsicell.extract.config import ExtractConfig
 from wsicell.extract.runner import make_runner
 from wsicell.extract.tasks import TileJob, TileResult, run_tile
-from wsicell.extract.threshold import resolve_threshold
+from wsicell.extract.threshold import resolve_threshold, uses_threshold
 from wsicell.io.slide import Slide, find_slides, fingerprint, open_slide
 from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
 from wsicell.io.tissue import TissueMask, detect_tissue
-from wsicell.progress import NullProgress, progress_bars
+from wsicell.progress import progress_bars
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES, make_segmenter
 from wsicell.store import CellStore, SlideCells, slide_id_for
 from wsicell.types import PathLikeStr
@@ -190,7 +191,7 @@ def _extract_new(
     scale = slide.grid_scale(config.mpp)
     tissue = detect_tissue(slide, method=config.tissue_method, tissue_mpp=config.tissue_mpp,
                            margin_um=config.tissue_margin_um)  # fmt: skip
-    tiles = tiles_over_tissue(tile_grid(_extent(slide, config), size=config.tile_size, overlap=overlap),
+    tiles = tiles_over_tissue(tile_grid(working_extent(slide, config), size=config.tile_size, overlap=overlap),
                               tissue, scale=scale)  # fmt: skip
     segment = resolve_threshold(slide, config.segment, mpp=config.mpp, tissue=tissue) if tiles else config.segment
     width, height = slide.dimensions
@@ -198,7 +199,7 @@ def _extract_new(
         "path": str(path.resolve()), "name": path.name, "fingerprint": fp, "mpp": slide.mpp,
         "width": width, "height": height, "settings": settings_mapping(config),
         "working_mpp": config.mpp, "overlap_px": overlap, "tissue_fraction": tissue.fraction,
-        "segment_threshold": segment.threshold if segment.method == "watershed" else None,
+        "segment_threshold": segment.threshold if uses_threshold(segment) else None,
     }  # fmt: skip
     writer = cs.begin_slide(slide_id, attrs=attrs, crop_size=config.crop_size,
                             contour_points=CONTOUR_POINTS, feature_names=list(FEATURE_NAMES))  # fmt: skip
@@ -215,20 +216,19 @@ def _extract_new(
             bars.update(task, advance=1, info=f"{writer.n_cells:,} cells {rate:,.0f}/s")
         seconds = time.perf_counter() - t0
         n = writer.finish(n_tiles=len(tiles), seconds=round(seconds, 3))
-    except BaseException as exc:
-        if isinstance(exc, WsicellError | OSError):  # a bad file: drop the partial group
+    except (WsicellError, OSError) as exc:  # a bad file or a full disk: drop the partial group
+        with contextlib.suppress(OSError):
             cs.discard_slide(slide_id)
         if isinstance(exc, OSError):
             raise StoreError(f"{cs.path}: cannot write ({exc.strerror or exc})") from None
         raise
-    finally:
-        if not isinstance(bars, NullProgress):
-            bars.update(task, info=f"{writer.n_cells:,} cells")
+    finally:  # (an interrupt leaves the group incomplete: the next run redoes it)
+        bars.update(task, info=f"{writer.n_cells:,} cells")
     return SlideReport(str(path), slide_id, "done", n_cells=n, seconds=seconds, n_tiles=len(tiles),
                        megapixels=pixels / 1e6)  # fmt: skip
 
 
-def _extent(slide: Slide, config: ExtractConfig) -> tuple[int, int, int, int]:
+def working_extent(slide: Slide, config: ExtractConfig) -> tuple[int, int, int, int]:
     """The working-grid box to cover: the whole slide, or ``config.region``."""
     w, h = slide.grid_size(config.mpp)
     if config.region is None:

@@ -23,9 +23,14 @@ SAMPLE_WINDOWS = 8
 WINDOW = 512  # working px
 
 
+def uses_threshold(config: SegmentConfig) -> bool:
+    """Whether the segmenter thresholds haematoxylin (rather than a pixel classifier)."""
+    return config.method == "watershed" and getattr(config, "foreground", "haematoxylin") == "haematoxylin"
+
+
 def resolve_threshold(slide: Slide, config: SegmentConfig, *, mpp: float, tissue: TissueMask) -> SegmentConfig:
     """``config`` with a fixed threshold (unchanged if it already has one or is not watershed)."""
-    if config.method != "watershed" or config.threshold > 0:
+    if not uses_threshold(config) or config.threshold > 0:
         return config
     rows, cols = np.nonzero(tissue.mask)
     if len(rows) == 0:

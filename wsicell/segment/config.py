@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 SEGMENT_METHODS = ("watershed", "tiatoolbox")
+FOREGROUNDS = ("classifier", "haematoxylin")
 
 
 @dataclass(frozen=True)
@@ -20,25 +21,33 @@ class SegmentConfig:
     """
 
     method: Literal["watershed", "tiatoolbox"] = "watershed"
-    min_area_um2: float = 10.0
+    foreground: Literal["classifier", "haematoxylin"] = "classifier"
+    """watershed: how nucleus pixels are found: the in-project pixel classifier, or a
+    threshold on haematoxylin optical density (QuPath-like)."""
+    min_area_um2: float = 3.0
     """Smaller objects are dropped (debris, noise)."""
     max_area_um2: float = 400.0
     """Larger objects are dropped (clumps that could not be split, folds)."""
     max_diameter_um: float = 30.0
     """Objects whose bounding box is longer than this on a side are dropped; it bounds the
     nucleus size that tiles must overlap by (``Segmenter.max_nucleus_um``)."""
+    probability_threshold: float = 0.6
+    """classifier: pixels with a higher nucleus probability are foreground."""
+    interior_weight: float = 2.0
+    """classifier: weight of the "nucleus interior" probability added to the distance
+    transform (µm) before seeding the watershed; 0 = distance transform only."""
     smooth_sigma_um: float = 0.5
-    """Gaussian sigma applied to the haematoxylin channel before thresholding."""
+    """haematoxylin: Gaussian sigma applied to the channel before thresholding."""
     threshold: float = 0.0
-    """Haematoxylin optical-density threshold; 0 = automatic (Otsu on the tile's pixels,
-    never below ``min_threshold``)."""
-    min_threshold: float = 0.1
-    """Floor of the automatic threshold, so a tile without nuclei yields none."""
-    open_radius_um: float = 0.5
+    """haematoxylin: optical-density threshold; 0 = automatic (Otsu over the tile's tissue
+    pixels, never below ``min_threshold``)."""
+    min_threshold: float = 0.15
+    """haematoxylin: floor of the automatic threshold, so a tile without nuclei yields none."""
+    open_radius_um: float = 0.0
     """Radius of the morphological opening that removes specks and thin bridges."""
-    peak_min_distance_um: float = 2.5
+    peak_min_distance_um: float = 1.0
     """Watershed seeds: distance-transform maxima at least this far apart."""
-    peak_min_height_um: float = 1.0
+    peak_min_height_um: float = 0.25
     """Watershed seeds: only maxima at least this far inside the mask (a smaller object
     keeps a single seed)."""
     distance_smooth_um: float = 0.5
@@ -51,6 +60,10 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         if self.method not in SEGMENT_METHODS:
             raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
+        if self.foreground not in FOREGROUNDS:
+            raise ValueError(f"foreground must be one of {', '.join(FOREGROUNDS)}, got {self.foreground!r}")
+        if not 0 < self.probability_threshold < 1:
+            raise ValueError(f"probability_threshold must be in (0, 1), got {self.probability_threshold}")
         positive = {
             "min_area_um2": self.min_area_um2,
             "max_area_um2": self.max_area_um2,
@@ -67,6 +80,7 @@ class SegmentConfig:
             "open_radius_um": self.open_radius_um,
             "peak_min_height_um": self.peak_min_height_um,
             "distance_smooth_um": self.distance_smooth_um,
+            "interior_weight": self.interior_weight,
         }
         for name, value in non_negative.items():
             if not value >= 0:

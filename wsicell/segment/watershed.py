@@ -1,8 +1,12 @@
-"""The default segmenter: haematoxylin threshold + distance-transform watershed (no weights).
+"""The default segmenter: foreground mask + distance-transform watershed (no downloaded weights).
 
-Modelled on QuPath's built-in cell detection. Every step is OpenCV/numpy on the whole tile
-except the watershed itself, which runs only on the bounding box of each connected object
-holding two or more seeds (most nuclei are isolated and need no split).
+Modelled on QuPath's built-in cell detection. The foreground is either the in-project pixel
+classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train; default) or a
+threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
+nuclei are split by a watershed of the distance transform (plus, with the classifier, its
+"nucleus interior" probability), seeded at its maxima. Everything is OpenCV/numpy on the
+whole tile except the watershed itself (scikit-image), which runs only over the pixels of
+objects holding two or more seeds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from skimage.segmentation import watershed
 
 from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
+from wsicell.segment.pixels import PixelClassifier
 from wsicell.segment.stain import haematoxylin
 from wsicell.types import LabelImage, RGBImage
 
@@ -27,14 +32,26 @@ class WatershedSegmenter(Segmenter):
     def __init__(self, config: SegmentConfig | None = None) -> None:
         self.config = config or SegmentConfig()
         self.max_nucleus_um = self.config.max_diameter_um
+        self._classifier: PixelClassifier | None = None
+
+    @property
+    def classifier(self) -> PixelClassifier:
+        if self._classifier is None:
+            self._classifier = PixelClassifier.default()
+        return self._classifier
 
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:
         check_image(image, mpp)
         c = self.config
-        h = haematoxylin(image)  # HxW float32 optical density
-        h = _blur(h, c.smooth_sigma_um / mpp)
-        threshold = c.threshold or max(otsu_on_tissue(image, h), c.min_threshold)
-        mask = (h > threshold).astype(np.uint8)
+        if c.foreground == "classifier":
+            prob = self.classifier.probability(image, mpp=mpp)  # HxWx2: nucleus, interior
+            mask = (prob[..., 0] > c.probability_threshold).astype(np.uint8)
+            extra = c.interior_weight * _blur(prob[..., 1], 0.25 / mpp) if c.interior_weight else None
+        else:
+            h = _blur(haematoxylin(image), c.smooth_sigma_um / mpp)  # HxW optical density
+            threshold = c.threshold or max(otsu_on_tissue(image, h), c.min_threshold)
+            mask = (h > threshold).astype(np.uint8)
+            extra = None
         radius = round(c.open_radius_um / mpp)
         if radius >= 1:
             mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disk(radius))
@@ -46,13 +63,14 @@ class WatershedSegmenter(Segmenter):
         if small.any():
             comp[small[comp]] = 0
         mask = (comp > 0).astype(np.uint8)
+        dist_um = _blur(cv2.distanceTransform(mask, cv2.DIST_L2, 5), c.distance_smooth_um / mpp) * mpp
+        landscape = dist_um if extra is None else dist_um + extra
         labels = split_touching(
-            mask,
             comp,
             n,
+            landscape=landscape,
+            seed_ok=dist_um >= c.peak_min_height_um,
             min_distance_px=c.peak_min_distance_um / mpp,
-            min_height_px=c.peak_min_height_um / mpp,
-            smooth_px=c.distance_smooth_um / mpp,
         )
         return filter_sizes(
             labels,
@@ -99,39 +117,35 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def split_touching(
-    mask: np.ndarray,
     comp: np.ndarray,
     n_comp: int,
     *,
+    landscape: np.ndarray,
+    seed_ok: np.ndarray,
     min_distance_px: float,
-    min_height_px: float,
-    smooth_px: float,
 ) -> np.ndarray:
-    """Split objects of ``comp`` (connected components of ``mask``) by a watershed of the
-    distance transform, seeded at its maxima; returns HxW int32 labels."""
-    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
-    dist = _blur(dist, smooth_px)
+    """Split the objects of ``comp`` (HxW int32 connected components, ``n_comp`` labels
+    including background) by a watershed of ``-landscape`` seeded at the landscape's local
+    maxima that are ``min_distance_px`` apart and where ``seed_ok``. Objects with one seed
+    or none stay whole. Returns HxW int32 labels."""
     radius = max(1, round(min_distance_px))
-    peaks = (dist >= cv2.dilate(dist, _disk(radius))) & (dist >= max(min_height_px, 0.5)) & (mask > 0)
+    peaks = (landscape >= cv2.dilate(landscape, _disk(radius))) & seed_ok & (comp > 0)
     n_seeds, seeds = cv2.connectedComponents(peaks.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     labels = comp.astype(np.int32, copy=True)
     if n_seeds <= 2:
         return labels
-    # component of each seed (any pixel of the seed; seeds lie inside one component)
     ys, xs = np.nonzero(seeds)
     seed_comp = np.zeros(n_seeds, np.int64)
-    seed_comp[seeds[ys, xs]] = comp[ys, xs]
+    seed_comp[seeds[ys, xs]] = comp[ys, xs]  # the object each seed lies in
     per_comp = np.bincount(seed_comp[1:], minlength=n_comp)
     per_comp[0] = 0
-    multi = np.flatnonzero(per_comp >= 2)
-    if len(multi) == 0:
+    is_multi = per_comp >= 2
+    if not is_multi.any():
         return labels
     # one watershed call over the pixels of the multi-seed objects only
-    is_multi = np.zeros(n_comp, bool)
-    is_multi[multi] = True
     region = is_multi[comp]
     markers = np.where(region, seeds, 0)
-    split = watershed(-dist, markers, mask=region)
+    split = watershed(-landscape, markers, mask=region)
     labels[region] = split[region] + n_comp  # seed ids are unique: new labels
     return labels
 

@@ -255,6 +255,28 @@ def train(
     return out
 
 
+def train_step(
+    model: torch.nn.Module, method: Method, crops: np.ndarray, *, config: TrainConfig, device: torch.device,
+    precision: str, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, augment: Augment,
+    generator: torch.Generator,
+) -> torch.Tensor:  # fmt: skip
+    """One optimisation step on a batch of uint8 crops (BxSxSx3): views, forward, loss,
+    backward, optimiser, ``after_step``. Returns the detached loss."""
+    x = to_float_batch(crops, size=config.crop_size, device=device)  # x: Bx3xSxS
+    views = method.views(x, augment=augment, generator=generator)
+    if config.channels_last:
+        views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+    with torch.autocast(device.type, dtype=AUTOCAST_DTYPE.get(precision, torch.bfloat16), enabled=precision != "fp32"):
+        output = model(*views)
+    loss = method.loss(output)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    method.after_step()
+    return loss.detach()
+
+
 def _train_epoch(
     model: torch.nn.Module, method: Method, loader: CropLoader, *, epoch: int, steps: int, config: TrainConfig,
     device: torch.device, precision: str, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -269,19 +291,11 @@ def _train_epoch(
         lr = lr_at(epoch * steps + i, config=config, steps_per_epoch=steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = to_float_batch(batch.crops, size=config.crop_size, device=device)  # x: Bx3xSxS
-        views = method.views(x, augment=augment, generator=generator)
-        if config.channels_last:
-            views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
-        with torch.autocast(device.type, dtype=AUTOCAST_DTYPE.get(precision, torch.bfloat16), enabled=precision != "fp32"):
-            output = model(*views)
-        loss = method.loss(output)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        method.after_step()
-        total_loss += loss.detach()
+        loss = train_step(
+            model, method, batch.crops, config=config, device=device, precision=precision, optimizer=optimizer,
+            scaler=scaler, augment=augment, generator=generator,
+        )  # fmt: skip
+        total_loss += loss
         crops += len(batch.crops) * dist.world_size()
         if (i + 1) % config.log_every_steps == 0 or i + 1 == steps:
             value = float(loss.item())

@@ -66,16 +66,19 @@ class CCRL(Method):
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """FIFO with wrap-around: write ``keys`` (NxD) at the pointer; the oldest go first."""
+        """FIFO with wrap-around: write ``keys`` (NxD) at the pointer; the oldest go first.
+
+        Pure tensor arithmetic on the pointer (no ``.item()``: no device sync per step).
+        """
         keys = keys.detach().to(self.queue.dtype)
         size = self.queue.shape[0]
         n = keys.shape[0]
-        ptr = int(self.queue_ptr.item())
+        ptr = self.queue_ptr
         if n > size:  # only the newest K survive
-            ptr, keys = (ptr + n - size) % size, keys[-size:]
-        idx = (ptr + torch.arange(keys.shape[0], device=keys.device)) % size
+            ptr, keys, n = (ptr + n - size) % size, keys[-size:], size
+        idx = (ptr + torch.arange(n, device=keys.device)) % size
         self.queue[idx] = keys
-        self.queue_ptr[0] = (ptr + keys.shape[0]) % size
+        self.queue_ptr.copy_((ptr + n) % size)
 
     # -- the method -------------------------------------------------------------------
     def views(self, x: torch.Tensor, *, augment: Augment, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,32 +53,57 @@ def sslp_targets(
         raise ValueError(f"intra_gate must be 'cluster' or 'none', got {intra_gate!r}")
     batch = batch_index.detach().cpu().numpy().astype(np.int64)  # (B,)
     b = len(batch)
-    n_total = neighbours.n_cells
     rows = [neighbours.of(int(i)) for i in batch]
     nbr_anchor = np.repeat(np.arange(b), [len(r) for r in rows])  # pair -> batch position
     nbr_cell = np.concatenate(rows) if rows else np.zeros(0, np.int64)  # pair -> neighbour id
-    filled_np = filled.detach().cpu().numpy()
     extra = np.setdiff1d(nbr_cell, batch)
-    extra = extra[filled_np[extra]] if len(extra) else extra  # (E,)
+    if len(extra):  # only rows already in the bank (read just those: the bank may be on a GPU)
+        extra = extra[_take(filled, extra)]  # (E,)
 
-    device = labels.device
-    cand_cell = torch.from_numpy(np.concatenate([batch, batch, extra])).to(device)  # (M,)
-    anchor_cell = torch.from_numpy(np.concatenate([batch, batch])).to(device)  # (2B,)
+    cand_cell = np.concatenate([batch, batch, extra])  # (M,)
+    anchor_cell = np.concatenate([batch, batch])  # (2B,)
     a, m = 2 * b, len(cand_cell)
     same_cell = anchor_cell[:, None] == cand_cell[None, :]  # (2B, M)
-    excluded = torch.zeros(a, m, dtype=torch.bool, device=device)
-    excluded[torch.arange(a), torch.arange(a)] = True
-    weights = self_weight * (same_cell & ~excluded).float()
+    excluded = np.zeros((a, m), dtype=bool)
+    excluded[np.arange(a), np.arange(a)] = True
+    weights = np.zeros((a, m), dtype=np.float32)
+    weights[same_cell & ~excluded] = self_weight
 
-    la, lc = labels[anchor_cell], labels[cand_cell]
+    la, lc = _take(labels, anchor_cell), _take(labels, cand_cell)
     same_cluster = (la[:, None] == lc[None, :]) & (la[:, None] >= 0)  # (2B, M)
     if inter_weight > 0:
-        weights += inter_weight * (same_cluster & ~same_cell).float()
+        weights += inter_weight * (same_cluster & ~same_cell)
     if intra_weight > 0 and len(nbr_cell):
-        pair_keys = torch.from_numpy(batch[nbr_anchor] * n_total + nbr_cell).to(device)
-        keys = anchor_cell[:, None] * n_total + cand_cell[None, :]  # (2B, M)
-        spatial = torch.isin(keys, pair_keys)
+        spatial = _spatial_matrix(batch, extra, nbr_anchor, nbr_cell)  # (2B, M)
         if intra_gate == "cluster":
             spatial &= same_cluster
-        weights += intra_weight * spatial.float()
-    return SSLPTargets(bank_index=torch.from_numpy(extra), weights=weights, excluded=excluded)
+        weights += intra_weight * spatial
+    return SSLPTargets(
+        bank_index=torch.from_numpy(extra), weights=torch.from_numpy(weights), excluded=torch.from_numpy(excluded)
+    )
+
+
+def _take(values: torch.Tensor, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` as numpy, gathering on ``values``' device first."""
+    return values[torch.from_numpy(index).to(values.device)].cpu().numpy()
+
+
+def _spatial_matrix(batch: np.ndarray, extra: np.ndarray, pair_anchor: np.ndarray, pair_cell: np.ndarray) -> np.ndarray:
+    """(2B, 2B + E) bool: anchor view of batch position p vs every column holding a neighbour
+    of p (both views of a neighbour in the batch, or its bank row)."""
+    b = len(batch)
+    out = np.zeros((2 * b, 2 * b + len(extra)), dtype=bool)
+    order = np.argsort(batch, kind="stable")
+    loc = np.minimum(np.searchsorted(batch[order], pair_cell), b - 1)
+    hit = batch[order][loc] == pair_cell  # neighbour is in the batch
+    p, q = pair_anchor[hit], order[loc[hit]]
+    for rows in (p, p + b):
+        out[rows, q] = True
+        out[rows, q + b] = True
+    if len(extra):
+        loc = np.minimum(np.searchsorted(extra, pair_cell), len(extra) - 1)
+        hit = extra[loc] == pair_cell  # neighbour comes from the bank (extra is sorted)
+        p, col = pair_anchor[hit], 2 * b + loc[hit]
+        out[p, col] = True
+        out[p + b, col] = True
+    return out
