@@ -31,8 +31,10 @@ lint: $(STAMP)
 
 # Optional deep-learning segmenters (HoVer-Net & co.). tiatoolbox pins torch/numpy/dask
 # tightly, so it goes in without its pins, over the measured set of its import-time needs.
+# The main environment's versions are frozen as constraints first, so nothing in it moves.
 tiatoolbox: $(STAMP)
-	$(BIN)/python -m pip install --quiet -r requirements-tiatoolbox.txt
+	$(BIN)/python -m pip list --format=freeze --exclude-editable > $(VENV)/constraints-main.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints-main.txt -r requirements-tiatoolbox.txt
 	$(BIN)/python -m pip install --quiet --no-deps tiatoolbox==2.1.3
 
 clean:

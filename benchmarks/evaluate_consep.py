@@ -7,6 +7,12 @@ Trains the fast CPU configuration once per seed (and the ablations), scores the 
 prints the table beside the paper's rows and whether each of AMI / ARI / purity beats the
 paper's CCRL, with the load average (the reference machine is shared: times are noisy).
 Results and runs go to benchmarks/_work/evaluate (reused when run again).
+
+    .venv/bin/python benchmarks/evaluate_consep.py --select RUN [RUN ...]
+
+scores choices on the TRAIN split's labels only (never the test labels): each run's (and a
+random-init encoder's) embeddings clustered by cosine k-means, Euclidean k-means on raw and
+on standardised features. This is how the clustering metric and the configuration were chosen.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--baselines", default="all")
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--ablation-seeds", type=int, default=None, help="train ablations for the first N seeds only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "evaluate")
+    parser.add_argument("--select", type=Path, nargs="*", help="runs to compare on the train split's labels")
     args = parser.parse_args()
 
     import torch
@@ -40,10 +48,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     config = load_config(TrainConfig, args.config, threads=args.threads)
+    if args.select is not None:
+        select(args, config)
+        return
     started = time.time()
     results = run_protocol(
         dataset=args.dataset, out=args.out, config=config, seeds=list(range(args.seeds)),
-        baselines=parse_baselines(args.baselines), ablations=not args.no_ablations, progress=False,
+        baselines=parse_baselines(args.baselines), ablations=not args.no_ablations,
+        ablation_seeds=args.ablation_seeds, progress=False,
         log=lambda m: print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {m}", flush=True),
     )  # fmt: skip
     print()
@@ -55,6 +67,26 @@ def main() -> None:
         verdict = "beats" if ours > paper else "misses"
         print(f"  {metric:7s} ours {ours:5.1f} ± {100 * main_row['std'][metric]:.1f}   paper {paper:5.1f}   {verdict} by {ours - paper:+.1f}")
     print(f"total {time.time() - started:.0f} s, load average {os.getloadavg()}")
+
+
+def select(args: argparse.Namespace, config) -> None:
+    """Clustering choices scored against the TRAIN labels (model selection without test labels)."""
+    from wsicell.embed import embed_crops
+    from wsicell.evaluate.baselines import random_encoder, standardise
+    from wsicell.evaluate.dataset import build_split_store, load_split
+    from wsicell.evaluate.protocol import cluster_and_score, embed
+
+    store = build_split_store(dataset=args.dataset, split="train", out=args.out / "cells" / "train.zarr", progress=False)
+    cells = load_split(store)
+    candidates = {"random-init": embed_crops(random_encoder(stem=config.stem, width=config.width, seed=0), cells.crops)}
+    for run in args.select:
+        for ckpt in sorted(run.glob("epoch_*.pt")) or [run]:
+            candidates[f"{run.name}/{ckpt.stem}"] = embed(ckpt, cells.crops, encoder="momentum")
+    print(f"train split: {len(cells)} cells; load {os.getloadavg()[0]:.1f}")
+    for name, x in candidates.items():
+        for label, data, spherical in (("cosine", x, True), ("euclidean", x, False), ("standardised", standardise(x), False)):
+            s = cluster_and_score(data, cells.labels, seed=0, spherical=spherical)
+            print(f"  {name:40s} {label:12s} AMI {100 * s.ami:5.1f}  ARI {100 * s.ari:5.1f}  purity {100 * s.purity:5.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -111,16 +111,22 @@ def run_naive(store: Path, out: Path) -> None:
 
 
 def measure(mode: str, store: Path, out: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", mode, str(store), str(out)],
                           capture_output=True, text=True, check=False)  # fmt: skip
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB (max over children so far)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = after.ru_maxrss / 1024  # MiB (max over children so far)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"mode": mode, "seconds": seconds, "peak_mib": peak, "mib": out.stat().st_size / 2**20,
-            "load": os.getloadavg()[0], **info}  # fmt: skip
+    row = {"mode": mode, "seconds": seconds, "cpu": cpu, "peak_mib": peak, "mib": out.stat().st_size / 2**20,
+           "load": os.getloadavg()[0], **info}  # fmt: skip
+    print(f"  {out.name}: {seconds:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak:.0f} MiB, load {row['load']:.1f}",
+          flush=True)  # fmt: skip
+    return row
 
 
 def main() -> None:
@@ -146,9 +152,9 @@ def main() -> None:
         rows.append(measure("naive", store, WORK / "bench-naive.geojson"))
     print(f"\n{args.n:,} nuclei, 33-point rings, {len(FEATURES) + 2} measurements each "
           f"({os.cpu_count()} cores; peak RSS is the max over the subprocesses run so far, in order)")
-    print(f"{'writer':<14} {'seconds':>8} {'peak RSS MiB':>13} {'file MiB':>9} {'features':>10}  load(1 min)")
+    print(f"{'writer':<14} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'file MiB':>9} {'features':>10}  load")
     for r in rows:
-        print(f"{r['mode']:<14} {r['seconds']:>8.1f} {r['peak_mib']:>13.0f} {r['mib']:>9.0f} "
+        print(f"{r['mode']:<14} {r['seconds']:>8.1f} {r['cpu']:>8.1f} {r['peak_mib']:>13.0f} {r['mib']:>9.0f} "
               f"{r['written']:>10,}  {r['load']:.1f}")  # fmt: skip
     for f in WORK.glob("bench-*.geojson*"):
         f.unlink()

@@ -16,13 +16,13 @@ from wsicell.train.loop import train
 
 
 @pytest.fixture(scope="module")
-def run(extracted_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One short epoch of a full-width (512-d) backbone with the fast stem."""
+def run(crop_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short epoch of a full-width (512-d) backbone with the fast stem, on real crops."""
     config = TrainConfig(
         epochs=1, batch_size=256, queue_size=512, stem="imagenet", momentum=0.9, device="cpu", precision="fp32",
         threads=1, warmup_epochs=0,
     )  # fmt: skip
-    return train(store=extracted_store, out=tmp_path_factory.mktemp("embed") / "run", config=config, progress=False)
+    return train(store=crop_store, out=tmp_path_factory.mktemp("embed") / "run", config=config, progress=False)
 
 
 @pytest.fixture()
@@ -65,6 +65,9 @@ def test_store_embeddings_match_embed_crops(run: Path, store: Path) -> None:
     direct = embed_crops(model, np.asarray(s.array("crops")[:64]), batch_size=20)
     assert direct.shape == (64, 512) and direct.dtype == np.float32
     np.testing.assert_allclose(np.asarray(s.array("embedding")[:64], dtype=np.float32), direct, rtol=2e-3, atol=2e-3)
+    fast = embed_crops(model, np.asarray(s.array("crops")[:64]), precision="bf16")
+    cos = (fast * direct).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(direct, axis=1)
+    assert cos.min() > 0.99  # bf16 autocast: the same features to ~2-3 digits
 
 
 def test_momentum_and_query_encoders_differ(run: Path, store: Path) -> None:

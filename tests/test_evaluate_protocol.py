@@ -16,10 +16,11 @@ from wsicell.cli import main
 from wsicell.cli.evaluate import parse_baselines
 from wsicell.errors import ConfigError
 
+FAST_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "ccrl-cpu-fast.yaml")
 TRAIN = ["train_1_000", "train_1_005", "train_2_006", "train_3_009", "train_4_010", "train_5_006"]
 TEST = ["test_1_005", "test_2_010", "test_3_006"]
 TINY = ["epochs=2", "batch_size=32", "queue_size=64", "width=8", "stem=imagenet", "checkpoint_every=1",
-        "warmup_epochs=0", "threads=2", "num_workers=1"]  # fmt: skip
+        "warmup_epochs=0", "threads=1", "num_workers=1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
     weights = tmp_path / "resnet18.pth"  # random weights: checks the local-file plumbing only
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
     out = tmp_path / "results"
-    args = ["evaluate", "--dataset", str(dataset), "--config", "configs/ccrl-cpu-fast.yaml", "--seeds", "1",
+    args = ["evaluate", "--dataset", str(dataset), "--config", FAST_CONFIG, "--seeds", "1",
             "--baselines", "all", "--ablations", "--imagenet-weights", str(weights), "--out", str(out), "--quiet"]  # fmt: skip
     for item in TINY:
         args += ["--set", item]
@@ -81,7 +82,7 @@ def test_cli_errors(tmp_path: Path):
     runner = CliRunner()
     result = runner.invoke(main, ["evaluate", "--dataset", str(tmp_path / "none"), "--model", "x", "--config", "y"])
     assert result.exit_code == 1 and "cannot be combined" in result.output
-    result = runner.invoke(main, ["evaluate", "--dataset", str(tmp_path / "none"), "--config", "configs/ccrl-cpu-fast.yaml",
+    result = runner.invoke(main, ["evaluate", "--dataset", str(tmp_path / "none"), "--config", FAST_CONFIG,
                                   "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
     assert result.exit_code == 1 and "dataset folder not found" in result.output and "Traceback" not in result.output
     assert parse_baselines("all") == ["morphology", "manual", "random", "imagenet"]

@@ -16,7 +16,8 @@ from wsicell.io.pyramid import write_pyramidal_tiff
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES
 from wsicell.store import CellStore
 
-REGION = (300, 900, 1500, 2100)  # level-0 box with dense tissue: ~1/4 of the sample
+REGION = (300, 900, 1500, 2100)  # level-0 box with dense tissue: ~1/5 of the sample
+SMALL = (500, 1200, 1300, 1800)  # a smaller one, for tests about the machinery
 
 
 def test_extracted_store_contents(extracted_store: Path, sample_slide: Path) -> None:
@@ -38,7 +39,7 @@ def test_extracted_store_contents(extracted_store: Path, sample_slide: Path) -> 
     assert (centroid[:, 0] < 2220).all() and (centroid[:, 1] < 2967).all()
     assert len(np.unique(centroid.round(1), axis=0)) == n  # no duplicates at seams
     area = s.array("features")[:, FEATURE_NAMES.index("area_um2")]
-    assert (area >= 10).all() and 15 < np.median(area) < 80  # nuclei-sized objects, µm²
+    assert (area >= ExtractConfig().segment.min_area_um2).all() and np.median(area) < 100  # nucleus-sized, µm²
     assert crops[:256].mean() < 200  # dark nuclei in the middle of the crops, not background
 
 
@@ -49,18 +50,25 @@ def _cells(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_two_tile_sizes_give_the_same_nuclei(tmp_path: Path, sample_slide: Path) -> None:
     runs = {}
-    for size in (512, 768):
-        extract_slides([sample_slide], store=tmp_path / f"{size}.zarr", config=ExtractConfig(tile_size=size),
-                       progress=False)  # fmt: skip
+    for size in (512, 768):  # seams fall in different places
+        config = ExtractConfig(tile_size=size, region=REGION)
+        extract_slides([sample_slide], store=tmp_path / f"{size}.zarr", config=config, progress=False)
         runs[size] = _cells(tmp_path / f"{size}.zarr")
     (ca, xa, fa), (cb, xb, fb) = runs[512], runs[768]
-    assert len(ca) == len(cb) > 1000
+    assert len(ca) == len(cb) > 500
     dist, match = cKDTree(cb).query(ca)
     assert dist.max() < 1.0  # every nucleus found at the same place
     assert len(np.unique(match)) == len(ca)  # one to one
     exact = dist == 0  # measured: all of them, crops and features identical too
     assert exact.mean() > 0.99
-    assert np.array_equal(xa[exact], xb[match[exact]]) and np.allclose(fa[exact], fb[match[exact]])
+    assert np.array_equal(xa[exact], xb[match[exact]])
+    fa, fb = fa[exact], fb[match[exact]]
+    # orientation is undefined for round nuclei (float noise flips it); same axis otherwise
+    angle, ecc = FEATURE_NAMES.index("orientation_deg"), FEATURE_NAMES.index("eccentricity")
+    turn = np.abs(fa[:, angle] - fb[:, angle]) % 180
+    assert (np.minimum(turn, 180 - turn)[fa[:, ecc] > 0.1] < 0.01).all()
+    fa[:, angle] = fb[:, angle] = 0
+    assert np.allclose(fa, fb)
 
 
 def test_rerun_skips_complete_and_refuses_other_settings(tmp_path: Path, extracted_store: Path, sample_slide: Path) -> None:
@@ -75,13 +83,13 @@ def test_rerun_skips_complete_and_refuses_other_settings(tmp_path: Path, extract
 
 
 def test_region_threads_and_slide_mpp(tmp_path: Path, sample_slide: Path) -> None:
-    config = ExtractConfig(region=REGION, tile_size=512)
+    config = ExtractConfig(region=SMALL, tile_size=512)
     one = extract_slide(sample_slide, store=tmp_path / "a.zarr", config=config, workers=1, progress=False)
     two = extract_slide(sample_slide, store=tmp_path / "b.zarr", config=config, workers=2, progress=False)
     c1 = one.array("centroid")[:]
     assert len(c1) > 200 and np.array_equal(c1, two.array("centroid")[:])  # same order too
     assert np.array_equal(one.array("crops")[:], two.array("crops")[:])
-    x0, y0, x1, y1 = REGION
+    x0, y0, x1, y1 = SMALL
     assert ((c1 >= (x0, y0)) & (c1 < (x1, y1))).all()
     # another level-0 mpp for the same file: redone in place (same slide id), not skipped
     redo = extract_slide(sample_slide, store=tmp_path / "a.zarr", config=config, slide_mpp=0.25, progress=False)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from wsicell.cli import main
 from wsicell.store import CellStore
 
-FAST = ["--set", "width=8", "--set", "crop_size=16", "--set", "threads=1", "--set", "queue_size=512", "--device", "cpu"]
+FAST = ["--set", "width=8", "--set", "crop_size=16", "--set", "threads=1", "--set", "queue_size=1024", "--device", "cpu"]
 
 
 def invoke(*args: str):
@@ -23,10 +23,10 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
     store = tmp_path / "cells.zarr"
     shutil.copytree(extracted_store, store)
     run = tmp_path / "runs" / "ccrl"
-    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "2", "--batch-size", "256",
+    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "2", "--batch-size", "512",
                     "--lr", "0.002", "--precision", "bf16", "--quiet", "--set", "stop_after=1", *FAST)  # fmt: skip
     assert result.exit_code != 0 and "stop_after" in result.output  # not a setting
-    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "1", "--batch-size", "256",
+    result = invoke("train", "--store", str(store), "--out", str(run), "--epochs", "1", "--batch-size", "512",
                     "--lr", "0.002", "--precision", "bf16", "--quiet", *FAST)  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -49,7 +49,7 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
         (["--set", "nonsense=1"], "unknown setting(s) nonsense"),
         (["--set", "novalue"], "expected KEY=VALUE"),
         (["--set", "local_global=maybe"], "expected true/false"),
-        (["--batch-size", "8192", "--set", "queue_size=8192"], "cells of"),
+        (["--batch-size", "65536", "--set", "queue_size=65536"], "batch_size 65536 is larger than the"),
     ],
 )
 def test_train_bad_settings(extracted_store: Path, tmp_path: Path, extra: list[str], message: str) -> None:

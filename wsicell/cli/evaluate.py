@@ -41,6 +41,7 @@ def parse_baselines(value: str) -> list[str]:
 @click.option("--baselines", default="all", show_default=True,
               help="all, none, or a comma-separated list of: " + ", ".join(BASELINE_CHOICES) + ".")  # fmt: skip
 @click.option("--ablations", is_flag=True, help="Also train the paper's ablations (w/o local-global, w/o predictor) and score the query encoder.")
+@click.option("--ablation-seeds", type=click.IntRange(1), help="Train the ablations for only the first N seeds (default: all).")
 @click.option("--curve/--no-curve", default=True, show_default=True,
               help="Score every saved epoch checkpoint of the first seed's run (accuracy vs training time).")  # fmt: skip
 @click.option("--imagenet-weights", type=click.Path(path_type=Path),
@@ -54,7 +55,7 @@ def parse_baselines(value: str) -> list[str]:
 @user_errors
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
-    curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...], train_split: str, test_split: str,
+    ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...], train_split: str, test_split: str,
     out: Path, quiet: bool,
 ) -> None:  # fmt: skip
     """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
@@ -90,7 +91,7 @@ def evaluate_command(
 
     results = run_protocol(
         dataset=dataset, out=out, config=config, seeds=list(range(seeds)), baselines=names, ablations=ablations,
-        model=model, with_curve=curve, imagenet_weights=imagenet_weights, train_split=train_split,
+        ablation_seeds=ablation_seeds, model=model, with_curve=curve, imagenet_weights=imagenet_weights, train_split=train_split,
         test_split=test_split, progress=not quiet, log=log,
     )  # fmt: skip
     click.echo(markdown(results))

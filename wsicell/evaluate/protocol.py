@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from wsicell.errors import WsicellError
 from wsicell.evaluate.metrics import ClusterScores, mean_std, score_clusters
 from wsicell.types import PathLikeStr
 
@@ -37,6 +38,8 @@ ABLATIONS = {
     "w/o predictor": ({"predictor": False}, "momentum"),
 }
 KMEANS_RESTARTS = 10
+STORE_CROP = 32
+"""Crop size of the split stores (extraction's default); models resize to their own crop_size."""
 
 Log = Callable[[str], None]
 
@@ -96,8 +99,17 @@ def epochs_done(run: Path) -> int:
 
 def ensure_trained(*, store: Path, run: Path, config: Any, progress: bool, log: Log) -> Path:
     """Train ``config`` on ``store`` into ``run`` unless a finished run is already there."""
+    import yaml
+
+    from wsicell.train.config import RESUMABLE_CHANGES
     from wsicell.train.loop import LAST, train
 
+    if (run / "config.yaml").exists():
+        saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        wanted = _plain(dataclasses.asdict(config))
+        differ = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+        if differ:
+            raise WsicellError(f"{run}: a run with other settings ({', '.join(differ)}) is there; use another --out")
     if (run / LAST).exists() and epochs_done(run) >= config.epochs:
         log(f"reusing finished run {run}")
         return run
@@ -123,18 +135,26 @@ def ccrl_rows(
     config: Any,
     seeds: list[int],
     ablations: bool,
+    ablation_seeds: int | None = None,
     progress: bool,
     log: Log,
 ) -> list[Row]:
-    """CCRL (and, if asked, its ablations), one training run per seed and variant."""
+    """CCRL (and, if asked, its ablations), one training run per seed and variant.
+
+    Ablations that need their own training run use the first ``ablation_seeds`` seeds
+    (default: all); the query-encoder ablation reuses CCRL's runs, so it has every seed.
+    """
+    n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
     main = Row(name="CCRL (this config)", kind="ccrl")
     variants: list[tuple[Row, dict, str, Row | None]] = [(main, {}, "momentum", None)]
     if ablations:
         for name, (changes, encoder) in ABLATIONS.items():
             row = Row(name=name, kind="ablation")
             variants.append((row, changes, encoder, main if not changes else None))
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
         for row, changes, encoder, shares in variants:
+            if changes and i >= n_ablation:
+                continue
             cfg = dataclasses.replace(config, seed=seed, **changes)
             tag = "ccrl" if not changes else "ccrl-" + "-".join(f"no-{k.replace('_', '-')}" for k in changes)
             run = runs / f"{tag}-seed{seed}"
@@ -169,6 +189,7 @@ def baseline_rows(
     seeds: list[int],
     stem: str,
     width: int,
+    crop_size: int,
     imagenet_weights: PathLikeStr | None,
     log: Log,
 ) -> tuple[list[Row], list[str]]:
@@ -193,9 +214,10 @@ def baseline_rows(
                 row.seeds.append(seed)
             row.note = "visual vocabulary (64 words) fitted on the train split"
         elif name == "random":
-            row = Row(name=f"Random-init encoder (ResNet-18, {stem} stem, width {width})", kind="baseline")
+            row = Row(name=f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", kind="baseline")
             for seed in seeds:
-                x = embed_crops(B.random_encoder(stem=stem, width=width, seed=seed), test_cells.crops)
+                model = B.random_encoder(stem=stem, width=width, seed=seed)
+                x = embed_crops(model, test_cells.crops, crop_size=crop_size)
                 row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
                 row.seeds.append(seed)
         elif name == "imagenet":
@@ -225,6 +247,7 @@ def run_protocol(
     seeds: list[int],
     baselines: list[str],
     ablations: bool = False,
+    ablation_seeds: int | None = None,
     model: PathLikeStr | None = None,
     with_curve: bool = True,
     imagenet_weights: PathLikeStr | None = None,
@@ -243,10 +266,9 @@ def run_protocol(
 
     out = Path(out)
     started = time.time()
-    crop_size = config.crop_size if config is not None else 32
     stores = {
         split: build_split_store(dataset=dataset, split=split, out=out / "cells" / f"{split}.zarr",
-                                 crop_size=crop_size, progress=progress)
+                                 crop_size=STORE_CROP, progress=progress)
         for split in (train_split, test_split)
     }  # fmt: skip
     train_cells, test_cells = load_split(stores[train_split]), load_split(stores[test_split])
@@ -256,11 +278,10 @@ def run_protocol(
     points: list[dict] = []
     if model is not None:
         row = Row(name=f"CCRL ({Path(model).name})", kind="ccrl")
-        for encoder_row, encoder in ((row, "momentum"),):
-            x = embed(model, test_cells.crops, encoder=encoder)
-            for seed in seeds:
-                encoder_row.scores.append(cluster_and_score(x, test_cells.labels, seed=seed, spherical=True))
-                encoder_row.seeds.append(seed)
+        x = embed(model, test_cells.crops, encoder="momentum")
+        for seed in seeds:
+            row.scores.append(cluster_and_score(x, test_cells.labels, seed=seed, spherical=True))
+            row.seeds.append(seed)
         run_dir = Path(model) if Path(model).is_dir() else Path(model).parent
         row.train_seconds = [train_seconds(run_dir)]
         rows.append(row)
@@ -268,14 +289,19 @@ def run_protocol(
     elif config is not None:
         rows += ccrl_rows(
             train_store=stores[train_split], test_crops=test_cells.crops, test_labels=test_cells.labels,
-            runs=out / "runs", config=config, seeds=seeds, ablations=ablations, progress=progress, log=log,
+            runs=out / "runs", config=config, seeds=seeds, ablations=ablations, ablation_seeds=ablation_seeds,
+            progress=progress, log=log,
         )  # fmt: skip
         if with_curve:
             points = curve(run=out / "runs" / f"ccrl-seed{seeds[0]}", test_crops=test_cells.crops,
                            test_labels=test_cells.labels, seed=seeds[0], log=log)  # fmt: skip
-    stem, width = (config.stem, config.width) if config is not None else ("cifar_pool", 64)
+    if config is None:  # the architecture of the evaluated run
+        from wsicell.embed import load_encoder
+
+        config = load_encoder(model, device="cpu")[1]  # type: ignore[arg-type]
     base_rows, skipped = baseline_rows(
-        names=baselines, train_cells=train_cells, test_cells=test_cells, seeds=seeds, stem=stem, width=width,
+        names=baselines, train_cells=train_cells, test_cells=test_cells, seeds=seeds, stem=config.stem,
+        width=config.width, crop_size=config.crop_size,
         imagenet_weights=imagenet_weights, log=log,
     )  # fmt: skip
     rows += base_rows
@@ -284,7 +310,7 @@ def run_protocol(
         "dataset": str(dataset), "train_split": train_split, "test_split": test_split,
         "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
         "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
-        "config": None if config is None else _plain(dataclasses.asdict(config)),
+        "config": _plain(dataclasses.asdict(config)),
         "model": None if model is None else str(model),
         "rows": [r.as_dict() for r in rows], "curve": points, "skipped": skipped,
         "seconds": round(time.time() - started, 1), "load": [round(v, 2) for v in os.getloadavg()],

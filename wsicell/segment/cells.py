@@ -42,19 +42,19 @@ MIN_WINDOW_PX = 4
 FEATURE_NAMES: tuple[str, ...] = (
     # shape (physical units; lengths in µm, areas in µm², angles in degrees)
     "area_um2",  # pixel count x mpp²
-    "perimeter_um",  # contour length through boundary-pixel centres + pi px (pixel-edge offset)
-    "convex_area_um2",  # convex hull of the pixel centres, grown to pixel edges
+    "perimeter_um",  # length of the (pixel-edge, resampled) contour polygon
+    "convex_area_um2",  # area of that polygon's convex hull
     "equivalent_diameter_um",  # diameter of the disc of the same area
     "major_axis_um",  # 4 sqrt(largest eigenvalue of the pixel covariance), as scikit-image
     "minor_axis_um",
-    "max_feret_um",  # longest distance between two hull points + 1 px
+    "max_feret_um",  # longest distance between two boundary-pixel centres + 1 px
     "eccentricity",  # of the ellipse with the same second moments, 0 = circle
     "orientation_deg",  # major axis angle from +x towards +y (image down), in [-90, 90]
     "aspect_ratio",  # major / minor axis
     "circularity",  # 4 pi area / perimeter²
     "roundness",  # 4 area / (pi major²)
     "solidity",  # area / convex area
-    "convexity",  # convex hull perimeter / perimeter
+    "convexity",  # convex hull perimeter / perimeter (of the contour polygon)
     "extent",  # area / bbox area
     # stain (Ruifrok-Johnston colour deconvolution, optical density)
     "haematoxylin_od_mean",
@@ -159,9 +159,6 @@ def cells_from_labels(
     crops = np.empty((n, crop_size, crop_size, 3), np.uint8)
     contours = np.empty((n, CONTOUR_POINTS, 2), np.float64)
     bbox_px = np.empty((n, 4), np.int64)  # tile px, half-open
-    perim = np.empty(n)
-    hull_area = np.empty(n)
-    hull_perim = np.empty(n)
     feret = np.empty(n)
     hulls: list[np.ndarray] = []
     for row, pos in enumerate(sel):
@@ -170,11 +167,7 @@ def cells_from_labels(
         bbox_px[row] = (sx.start, sy.start, sx.stop, sy.stop)
         sub = (labels[sy, sx] == label).astype(np.uint8)
         contour = _outer_contour(sub) + (sx.start, sy.start)  # m x 2, tile px (pixel centres)
-        perim[row] = cv2.arcLength(contour.astype(np.float32).reshape(-1, 1, 2), True) + math.pi
         hull = cv2.convexHull(contour.astype(np.float32).reshape(-1, 1, 2)).reshape(-1, 2)
-        hp = cv2.arcLength(hull.reshape(-1, 1, 2), True) if len(hull) > 1 else 0.0
-        hull_perim[row] = hp + math.pi
-        hull_area[row] = (abs(cv2.contourArea(hull)) if len(hull) > 2 else 0.0) + hp / 2 + 1
         feret[row] = _max_distance(hull) + 1
         contours[row] = _resample(contour, CONTOUR_POINTS)
         hulls.append(hull)
@@ -182,6 +175,11 @@ def cells_from_labels(
         crops[row] = _crop(image, cx[pos], cy[pos], side, crop_size)
 
     contours = _valid_polygons(contours, hulls, cx[sel], cy[sel], a[sel])
+    polygons = shapely.polygons(contours)
+    convex = shapely.convex_hull(polygons)
+    perim = shapely.length(polygons)
+    hull_area = np.maximum(shapely.area(convex), 1e-9)
+    hull_perim = shapely.length(convex)
     s = sel
     mpp2 = mpp * mpp
     bw = (bbox_px[:, 2] - bbox_px[:, 0]).astype(np.float64)
@@ -300,7 +298,7 @@ def _offset(polys: np.ndarray, distance: float) -> np.ndarray:
     tangent = np.roll(polys, -1, axis=-2) - np.roll(polys, 1, axis=-2)
     norm = np.sqrt((tangent**2).sum(-1, keepdims=True))
     tangent = tangent / np.maximum(norm, 1e-9)
-    normal = np.stack([tangent[..., 1], -tangent[..., 0]], axis=-1)  # outward for screen-ccw
+    normal = np.stack([-tangent[..., 1], tangent[..., 0]], axis=-1)  # outward for screen-ccw
     return polys + distance * normal
 
 

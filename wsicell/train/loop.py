@@ -283,6 +283,8 @@ def _train_epoch(
     augment: Augment, generator: torch.Generator, bar: _Progress,
 ) -> dict[str, Any]:  # fmt: skip
     method.train()
+    # augmentation randomness is a pure function of (seed, epoch, rank): exact resume on every rank
+    generator.manual_seed(int(np.random.SeedSequence([config.seed, epoch, dist.rank()]).generate_state(1)[0]))
     t0 = time.perf_counter()
     total_loss = torch.zeros((), device=device)
     crops = 0
