@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--ablation-seeds", type=int, default=None, help="train ablations for the first N seeds only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "evaluate")
-    parser.add_argument("--select", type=Path, nargs="*", help="runs to compare on the train split's labels")
+    parser.add_argument("--select", type=Path, nargs="*", help="runs / checkpoints to compare on the train split's labels")
     args = parser.parse_args()
 
     import torch
@@ -79,9 +79,9 @@ def select(args: argparse.Namespace, config) -> None:
     store = build_split_store(dataset=args.dataset, split="train", out=args.out / "cells" / "train.zarr", progress=False)
     cells = load_split(store)
     candidates = {"random-init": embed_crops(random_encoder(stem=config.stem, width=config.width, seed=0), cells.crops)}
-    for run in args.select:
-        for ckpt in sorted(run.glob("epoch_*.pt")) or [run]:
-            candidates[f"{run.name}/{ckpt.stem}"] = embed(ckpt, cells.crops, encoder="momentum")
+    for run in args.select:  # a run directory (its last.pt) or a checkpoint file
+        name = f"{run.parent.name}/{run.stem}" if run.is_file() else run.name
+        candidates[name] = embed(run, cells.crops, encoder="momentum")
     print(f"train split: {len(cells)} cells; load {os.getloadavg()[0]:.1f}")
     for name, x in candidates.items():
         for label, data, spherical in (("cosine", x, True), ("euclidean", x, False), ("standardised", standardise(x), False)):

@@ -68,7 +68,7 @@ def test_two_tile_sizes_give_the_same_nuclei(tmp_path: Path, sample_slide: Path)
     turn = np.abs(fa[:, angle] - fb[:, angle]) % 180
     assert (np.minimum(turn, 180 - turn)[fa[:, ecc] > 0.1] < 0.01).all()
     fa[:, angle] = fb[:, angle] = 0
-    assert np.allclose(fa, fb)
+    assert np.allclose(fa, fb, rtol=1e-4, atol=1e-4)  # float noise of moments at other offsets
 
 
 def test_rerun_skips_complete_and_refuses_other_settings(tmp_path: Path, extracted_store: Path, sample_slide: Path) -> None:

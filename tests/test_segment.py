@@ -214,3 +214,16 @@ def test_consep_tiles_detection_well_above_chance(shared_data):
         random_total = r if random_total is None else random_total + r
     assert total.f1 > 0.45
     assert total.f1 > 2 * random_total.f1
+
+
+def test_pixel_classifier_probabilities(region):
+    from wsicell.segment.pixels import FEATURES, PixelClassifier, pixel_features
+
+    image, mpp = region
+    features = pixel_features(image[:64, :80], mpp=mpp)
+    assert features.shape == (len(FEATURES), 64, 80) and features.dtype == np.float32
+    prob = PixelClassifier.default().probability(image[:64, :80], mpp=mpp)
+    assert prob.shape == (2, 64, 80)
+    assert (prob >= 0).all() and (prob <= 1).all()
+    white = PixelClassifier.default().probability(np.full((32, 32, 3), 245, np.uint8), mpp=mpp)
+    assert white[0].max() < 0.5  # blank glass is not nucleus

@@ -20,7 +20,7 @@ def parse_k(value: str | None) -> int | str | None:
 
 @click.command("cluster", epilog="Example: wsicell cluster --store cells.zarr -k auto --k-max 15 --seed 0")
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The cell store (embedded).")
-@click.option("-k", "k", metavar="K|auto", help="Number of clusters, or 'auto' (best silhouette) [default: auto].")
+@click.option("-k", "k", metavar="K|auto", help="Number of clusters, or 'auto' (elbow rule) [default: auto].")
 @click.option("--k-max", type=int, help="Largest k tried by -k auto [default: 20].")
 @click.option("--k-min", type=int, help="Smallest k tried by -k auto [default: 2].")
 @click.option("--iterations", type=int, help="k-means iterations [default: 25].")
@@ -80,15 +80,16 @@ def cluster_command(
 def k_curve_table(choice):  # noqa: ANN001, ANN201 - rich types imported lazily
     from rich.table import Table
 
-    table = Table(title=f"-k auto: best silhouette ({choice.n_points:,} cells)")
+    table = Table(title=f"-k auto: elbow of the explained variance ({choice.n_points:,} cells)",
+                  caption="★ best silhouette (for information; the elbow is the rule, see docs/clustering.md)")
     for name in ("k", "objective", "explained variance", "", "silhouette", "choice"):
         table.add_column(name, justify="left" if name in ("", "choice") else "right")
     best = max(p.explained for p in choice.curve) or 1.0
     for p in choice.curve:
-        bar = "█" * max(0, round(20 * p.explained / best))
-        mark = "[bold green]◀ chosen[/]" if p.k == choice.k else ""
-        if p.k == choice.elbow_k:
-            mark += " (elbow)"
+        bar = "█" * max(0, round(12 * p.explained / best))
+        mark = "[bold green]◀ elbow[/]" if p.k == choice.k else ""
+        if p.k == choice.silhouette_k:
+            mark += " ★"
         table.add_row(str(p.k), f"{p.objective:,.1f}", f"{p.explained:.3f}", bar, f"{p.silhouette:.3f}", mark)
     return table
 

@@ -1,13 +1,17 @@
-"""`-k auto`: the k of best silhouette on a sample, with the explained-variance curve shown.
+"""`-k auto`: the elbow of the explained-variance curve of k-means on a sample.
 
 Rule (documented in docs/clustering.md): run k-means (k-means++ seeding, restarts) for
-every k in k_min..k_max on the same random sample of cells; score each clustering by the
-mean silhouette (cosine or Euclidean, as the metric) of a fixed 3,000-cell subsample;
-choose the k of highest silhouette. Next to it the table shows the explained variance
-EV(k) = 1 - SSE(k) / SST (SST = the k = 1 objective) and the elbow of that curve (the
-point farthest above the chord of the normalised curve, Kneedle), which the SimCLR
-histopathology paper read by eye. The elbow is shown, not used: on clear synthetic blobs
-it picks k too small whenever k_max is close to the true k, where the silhouette does not.
+every k in k_min..k_max on the same random sample of cells. Explained variance
+EV(k) = 1 - SSE(k) / SST, where SST is the k = 1 objective (squared distances to the
+sample mean; for cosine, to the mean direction on the sphere), so EV(1) = 0 anchors the
+curve. Scale k and EV to [0, 1] over 1..k_max and choose the k farthest above the chord
+from the first to the last point (the "knee" of Satopaa et al. 2011, Kneedle): the elbow
+the SimCLR histopathology paper read off this curve by eye, made automatic.
+
+The elbow needs k_max well above the true k (at least ~2x; default 20). The mean
+silhouette of a 3,000-cell subsample is shown next to it for information: it finds
+separated blobs even with a small k_max, but on real cell embeddings (which overlap) it
+answers k = 2 almost always, which is why it is not the rule.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ class KCurvePoint:
 
 @dataclass(frozen=True)
 class KChoice:
-    k: int  # the choice: best silhouette
+    k: int  # the choice: the elbow of the explained variance
     curve: list[KCurvePoint]
     n_points: int
-    elbow_k: int  # the elbow of the explained variance, for information
+    silhouette_k: int  # the k of best silhouette, for information
 
 
 def elbow(ks: list[int], explained: list[float]) -> int:
@@ -75,8 +79,8 @@ def choose_k(
             progress(1)
     knee = elbow([1] + [p.k for p in curve], [0.0] + [p.explained for p in curve])
     scored = [p for p in curve if np.isfinite(p.silhouette)]
-    best = max(scored, key=lambda p: p.silhouette).k if scored else knee
-    return KChoice(best, curve, len(x), knee)
+    best_silhouette = max(scored, key=lambda p: p.silhouette).k if scored else knee
+    return KChoice(knee, curve, len(x), best_silhouette)
 
 
 def total_sum_of_squares(x: np.ndarray, *, spherical: bool) -> float:

@@ -10,8 +10,8 @@ from typing import Literal
 class ClusterConfig:
     """How to cluster a store's embeddings with FAISS k-means.
 
-    ``k`` is the number of clusters or ``"auto"`` (best silhouette over ``k_min..k_max`` on
-    ``auto_sample_size`` points; see docs/clustering.md).
+    ``k`` is the number of clusters or ``"auto"`` (elbow of the explained variance over
+    ``k_min..k_max`` on ``auto_sample_size`` points; see docs/clustering.md).
     k-means trains on a uniform random sample of ``sample_size`` cells (all of them are
     used: FAISS's default of 256 points per centroid is lifted), then every cell is assigned
     to its nearest centroid in batches of ``batch_size`` rows.

@@ -116,7 +116,8 @@ def cluster_store(
         + (" (unit-normalised embeddings)" if config.spherical else ""),
         "model": store.root.attrs.get("embedding_model"), "created": created,
         "k_auto": None if choice is None else {
-            "rule": "best silhouette", "elbow_k": choice.elbow_k,
+            "rule": "elbow of explained variance (Kneedle, anchored at k = 1)",
+            "silhouette_k": choice.silhouette_k,
             "curve": [p.__dict__ for p in choice.curve],
         },
         "complete": False,

@@ -44,54 +44,71 @@ def _hessian(x: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_features(image: RGBImage, *, mpp: float) -> np.ndarray:
-    """HxWxF float32 filter responses (F = len(FEATURES)) of an RGB tile at ``mpp``."""
-    od = optical_density(image)  # HxWx3
-    od = _g(od, 0.5 / mpp)
-    h = od @ HED_FROM_RGB[:, 0]
-    e = od @ HED_FROM_RGB[:, 1]
+    """FxHxW float32 filter responses (F = len(FEATURES), one contiguous plane each) of an
+    RGB tile at ``mpp``."""
+    height, width = image.shape[:2]
+    out = np.empty((len(FEATURES), height, width), np.float32)
+    od = _g(optical_density(image), 0.5 / mpp)  # HxWx3
+    w_h, w_e = HED_FROM_RGB[:, 0], HED_FROM_RGB[:, 1]
+    h = od[..., 0] * w_h[0] + od[..., 1] * w_h[1] + od[..., 2] * w_h[2]
+    e = od[..., 0] * w_e[0] + od[..., 1] * w_e[1] + od[..., 2] * w_e[2]
     px = 1.0 / mpp  # pixels per µm
-    out = [od[..., 0], od[..., 1], od[..., 2], h, e]
-    out += [_g(h, 1 * px), _g(h, 2 * px), _g(h, 4 * px), _g(e, 2 * px)]
-    for s in (1, 2, 3):
-        sp = s * px
-        out.append(-cv2.Laplacian(_g(h, sp), cv2.CV_32F, ksize=3) * sp**2)
+    g1, g2, g4 = _g(h, 1 * px), _g(h, 2 * px), _g(h, 4 * px)
+    planes = [od[..., 0], od[..., 1], od[..., 2], h, e, g1, g2, g4, _g(e, 2 * px)]
+    for s, smoothed in ((1, g1), (2, g2), (3, _g(h, 3 * px))):
+        planes.append(-cv2.Laplacian(smoothed, cv2.CV_32F, ksize=3) * (s * px) ** 2)
     for s in (1, 3):
-        hi, lo = _hessian(h, s * px)
-        out += [hi, lo]
-    g1 = _g(h, 1 * px)
+        planes += list(_hessian(h, s * px))
     gx = cv2.Sobel(g1, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g1, cv2.CV_32F, 0, 1, ksize=3)
-    out.append(np.sqrt(gx**2 + gy**2) * px)
-    m2 = _g(h, 2 * px)
-    out.append(np.sqrt(np.maximum(_g(h * h, 2 * px) - m2 * m2, 0)))
-    out.append(h - _g(h, 8 * px))
-    return np.stack([np.asarray(o, np.float32) for o in out], axis=-1)
+    planes.append(np.sqrt(gx**2 + gy**2) * px)
+    planes.append(np.sqrt(np.maximum(_g(h * h, 2 * px) - g2 * g2, 0)))
+    planes.append(h - _g(h, 8 * px))
+    for i, plane in enumerate(planes):
+        out[i] = plane
+    return out
+
+
+CHUNK = 1 << 16
+"""Pixels per matrix product (keeps the hidden layer in cache)."""
 
 
 class PixelClassifier:
-    """Standardise the features, then a ReLU MLP with a sigmoid output."""
+    """Standardise the features, then a ReLU MLP with sigmoid outputs (nucleus, interior)."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.mean = np.asarray(mean, np.float32)
-        self.std = np.asarray(std, np.float32)
-        self.layers = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
+        mean = np.asarray(mean, np.float64)
+        std = np.asarray(std, np.float64)
+        w0, b0 = (np.asarray(v, np.float64) for v in layers[0])
+        # fold the standardisation into the first layer: ((x - m) / s) W + b = x (W / s) + b'
+        first = ((w0 / std[:, None]).T, b0 - (mean / std) @ w0)
+        rest = [(np.asarray(w, np.float64).T, np.asarray(b, np.float64)) for w, b in layers[1:]]
+        # column-major use: y (out x N) = W^T (out x in) @ x (in x N) + b
+        self.layers = [(w.astype(np.float32), b.astype(np.float32)[:, None]) for w, b in [first, *rest]]
 
     @classmethod
     def default(cls) -> PixelClassifier:
         from wsicell.segment import pixel_weights as pw
 
+        if tuple(pw.FEATURES) != FEATURES:
+            raise RuntimeError("pixel_weights.py was trained on other features; retrain (see train_pixels.py)")
         return cls(pw.MEAN, pw.STD, [(w, b) for w, b in zip(pw.WEIGHTS, pw.BIASES, strict=True)])
 
     def probability(self, image: RGBImage, *, mpp: float) -> np.ndarray:
-        """HxWx2 float32 probabilities: nucleus, nucleus interior (>= 1 µm from its outline)."""
+        """KxHxW float32 probabilities: [0] nucleus, [1] nucleus interior (>= 1 µm inside)."""
         f = pixel_features(image, mpp=mpp)
-        return self.predict(f.reshape(-1, f.shape[-1])).reshape(*f.shape[:2], -1)
+        return self.predict(f.reshape(f.shape[0], -1)).reshape(-1, *f.shape[1:])
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """N x 2 float32 probabilities of N x F features."""
-        x = (features - self.mean) / self.std
-        for i, (w, b) in enumerate(self.layers):
-            x = x @ w + b
-            if i < len(self.layers) - 1:
-                np.maximum(x, 0, out=x)
-        return (1 / (1 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
+        """K x N float32 probabilities of F x N features."""
+        n = features.shape[1]
+        out = np.empty((self.layers[-1][0].shape[0], n), np.float32)
+        for start in range(0, n, CHUNK):
+            x = features[:, start : start + CHUNK]
+            for i, (w, b) in enumerate(self.layers):
+                x = w @ x + b
+                if i < len(self.layers) - 1:
+                    np.maximum(x, 0, out=x)
+            np.clip(x, -30, 30, out=x)
+            out[:, start : start + CHUNK] = 1 / (1 + np.exp(-x))
+        return out

@@ -19,18 +19,32 @@ import numpy as np
 
 from wsicell.segment.pixels import FEATURES, pixel_features
 
+STAIN_SCALE = (0.7, 3.0)
+"""Range of the random optical-density scale of the stain-augmented copy of each tile
+(whole slides are often stained 2-3x darker than CoNSeP)."""
 
-def sample_pixels(folder: Path, *, mpp: float, per_tile: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+
+def stain_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The tile with its optical density scaled (overall and slightly per channel)."""
+    scale = rng.uniform(*STAIN_SCALE) * rng.uniform(0.9, 1.1, size=3)
+    od = -np.log((image.astype(np.float64) + 1) / 256)
+    return np.clip(256 * np.exp(-od * scale) - 1, 0, 255).round().astype(np.uint8)
+
+
+def sample_pixels(
+    folder: Path, *, mpp: float, per_tile: int, seed: int, augment: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for npz in sorted(folder.glob("*.npz")):
         image = cv2.cvtColor(cv2.imread(str(npz.with_suffix(".jpg"))), cv2.COLOR_BGR2RGB)
         inst = np.load(npz)["inst"]
-        f = pixel_features(image, mpp=mpp).reshape(-1, len(FEATURES))
-        idx = rng.choice(len(f), size=min(per_tile, len(f)), replace=False)
-        xs.append(f[idx])
         targets = np.stack([inst > 0, inner_mask(inst, mpp=mpp)], axis=-1).reshape(-1, 2)
-        ys.append(targets[idx])
+        for img in [image, stain_augment(image, rng)] if augment else [image]:
+            f = pixel_features(img, mpp=mpp).reshape(len(FEATURES), -1).T  # pixels x F
+            idx = rng.choice(len(f), size=min(per_tile, len(f)), replace=False)
+            xs.append(f[idx])
+            ys.append(targets[idx])
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -75,12 +89,15 @@ def main() -> None:
     parser.add_argument("--per-tile", type=int, default=2000)
     parser.add_argument("--hidden", type=int, nargs="*", default=[16])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-augment", action="store_true", help="no stain-augmented copies")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("pixel_weights.py"))
     args = parser.parse_args()
     from sklearn.neural_network import MLPClassifier
 
     t0 = time.perf_counter()
-    x, y = sample_pixels(args.dataset, mpp=args.mpp, per_tile=args.per_tile, seed=args.seed)
+    x, y = sample_pixels(
+        args.dataset, mpp=args.mpp, per_tile=args.per_tile, seed=args.seed, augment=not args.no_augment
+    )
     mean, std = x.mean(0), x.std(0) + 1e-6
     xn = (x - mean) / std
     print(f"{len(x)} pixels ({y[:, 0].mean():.1%} nucleus, {y[:, 1].mean():.1%} inner), features in {time.perf_counter() - t0:.0f} s")
@@ -92,7 +109,10 @@ def main() -> None:
     print(f"trained in {time.perf_counter() - t0:.0f} s; validation accuracy {clf.best_validation_score_:.4f}")
     write_weights(
         args.out, mean=mean, std=std, weights=clf.coefs_, biases=clf.intercepts_,
-        note=f"{args.dataset.name}, {len(x)} pixels, hidden {args.hidden}, seed {args.seed}",
+        note=(
+            f"{args.dataset.name}, {len(x)} pixels, hidden {args.hidden}, seed {args.seed}, "
+            f"stain augmentation {'off' if args.no_augment else STAIN_SCALE}"
+        ),
     )  # fmt: skip
     print(f"wrote {args.out}")
 

@@ -44,9 +44,9 @@ class WatershedSegmenter(Segmenter):
         check_image(image, mpp)
         c = self.config
         if c.foreground == "classifier":
-            prob = self.classifier.probability(image, mpp=mpp)  # HxWx2: nucleus, interior
-            mask = (prob[..., 0] > c.probability_threshold).astype(np.uint8)
-            extra = c.interior_weight * _blur(prob[..., 1], 0.25 / mpp) if c.interior_weight else None
+            prob = self.classifier.probability(image, mpp=mpp)  # 2xHxW: nucleus, interior
+            mask = (prob[0] > c.probability_threshold).astype(np.uint8)
+            extra = c.interior_weight * _blur(prob[1], 0.25 / mpp) if c.interior_weight else None
         else:
             h = _blur(haematoxylin(image), c.smooth_sigma_um / mpp)  # HxW optical density
             threshold = c.threshold or max(otsu_on_tissue(image, h), c.min_threshold)
