@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
+SLIDE := wsicell/data/CMU-1-Small-Region.svs
 
 .PHONY: demo test lint install tiatoolbox benchmarks clean
 
@@ -19,8 +20,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The whole pipeline on the bundled sample slide, each step a plain wsicell command.
 demo: $(STAMP)
-	$(BIN)/wsicell demo --out $(OUT)
+	rm -rf $(OUT)
+	$(BIN)/wsicell extract $(SLIDE) --out $(OUT)/cells.zarr
+	$(BIN)/wsicell info $(OUT)/cells.zarr
+	$(BIN)/wsicell train --store $(OUT)/cells.zarr --out $(OUT)/run --config configs/demo.yaml
+	$(BIN)/wsicell embed --store $(OUT)/cells.zarr --model $(OUT)/run
+	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6
+	$(BIN)/wsicell map $(SLIDE) --store $(OUT)/cells.zarr --out $(OUT)/CMU-1-Small-Region.geojson --png
+	$(BIN)/wsicell gallery --store $(OUT)/cells.zarr --out $(OUT)/gallery.png
+	@echo "Done: open $(SLIDE) in QuPath and drag $(OUT)/CMU-1-Small-Region.geojson onto it;"
+	@echo "      pictures: $(OUT)/CMU-1-Small-Region.png, $(OUT)/gallery.png"
 
 test: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks

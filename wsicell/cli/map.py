@@ -56,7 +56,7 @@ def map_command(
         f"{g.path}: {g.written:,} {object_type}s in {g.seconds:.1f} s"
         + (f" ({g.repaired:,} outlines repaired, {g.skipped:,} skipped as invalid)" if g.repaired or g.skipped else "")
         + (f"; {result.png}" if result.png else "")
-        + (" [slide added to the store]" if result.added else "")
+        + ("; the slide was added to the store" if result.added else "")
     )
 
 

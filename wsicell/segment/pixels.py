@@ -25,10 +25,22 @@ FEATURES = (
 """Filter responses per pixel; the suffix number is the Gaussian sigma in µm."""
 
 
+COARSE_SIGMA_PX = 3.0
+"""Gaussians wider than this are computed on a downsampled image (same result to within a
+few per cent, several times faster)."""
+
+
 def _g(x: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur; wide ones on an image shrunk by an integer factor, then enlarged."""
     if sigma_px < 0.3:
         return x
-    return cv2.GaussianBlur(x, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    height, width = x.shape[:2]
+    k = int(sigma_px // (COARSE_SIGMA_PX / 2))
+    if sigma_px <= COARSE_SIGMA_PX or k < 2 or min(height, width) < 4 * k:
+        return cv2.GaussianBlur(x, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    small = cv2.resize(x, (max(1, width // k), max(1, height // k)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma_px / k, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _hessian(x: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +113,13 @@ class PixelClassifier:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """K x N float32 probabilities of F x N features."""
+        # small products: BLAS threads only contend (measured 6x slower with 2 threads)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._predict(features)
+
+    def _predict(self, features: np.ndarray) -> np.ndarray:
         n = features.shape[1]
         out = np.empty((self.layers[-1][0].shape[0], n), np.float32)
         for start in range(0, n, CHUNK):

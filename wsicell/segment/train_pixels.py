@@ -32,7 +32,7 @@ def stain_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_pixels(
-    folder: Path, *, mpp: float, per_tile: int, seed: int, augment: bool = True
+    folder: Path, *, mpp: float, per_tile: int, seed: int, augment: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     xs, ys = [], []
@@ -89,14 +89,14 @@ def main() -> None:
     parser.add_argument("--per-tile", type=int, default=2000)
     parser.add_argument("--hidden", type=int, nargs="*", default=[16])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-augment", action="store_true", help="no stain-augmented copies")
+    parser.add_argument("--augment", action="store_true", help="add a stain-augmented copy of each tile")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("pixel_weights.py"))
     args = parser.parse_args()
     from sklearn.neural_network import MLPClassifier
 
     t0 = time.perf_counter()
     x, y = sample_pixels(
-        args.dataset, mpp=args.mpp, per_tile=args.per_tile, seed=args.seed, augment=not args.no_augment
+        args.dataset, mpp=args.mpp, per_tile=args.per_tile, seed=args.seed, augment=args.augment
     )
     mean, std = x.mean(0), x.std(0) + 1e-6
     xn = (x - mean) / std
@@ -111,7 +111,7 @@ def main() -> None:
         args.out, mean=mean, std=std, weights=clf.coefs_, biases=clf.intercepts_,
         note=(
             f"{args.dataset.name}, {len(x)} pixels, hidden {args.hidden}, seed {args.seed}, "
-            f"stain augmentation {'off' if args.no_augment else STAIN_SCALE}"
+            f"stain augmentation {STAIN_SCALE if args.augment else 'off'}"
         ),
     )  # fmt: skip
     print(f"wrote {args.out}")
