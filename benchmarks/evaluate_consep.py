@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--baselines", default="all")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--ablation-seeds", type=int, default=None, help="train ablations for the first N seeds only")
+    parser.add_argument("--no-curve", action="store_true", help="skip scoring every epoch checkpoint")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "evaluate")
     parser.add_argument("--select", type=Path, nargs="*", help="runs / checkpoints to compare on the train split's labels")
@@ -55,7 +56,7 @@ def main() -> None:
     results = run_protocol(
         dataset=args.dataset, out=args.out, config=config, seeds=list(range(args.seeds)),
         baselines=parse_baselines(args.baselines), ablations=not args.no_ablations,
-        ablation_seeds=args.ablation_seeds, progress=False,
+        ablation_seeds=args.ablation_seeds, with_curve=not args.no_curve, progress=False,
         log=lambda m: print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {m}", flush=True),
     )  # fmt: skip
     print()

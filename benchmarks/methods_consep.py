@@ -24,7 +24,7 @@ import yaml
 from wsicell.evaluate.dataset import build_split_store, load_split
 from wsicell.evaluate.linear import linear_probe
 from wsicell.evaluate.metrics import mean_std
-from wsicell.evaluate.protocol import cluster_and_score, embed, train_seconds
+from wsicell.evaluate.protocol import cluster_and_score, embed, epochs_done, train_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def score_run(run: Path, *, train, test, seeds: int) -> dict:
     probe = linear_probe(train_x=train_x, train_y=train.labels, test_x=test_x, test_y=test.labels)
     config = yaml.safe_load((run / "config.yaml").read_text())
     return {
-        "run": str(run), "method": config.get("method"), "epochs": config.get("epochs"),
+        "run": str(run), "method": config.get("method"), "epochs": epochs_done(run),
         "train_seconds": round(train_seconds(run), 1),
         "kmeans": {m: [round(100 * v, 2) for v in ms] for m, ms in mean_std(scores).items()},
         "linear": {"macro_f1": round(100 * probe.macro_f1, 2), "accuracy": round(100 * probe.accuracy, 2)},
@@ -46,7 +46,7 @@ def score_run(run: Path, *, train, test, seeds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path, help="run directories (none: only build the split stores)")
     parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared" / "data" / "consep-tiles")
     parser.add_argument("--cells", type=Path, default=ROOT / "out" / "methods" / "cells")
     parser.add_argument("--seeds", type=int, default=3)
@@ -55,6 +55,9 @@ def main() -> None:
 
     train = load_split(build_split_store(dataset=args.dataset, split="train", out=args.cells / "train.zarr", progress=False))
     test = load_split(build_split_store(dataset=args.dataset, split="test", out=args.cells / "test.zarr", progress=False))
+    if not args.runs:
+        print(f"split stores ready in {args.cells}")
+        return
     rows = [score_run(run, train=train, test=test, seeds=args.seeds) for run in args.runs]
     print(f"CoNSeP (256-px tiles): {len(train.labels)} train / {len(test.labels)} test cells, k = {len(np.unique(test.labels))}, "
           f"{args.seeds} k-means seeds; load average {os.getloadavg()[0]:.1f} (2 shared cores: times are noisy)")  # fmt: skip

@@ -69,7 +69,9 @@ def crop_store(tmp_path_factory: pytest.TempPathFactory, sample_slide: Path) -> 
 
 @pytest.fixture(scope="session")
 def extracted_store(tmp_path_factory: pytest.TempPathFactory, sample_slide: Path) -> Path:
-    """The sample slide extracted once with default settings (wsicell.extract); the store path."""
+    """The sample slide extracted once with default settings (wsicell.extract); the store path.
+
+    Shared by the whole session: treat it as read-only (copy it with shutil.copytree to write)."""
     from wsicell.extract import ExtractConfig, extract_slides
 
     path = tmp_path_factory.mktemp("extracted") / "cells.zarr"

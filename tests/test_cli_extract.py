@@ -82,6 +82,16 @@ def test_bad_inputs_fail_alone_and_lose_nothing(tmp_path: Path, extracted_store:
     assert cs.slides()[1].n_cells == 0
 
 
+def test_progress_and_summary_go_to_stderr(tmp_path: Path) -> None:
+    blank = write_pyramidal_tiff(tmp_path / "blank.tiff", lambda b, s: np.full((s[1], s[0], 3), 255, np.uint8),
+                                 size=(1500, 1500), mpp=0.5)  # fmt: skip
+    result = CliRunner().invoke(main, ["extract", str(blank), "--out", str(tmp_path / "c.zarr")])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "extract ->" in result.stderr and "blank.tiff" in result.stderr and "done" in result.stderr
+    quiet = CliRunner().invoke(main, ["extract", str(blank), "--out", str(tmp_path / "c.zarr"), "-q"])
+    assert quiet.exit_code == 0 and quiet.output == ""
+
+
 def test_slide_lacking_mpp(shared_data: Path, tmp_path: Path) -> None:
     tcga = shared_data / "slides" / "TCGA-CR-7395-01A-01-TS1.svs"
     code, out = run("extract", tcga, "--out", tmp_path / "c.zarr", "--quiet")
@@ -125,11 +135,22 @@ def test_info(extracted_store: Path) -> None:
     [slide] = info["slides"]
     assert slide["status"] == "complete" and slide["cells"] == info["cells"] > 1000
     assert slide["mpp"] == pytest.approx(0.499) and (slide["width"], slide["height"]) == (2220, 2967)
-    assert info["extract_settings"]["segment"]["method"] == "watershed" and slide["embedding"] is None
+    assert info["extract_settings"]["segment"]["method"] == "watershed"
     code, out = run("info", extracted_store)
     assert code == 0 and "complete" in out and f"{info['cells']:,}" in out
     code, out = run("info", extracted_store.parent / "nope.zarr")
     assert code == 1 and "no cell store here" in out
+
+
+def test_info_shows_embedding_and_clusters(tmp_path: Path, extracted_store: Path) -> None:
+    store = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, store)
+    s = CellStore.open(store, mode="r+").slides()[0]
+    s.create_array("embedding", shape=(s.n_cells, 8), dtype="float16", chunks=(1024, 8))
+    s.create_array("cluster", shape=(s.n_cells,), dtype="int32", chunks=(16384,))
+    code, out = run("info", store, "--json")
+    [slide] = json.loads(out)["slides"]
+    assert code == 0 and slide["embedding"] == [s.n_cells, 8] and slide["clustered"] is True
 
 
 def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
@@ -156,6 +177,8 @@ def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
     cs = CellStore.open(store)
     [partial] = cs.slides(complete_only=False)
     assert not partial.complete and cs.slides() == []
+    code, text = run("info", store, "--json")
+    assert code == 0 and json.loads(text)["slides"][0]["status"] == "incomplete"
     code, text = run("extract", sample_slide, "--out", store, "--quiet")  # resume
     assert code == 0, text
     got = CellStore.open(store).slides()[0]

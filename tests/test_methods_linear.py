@@ -81,3 +81,17 @@ def test_probe_runs_on_real_consep_tiles(tmp_path, shared_data) -> None:
     assert 0.0 <= rows[0]["macro_f1"] <= 1.0
     assert set(rows[0]["per_class_f1"]) <= {"other", "inflammatory", "epithelial", "spindle"}
     assert "| run |" in linear_markdown(rows)
+    # the same through `wsicell evaluate --model RUN --linear`
+    import json
+
+    from click.testing import CliRunner
+
+    from wsicell.cli import main
+
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["evaluate", "--dataset", str(dataset), "--model", str(run), "--seeds", "1",
+                                       "--baselines", "none", "--no-curve", "--linear", "--out", str(out), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Linear evaluation" in result.output
+    saved = json.loads((out / "linear.json").read_text())
+    assert saved[0]["n_test"] == rows[0]["n_test"] and 0.0 <= saved[0]["macro_f1"] <= 1.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -25,14 +23,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@dataclass(frozen=True)
-class _Config(TrainConfig):  # PHASE-1 SHIM: until TrainConfig has its sslp section
-    sslp: SSLPConfig = SSLPConfig()
-
-
 def small_config(**sslp) -> TrainConfig:
     options = SSLPConfig(**{"radius_um": 12.0, "clusters": 4, **sslp})
-    return _Config(crop_size=16, width=4, batch_size=20, queue_size=20, projector_dims=(32, 16),
+    return TrainConfig(method="sslp", crop_size=16, width=4, batch_size=20, queue_size=20, projector_dims=(32, 16),
                    temperature=0.1, sslp=options)  # fmt: skip
 
 
@@ -66,7 +59,7 @@ def test_sslp_trains_on_a_store(tmp_path) -> None:
     assert set(method.neighbours.of(60).tolist()) == {61, 70}
 
     loader = CropLoader(slides, batch_size=20, seed=0, shuffle_chunks=2, num_workers=1, prefetch=2)
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+    optimizer = method.make_optimizer()
     augment, gen = Augment(config), torch.Generator().manual_seed(0)
     seen_weights = []
     for epoch in range(3):

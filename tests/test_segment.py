@@ -182,6 +182,15 @@ def test_cells_of_tiny_and_thin_objects_still_get_valid_polygons():
 def test_cells_reject_mismatched_labels():
     with pytest.raises(ValueError, match="do not match"):
         cells_from_labels(np.zeros((8, 8, 3), np.uint8), np.zeros((4, 4), np.int32), mpp=0.5, origin=(0, 0), scale=1)
+    with pytest.raises(ValueError, match=">= 0"):
+        cells_from_labels(np.zeros((4, 4, 3), np.uint8), -np.ones((4, 4), np.int32), mpp=0.5, origin=(0, 0), scale=1)
+
+
+def test_full_foreground_tile_has_finite_distances():
+    from wsicell.segment.watershed import distance_to_background
+
+    dist = distance_to_background(np.ones((5, 7), np.uint8))
+    assert np.isfinite(dist).all() and dist.max() == pytest.approx(3.0, abs=0.1)
 
 
 def test_segment_then_cells_on_the_sample_slide(region):

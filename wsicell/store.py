@@ -2,9 +2,10 @@
 
 Layout (schema version 1; documented in ``docs/store.md``)::
 
-    cells.zarr/                      attrs: schema_version, created_by
+    cells.zarr/                      attrs: schema_version, created_by, extract_settings
       slides/<slide_id>/             attrs: path, name, fingerprint, mpp, width, height,
-                                            settings, n_cells, complete (written last)
+                                            settings, n_tiles, seconds, n_cells, ...,
+                                            complete (written last)
         crops     (n, S, S, 3) uint8   chunks (1024, S, S, 3)
         centroid  (n, 2) float32       (x, y) level-0 pixels
         contour   (n, P, 2) float32    polygon, P points, level-0 pixels

@@ -51,12 +51,16 @@ def parse_baselines(value: str) -> list[str]:
 @click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Folder for cell stores, runs, results.json and results.md (reused when run again).")  # fmt: skip
+# -- linear evaluation (issue 6, docs/methods.md) --
+@click.option("--linear", is_flag=True,
+              help="Also fit a logistic-regression probe on the train split's frozen embeddings and report macro F1 "
+                   "on the test split (OUT/linear.json).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="Only the final table.")
 @user_errors
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
     ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...], train_split: str, test_split: str,
-    out: Path, quiet: bool,
+    out: Path, linear: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
 
@@ -95,6 +99,16 @@ def evaluate_command(
         test_split=test_split, progress=not quiet, log=log,
     )  # fmt: skip
     click.echo(markdown(results))
+    if linear:  # issue 6: the linear probe of the trained run(s), on the same split stores
+        import json
+
+        from wsicell.evaluate.linear import linear_markdown, probe_runs
+        from wsicell.train.loop import write_text_atomic
+
+        runs = [model] if model is not None else [out / "runs" / f"ccrl-seed{s}" for s in range(seeds)]
+        rows = probe_runs(runs, train_store=out / "cells" / f"{train_split}.zarr", test_store=out / "cells" / f"{test_split}.zarr")
+        write_text_atomic(out / "linear.json", json.dumps(rows, indent=1) + "\n")
+        click.echo("\nLinear evaluation (logistic regression on frozen embeddings, train -> test):\n" + linear_markdown(rows))
     if not quiet:
         click.echo(f"Wrote {out / 'results.md'} and {out / 'results.json'}", err=True)
 

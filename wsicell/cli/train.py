@@ -1,4 +1,4 @@
-"""`wsicell train`: self-supervised training (CCRL) on a cell store."""
+"""`wsicell train`: self-supervised training (CCRL; or SimCLR, SSLP) on a cell store."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML settings (default: the paper's recipe; with --resume: the run's config.yaml).")
+@click.option("--method", type=click.Choice(["ccrl", "simclr", "sslp"]),
+              help="Training method (default ccrl); see docs/methods.md. configs/simclr.yaml and configs/sslp.yaml hold their papers' settings.")  # fmt: skip
 @click.option("--epochs", type=int, help="Number of epochs.")
 @click.option("--batch-size", type=int, help="Global batch size (all processes).")
 @click.option("--lr", type=float, help="Peak learning rate.")
@@ -44,10 +46,13 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train_command(
-    store: Path, out: Path, config_path: Path | None, epochs: int | None, batch_size: int | None, lr: float | None,
+    store: Path, out: Path, config_path: Path | None, method: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
     device: str | None, precision: str | None, sets: tuple[str, ...], resume: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Train CCRL (contrastive cell representation learning) on the crops of a store.
+
+    --method simclr | sslp trains SimCLR for histopathology or SSLP (spatial neighbours as
+    positives) instead, on the same backbone, data and run directory (docs/methods.md).
 
     Writes OUT/config.yaml, OUT/store.json, OUT/metrics.jsonl (one line per epoch) and
     OUT/last.pt after every epoch. Under `torchrun --nproc-per-node N` it trains with
@@ -59,7 +64,7 @@ def train_command(
 
     if config_path is None and resume and (out / "config.yaml").is_file():
         config_path = out / "config.yaml"
-    overrides = {**parse_sets(sets), "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
+    overrides = {**parse_sets(sets), "method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
     config = load_config(TrainConfig, config_path, **overrides)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:

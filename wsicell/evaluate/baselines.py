@@ -83,25 +83,27 @@ def lbp_histograms(crops: np.ndarray, *, points: int = 8, radius: float = 1.0) -
     return out
 
 
-def manual_features(*, fit_crops: np.ndarray, crops: np.ndarray, words: int = 64, seed: int = 0) -> np.ndarray:
-    """SIFT bag of ``words`` visual words (vocabulary from ``fit_crops``) + LBP, standardised."""
+def manual_features(
+    *, fit_sift: np.ndarray, sift: np.ndarray, lbp: np.ndarray, words: int = 64, seed: int = 0
+) -> np.ndarray:
+    """SIFT bag of ``words`` visual words + LBP histograms, standardised: n x (words + LBP bins).
+
+    ``fit_sift`` (m x P x 128, from :func:`dense_sift`) fits the vocabulary (k-means seeded by
+    ``seed``); ``sift`` (n x P x 128) and ``lbp`` (n x B) describe the cells to represent.
+    """
     from wsicell.evaluate.kmeans import kmeans
 
-    fit = dense_sift(fit_crops).reshape(-1, 128)
+    fit = fit_sift.reshape(-1, 128)
     rng = np.random.default_rng(seed)
     sample = fit[rng.choice(len(fit), size=min(len(fit), words * 256), replace=False)]
     _, vocab = kmeans(sample, k=words, seed=seed, restarts=1)  # vocab: words x 128
-    desc = dense_sift(crops)  # n x P x 128
-    n, p, _ = desc.shape
-    d2 = (
-        (desc.reshape(-1, 128) ** 2).sum(1)[:, None]
-        - 2 * desc.reshape(-1, 128) @ vocab.T
-        + (vocab**2).sum(1)[None, :]
-    )
+    n, p, _ = sift.shape
+    flat = sift.reshape(-1, 128)
+    d2 = (flat**2).sum(1)[:, None] - 2 * flat @ vocab.T + (vocab**2).sum(1)[None, :]  # (n*p) x words
     word = d2.argmin(axis=1).reshape(n, p)
     bow = np.zeros((n, words), np.float32)
     np.add.at(bow, (np.repeat(np.arange(n), p), word.ravel()), 1.0 / p)
-    return standardise(np.concatenate([bow, lbp_histograms(crops)], axis=1))
+    return standardise(np.concatenate([bow, lbp], axis=1))
 
 
 # -- network baselines -------------------------------------------------------------------

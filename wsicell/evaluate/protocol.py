@@ -208,8 +208,10 @@ def baseline_rows(
                 row.seeds.append(seed)
         elif name == "manual":
             row = Row(name="Manual features (SIFT BoVW + LBP)", kind="baseline")
+            fit_sift, sift = B.dense_sift(train_cells.crops), B.dense_sift(test_cells.crops)
+            lbp = B.lbp_histograms(test_cells.crops)
             for seed in seeds:
-                x = B.manual_features(fit_crops=train_cells.crops, crops=test_cells.crops, seed=seed)
+                x = B.manual_features(fit_sift=fit_sift, sift=sift, lbp=lbp, seed=seed)
                 row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=False))
                 row.seeds.append(seed)
             row.note = "visual vocabulary (64 words) fitted on the train split"

@@ -59,6 +59,7 @@ def run_tile(job: TileJob) -> TileResult:
     try:
         return _run_tile(job)
     except WsicellError as exc:
+        _forget_slide(job.slide_path, job.slide_mpp)  # an OpenSlide handle stays broken after an error
         reason = exc.reason if isinstance(exc, SlideError) else str(exc)
         return TileResult(job.tile.index, None, 0, reason)
 
@@ -108,6 +109,13 @@ def _cached_slide(path: str, mpp: float) -> Slide:
             old.close()
         cache[key] = open_slide(path, mpp=mpp, check=False)
     return cache[key]
+
+
+def _forget_slide(path: str, mpp: float) -> None:
+    cache: dict = _local.__dict__.setdefault("slides", {})
+    slide = cache.pop((path, mpp), None)
+    if slide is not None:
+        slide.close()
 
 
 def _cached_segmenter(config: SegmentConfig) -> Segmenter:

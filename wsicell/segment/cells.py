@@ -255,6 +255,8 @@ def _check(image: np.ndarray, labels: np.ndarray, **values: float) -> None:
         raise ValueError(f"labels {labels.shape} do not match the image {image.shape[:2]}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels must be >= 0 (0 = background)")
     for name, value in values.items():
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")

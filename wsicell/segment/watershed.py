@@ -63,7 +63,7 @@ class WatershedSegmenter(Segmenter):
         if small.any():
             comp[small[comp]] = 0
         mask = (comp > 0).astype(np.uint8)
-        dist_um = _blur(cv2.distanceTransform(mask, cv2.DIST_L2, 5), c.distance_smooth_um / mpp) * mpp
+        dist_um = _blur(distance_to_background(mask), c.distance_smooth_um / mpp) * mpp
         landscape = dist_um if extra is None else dist_um + extra
         labels = split_touching(
             comp,
@@ -114,6 +114,13 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     filled = np.zeros_like(mask)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled
+
+
+def distance_to_background(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance (px) of each mask pixel to the nearest background pixel, counting
+    the outside of the tile as background (so a full mask still has finite distances)."""
+    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
 
 
 def split_touching(

@@ -6,10 +6,12 @@ ablations of the paper are switches: ``local_global``, ``predictor``, ``embed_en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-METHODS = ("ccrl",)
+from wsicell.train.methods.config import SimCLRConfig, SSLPConfig
+
+METHODS = ("ccrl", "simclr", "sslp")
 """Known training methods (see ``wsicell.train.method``)."""
 
 STEMS = ("cifar", "cifar_pool", "imagenet")
@@ -66,6 +68,9 @@ class TrainConfig:
     shuffle_chunks: int = 16
     checkpoint_every: int = 0
     log_every_steps: int = 1
+    # the other methods' own settings (docs/methods.md); shared ones are the fields above
+    simclr: SimCLRConfig = field(default_factory=SimCLRConfig)
+    sslp: SSLPConfig = field(default_factory=SSLPConfig)
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:

@@ -195,10 +195,10 @@ def train(
     np.random.seed(config.seed)
     random.seed(config.seed)
     method = build_method(config).to(device)
+    method.setup(loader.slides)  # e.g. SSLP: spatial neighbours and its memory bank
     if config.channels_last:
         method = method.to(memory_format=torch.channels_last)
-    params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = method.make_optimizer()  # Adam; SimCLR: LARS
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
     augment = Augment(config)
@@ -237,6 +237,7 @@ def train(
                 model, method, loader, epoch=epoch, steps=steps, config=config, device=device, precision=precision,
                 optimizer=optimizer, scaler=scaler, augment=augment, generator=generator, bar=bar,
             )  # fmt: skip
+            method.after_epoch(epoch)  # e.g. SSLP re-clusters its memory bank
             if dist.is_main():
                 state = {
                     "config": to_mapping(config), "epoch": epoch + 1, "step": (epoch + 1) * steps,
@@ -293,6 +294,7 @@ def _train_epoch(
         lr = lr_at(epoch * steps + i, config=config, steps_per_epoch=steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        method.before_step(batch.index)
         loss = train_step(
             model, method, batch.crops, config=config, device=device, precision=precision, optimizer=optimizer,
             scaler=scaler, augment=augment, generator=generator,
@@ -326,8 +328,11 @@ def _trim_metrics(path: Path, keep_epochs: int) -> None:
     write_text_atomic(path, "".join(ln + "\n" for ln in kept))
 
 
-def _yaml_ready(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
+def _yaml_ready(value: Any) -> Any:
+    """Tuples -> lists, also inside the methods' nested sections (YAML has no tuples)."""
+    if isinstance(value, dict):
+        return {k: _yaml_ready(v) for k, v in value.items()}
+    return list(value) if isinstance(value, tuple) else value
 
 
 class _Progress:

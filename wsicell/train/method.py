@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,7 +23,11 @@ from wsicell.train.backbone import PreActResNet18
 from wsicell.train.config import TrainConfig
 from wsicell.train.loss import info_nce
 
-METHODS: dict[str, str] = {"ccrl": "wsicell.train.model:CCRL"}
+METHODS: dict[str, str] = {
+    "ccrl": "wsicell.train.model:CCRL",
+    "simclr": "wsicell.train.methods.simclr:SimCLR",
+    "sslp": "wsicell.train.methods.sslp:SSLP",
+}
 """Method name -> "module:class" (imported on use)."""
 
 
@@ -31,6 +37,9 @@ class Method(nn.Module, ABC):
     The loop calls, per step: ``views = method.views(x, augment=..., generator=...)``,
     ``output = model(*views)`` (``model`` is the method, or its DDP wrapper), then
     ``loss = method.loss(output)``, backward and the optimiser step, then ``after_step()``.
+    Around that: ``setup(slides)`` once (before a resume loads the state), the optimiser from
+    ``make_optimizer()``, ``before_step(batch.index)`` before each step's views and
+    ``after_epoch(epoch)`` after each epoch (before its checkpoint).
     """
 
     name: ClassVar[str]
@@ -59,6 +68,20 @@ class Method(nn.Module, ABC):
 
     def after_step(self) -> None:  # noqa: B027 - optional hook
         """Called after each optimiser step."""
+
+    def setup(self, slides: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+        """Called once with the loader's slides (``SlideCells``, in loader order) before training."""
+
+    def before_step(self, index: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """Called with the batch's (slide number, row) index, (B, 2), before its views."""
+
+    def after_epoch(self, epoch: int) -> None:  # noqa: B027 - optional hook
+        """Called after each epoch (``epoch`` counts from 0), before its checkpoint."""
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the trainable parameters (CCRL's); a method may choose another (SimCLR: LARS)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     @abstractmethod
     def encoder(self, which: str = "momentum") -> nn.Module:

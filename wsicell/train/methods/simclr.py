@@ -60,8 +60,7 @@ class SimCLR(Method):
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         if self.options.optimizer == "adam":
-            params = [p for p in self.parameters() if p.requires_grad]
-            return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+            return super().make_optimizer()
         groups = lars_param_groups(self, weight_decay=self.config.weight_decay)
         return LARS(groups, lr=self.config.lr, weight_decay=self.config.weight_decay, eta=self.options.lars_eta)
 
