@@ -81,13 +81,13 @@ def select(args: argparse.Namespace, config) -> None:
     cells = load_split(store)
     candidates = {"random-init": embed_crops(random_encoder(stem=config.stem, width=config.width, seed=0), cells.crops)}
     for run in args.select:  # a run directory (its last.pt) or a checkpoint file
-        name = f"{run.parent.name}/{run.stem}" if run.is_file() else run.name
+        name = f"{run.parent.parent.name}/{run.parent.name}/{run.stem}" if run.is_file() else f"{run.parent.parent.name}/{run.name}"
         candidates[name] = embed(run, cells.crops, encoder="momentum")
     print(f"train split: {len(cells)} cells; load {os.getloadavg()[0]:.1f}")
     for name, x in candidates.items():
         for label, data, spherical in (("cosine", x, True), ("euclidean", x, False), ("standardised", standardise(x), False)):
             s = cluster_and_score(data, cells.labels, seed=0, spherical=spherical)
-            print(f"  {name:40s} {label:12s} AMI {100 * s.ami:5.1f}  ARI {100 * s.ari:5.1f}  purity {100 * s.purity:5.1f}", flush=True)
+            print(f"  {name:48s} {label:12s} AMI {100 * s.ami:5.1f}  ARI {100 * s.ari:5.1f}  purity {100 * s.purity:5.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,3 +49,52 @@ def test_gathered_nt_xent_equals_the_global_batch(tmp_path: Path) -> None:
         # over ranks then gives exactly the global batch's parameter gradient
         assert torch.allclose(torch.tensor(r["grad_a"]), 2 * z1.grad[mine], atol=1e-5)
         assert torch.allclose(torch.tensor(r["grad_b"]), 2 * z2.grad[mine], atol=1e-5)
+
+
+def _sslp_worker(rank: int, init_file: str, store: str, out: str) -> None:
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    import numpy as np
+
+    from wsicell.store import CellStore
+    from wsicell.train.augment import Augment
+    from wsicell.train.config import TrainConfig
+    from wsicell.train.methods.config import SSLPConfig
+    from wsicell.train.methods.sslp import SSLP
+
+    config = TrainConfig(method="sslp", width=4, crop_size=16, batch_size=20, queue_size=20, projector_dims=(16, 8),
+                         sslp=SSLPConfig(clusters=3))  # fmt: skip
+    torch.manual_seed(0)
+    method = SSLP(config)
+    slides = CellStore.open(store).slides()
+    method.setup(slides)
+    rows = np.arange(rank * 10, rank * 10 + 10)  # each rank its own 10 cells of slide 0
+    method.before_step(np.stack([np.zeros(10, np.int64), rows], 1))
+    x = torch.rand(10, 3, 16, 16, generator=torch.Generator().manual_seed(rank))
+    method.loss(method(*method.views(x, augment=Augment(config), generator=torch.Generator().manual_seed(rank))))
+    method.after_step()
+    method.after_epoch(0)
+    Path(out, f"sslp{rank}.json").write_text(json.dumps({
+        "filled": method.bank.filled.nonzero().squeeze(1).tolist(),
+        "vectors": method.bank.vectors[:20].tolist(), "labels": method.bank.labels.tolist(),
+    }))  # fmt: skip
+    torch_dist.destroy_process_group()
+
+
+def test_sslp_bank_and_clusters_agree_across_ranks(tmp_path: Path) -> None:
+    import numpy as np
+
+    from wsicell.store import CellBatch, CellStore
+
+    cells = CellStore.create_or_open(tmp_path / "cells.zarr")
+    writer = cells.begin_slide("s", attrs={"mpp": 0.5}, crop_size=16, contour_points=4, feature_names=["a"])
+    centroid = np.stack([np.arange(30) * 20.0, np.zeros(30)], 1).astype(np.float32)
+    writer.append(CellBatch(np.zeros((30, 16, 16, 3), np.uint8), centroid, np.zeros((30, 4, 2), np.float32),
+                            np.zeros((30, 4), np.int32), np.zeros((30, 1), np.float32)))  # fmt: skip
+    writer.finish(mpp=0.5)
+    mp.spawn(_sslp_worker, args=(str(tmp_path / "init"), str(tmp_path / "cells.zarr"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (json.loads((tmp_path / f"sslp{r}.json").read_text()) for r in range(2))
+    assert r0["filled"] == r1["filled"] == list(range(20))  # both ranks wrote both ranks' cells
+    assert r0["vectors"] == r1["vectors"]
+    assert r0["labels"] == r1["labels"] and set(r0["labels"][:20]) <= {0, 1, 2} and r0["labels"][20:] == [-1] * 10

@@ -121,6 +121,10 @@ class SSLP(Method):
         k = min(self.options.clusters, filled)
         if k >= 2:
             self.bank.cluster(k, seed=self.config.seed + epoch)
+        if dist.is_distributed():  # every rank uses rank 0's clusters
+            import torch.distributed as torch_dist
+
+            torch_dist.broadcast(self.bank.labels, src=0)
 
     # -- checkpoints: the bank travels in the state dict, outside DDP's buffers --------
     def get_extra_state(self) -> dict:
