@@ -1,12 +1,13 @@
-"""Segmentation quality of the default (watershed) segmenter on CoNSeP (256-px tiles).
+"""Segmentation quality of the watershed segmenter on CoNSeP (256-px tiles), per foreground.
 
 Scores detection F1 (centroids matched one-to-one within 6 px by the Hungarian algorithm,
 counts pooled over tiles), AJI and PQ (mean over tiles), and speed on 1024² tiles of the
 bundled sample slide: MP/s of ``segment`` and cells/s of ``cells_from_labels`` per core,
 from this process's CPU time (``time.process_time``, OpenCV on one thread) so that other
-jobs on the machine distort it less than wall-clock time would; wall-clock is printed too.
+jobs on the machine distort it less than wall-clock time would; wall-clock is printed too. OpenCV and torch run on one thread each here.
 
-    .venv/bin/python benchmarks/segmentation_quality.py                  # test split
+    .venv/bin/python benchmarks/segmentation_quality.py                  # test split, classifier vs cnn
+    .venv/bin/python benchmarks/segmentation_quality.py --foregrounds cnn
     .venv/bin/python benchmarks/segmentation_quality.py --split train    # the tuning split
     .venv/bin/python benchmarks/segmentation_quality.py --set peak_min_distance_um=3
 
@@ -118,29 +119,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--limit", type=int, default=None, help="first N tiles only")
-    parser.add_argument("--set", nargs="*", default=[], help="SegmentConfig overrides, key=value")
+    parser.add_argument(
+        "--foregrounds", nargs="+", default=["classifier", "cnn"], choices=["classifier", "cnn", "haematoxylin"],
+        help="watershed foregrounds to score side by side",
+    )  # fmt: skip
+    parser.add_argument("--set", nargs="*", default=[], help="SegmentConfig overrides, key=value (all foregrounds)")
     args = parser.parse_args()
+    import torch
+
     cv2.setNumThreads(1)
-    config = SegmentConfig(**parse_set(args.set))
+    torch.set_num_threads(1)
+    overrides = parse_set(args.set)
     tiles = load_tiles(args.split, args.limit)
-    load = os.getloadavg()
-    r = score(config, tiles)
-    mps = speed(config)
-    print(f"config: {config}")
-    print(f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  (2-core shared machine: timings are noisy)")
-    print(f"CoNSeP (256-px tiles) {args.split}: {r['tiles']} tiles, {r['true']} true nuclei, {r['pred']} predicted")
-    print(f"  detection F1 {r['f1']:.3f}  (precision {r['precision']:.3f}, recall {r['recall']:.3f}; 6 px Hungarian)")
-    print(f"  AJI {r['aji']:.3f}   PQ {r['pq']:.3f} (DQ {r['dq']:.3f} x SQ {r['sq']:.3f})   [means over tiles]")
-    print(f"  segment() on 256² CoNSeP tiles: {r['mp_per_s']:.2f} MP/s per core (CPU time)")
-    print(
-        f"speed on 1024² sample-slide tiles (0.499 µm/px): segment() {mps['cpu']:.2f} MP/s per core "
-        f"(CPU time; {mps['wall']:.2f} MP/s wall clock), cells_from_labels() {mps['cells']:.0f} cells/s per core"
-    )
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("side by side (detection F1 / AJI / PQ):")
-    print(f"  wsicell watershed (this run)          {r['f1']:.3f} / {r['aji']:.3f} / {r['pq']:.3f}")
-    print("  HoVer-Net on original CoNSeP (paper)  0.748 / 0.546 / 0.517   (different tiles; for scale only)")
-    print("  target                                >= 0.70 F1")
+    rows = []
+    for foreground in args.foregrounds:
+        config = SegmentConfig(**{"foreground": foreground, **overrides})
+        load = os.getloadavg()
+        r = score(config, tiles)
+        mps = speed(config)
+        rows.append((foreground, r, mps))
+        print(f"config: {config}")
+        print(f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  (2-core shared machine: timings are noisy)")
+        print(f"CoNSeP (256-px tiles) {args.split}: {r['tiles']} tiles, {r['true']} true nuclei, {r['pred']} predicted")
+        print(f"  detection F1 {r['f1']:.3f}  (precision {r['precision']:.3f}, recall {r['recall']:.3f}; 6 px Hungarian)")
+        print(f"  AJI {r['aji']:.3f}   PQ {r['pq']:.3f} (DQ {r['dq']:.3f} x SQ {r['sq']:.3f})   [means over tiles]")
+        print(f"  segment() on 256² CoNSeP tiles: {r['mp_per_s']:.2f} MP/s per core (CPU time)")
+        print(
+            f"speed on 1024² sample-slide tiles (0.499 µm/px): segment() {mps['cpu']:.2f} MP/s per core "
+            f"(CPU time; {mps['wall']:.2f} MP/s wall clock), cells_from_labels() {mps['cells']:.0f} cells/s per core"
+        )
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    print(f"\nside by side, CoNSeP (256-px tiles) {args.split}; speed on 1024² sample-slide tiles:")
+    print(f"  {'segmenter':34} {'F1':>6} {'prec':>6} {'recall':>6} {'AJI':>6} {'PQ':>6} {'MP/s/core':>9} {'wall':>6}")
+    for foreground, r, mps in rows:
+        print(
+            f"  {'watershed, ' + foreground:34} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} "
+            f"{r['aji']:6.3f} {r['pq']:6.3f} {mps['cpu']:9.2f} {mps['wall']:6.2f}"
+        )
+    print(f"  {'HoVer-Net, original CoNSeP (paper)':34} {0.748:6.3f} {'':6} {'':6} {0.546:6.3f} {0.517:6.3f}"
+          "   (different tiles; for scale only)")  # fmt: skip
+    print("  target                              >= 0.70 F1")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def ensure_trained(*, store: Path, run: Path, config: Any, progress: bool, log: 
     if (run / "config.yaml").exists():
         saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
         wanted = _plain(dataclasses.asdict(config))
-        differ = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+        # settings added to TrainConfig after the run was made are not differences
+        differ = sorted(k for k in wanted if k in saved and k not in RESUMABLE_CHANGES and saved[k] != wanted[k])
         if differ:
             raise WsicellError(f"{run}: a run with other settings ({', '.join(differ)}) is there; use another --out")
     if (run / LAST).exists() and epochs_done(run) >= config.epochs:

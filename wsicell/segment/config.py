@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 SEGMENT_METHODS = ("watershed", "tiatoolbox")
-FOREGROUNDS = ("classifier", "haematoxylin")
+FOREGROUNDS = ("classifier", "cnn", "haematoxylin")
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,10 @@ class SegmentConfig:
     """
 
     method: Literal["watershed", "tiatoolbox"] = "watershed"
-    foreground: Literal["classifier", "haematoxylin"] = "classifier"
-    """watershed: how nucleus pixels are found: the in-project pixel classifier, or a
-    threshold on haematoxylin optical density (QuPath-like)."""
+    foreground: Literal["classifier", "cnn", "haematoxylin"] = "classifier"
+    """watershed: how nucleus pixels are found: the in-project pixel classifier, the
+    in-project small U-Net (``unet.py``), or a threshold on haematoxylin optical density
+    (QuPath-like)."""
     min_area_um2: float = 3.0
     """Smaller objects are dropped (debris, noise)."""
     max_area_um2: float = 400.0
@@ -32,9 +33,9 @@ class SegmentConfig:
     """Objects whose bounding box is longer than this on a side are dropped; it bounds the
     nucleus size that tiles must overlap by (``Segmenter.max_nucleus_um``)."""
     probability_threshold: float = 0.6
-    """classifier: pixels with a higher nucleus probability are foreground."""
+    """classifier/cnn: pixels with a higher nucleus probability are foreground."""
     interior_weight: float = 2.0
-    """classifier: weight of the "nucleus interior" probability added to the distance
+    """classifier/cnn: weight of the "nucleus interior" probability added to the distance
     transform (µm) before seeding the watershed; 0 = distance transform only."""
     smooth_sigma_um: float = 0.5
     """haematoxylin: Gaussian sigma applied to the channel before thresholding."""

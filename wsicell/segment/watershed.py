@@ -1,7 +1,8 @@
 """The default segmenter: foreground mask + distance-transform watershed (no downloaded weights).
 
 Modelled on QuPath's built-in cell detection. The foreground is either the in-project pixel
-classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train; default) or a
+classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train; default), a small
+U-Net (``unet.py``, torch, trained on CoNSeP train) or a
 threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
 nuclei are split by a watershed of the distance transform (plus, with the classifier, its
 "nucleus interior" probability), seeded at its maxima. Everything is OpenCV/numpy on the
@@ -20,6 +21,7 @@ from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
 from wsicell.segment.pixels import PixelClassifier
 from wsicell.segment.stain import haematoxylin
+from wsicell.segment.unet import UNetForeground
 from wsicell.types import LabelImage, RGBImage
 
 TISSUE_OD = 0.15
@@ -32,18 +34,22 @@ class WatershedSegmenter(Segmenter):
     def __init__(self, config: SegmentConfig | None = None) -> None:
         self.config = config or SegmentConfig()
         self.max_nucleus_um = self.config.max_diameter_um
-        self._classifier: PixelClassifier | None = None
+        self._classifier: PixelClassifier | UNetForeground | None = None
 
     @property
-    def classifier(self) -> PixelClassifier:
+    def classifier(self) -> PixelClassifier | UNetForeground:
+        """The nucleus/interior probability model (loaded on first use)."""
         if self._classifier is None:
-            self._classifier = PixelClassifier.default()
+            if self.config.foreground == "cnn":
+                self._classifier = UNetForeground()
+            else:
+                self._classifier = PixelClassifier.default()
         return self._classifier
 
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:
         check_image(image, mpp)
         c = self.config
-        if c.foreground == "classifier":
+        if c.foreground in ("classifier", "cnn"):
             prob = self.classifier.probability(image, mpp=mpp)  # 2xHxW: nucleus, interior
             mask = (prob[0] > c.probability_threshold).astype(np.uint8)
             extra = c.interior_weight * _blur(prob[1], 0.25 / mpp) if c.interior_weight else None
