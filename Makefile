@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SLIDE := wsicell/data/CMU-1-Small-Region.svs
 
-.PHONY: demo test lint install tiatoolbox benchmarks clean
+.PHONY: demo test test-tiatoolbox lint install tiatoolbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,12 @@ demo: $(STAMP)
 	@echo "Done: open $(SLIDE) in QuPath and drag $(OUT)/CMU-1-Small-Region.geojson onto it;"
 	@echo "      pictures: $(OUT)/CMU-1-Small-Region.png, $(OUT)/gallery.png"
 
+# The main suite in .venv, then the tiatoolbox backend's tests in a second environment
+# (.venv-tia, layered over .venv) so that tiatoolbox's pins never touch the main one.
 test: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks
 	$(BIN)/python -m pytest -q -ra
+	$(MAKE) test-tiatoolbox
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks
@@ -48,5 +51,22 @@ tiatoolbox: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints-main.txt -r requirements-tiatoolbox.txt
 	$(BIN)/python -m pip install --quiet --no-deps tiatoolbox==2.1.3
 
+# A second environment for CI: .venv-tia sees everything in .venv (a site dir added by a
+# .pth file) and adds tiatoolbox and its needs, with .venv's versions as constraints.
+TIA := .venv-tia
+TIA_STAMP := $(TIA)/.installed
+$(TIA_STAMP): $(STAMP) requirements-tiatoolbox.txt
+	rm -rf $(TIA)
+	$(PYTHON) -m venv $(TIA)
+	$(BIN)/python -c "import site; print('import site; site.addsitedir(%r)' % site.getsitepackages()[0])" \
+		> $$($(TIA)/bin/python -c "import site; print(site.getsitepackages()[0])")/_wsicell_main_env.pth
+	$(BIN)/python -m pip list --format=freeze --exclude-editable > $(TIA)/constraints-main.txt
+	$(TIA)/bin/python -m pip install --quiet -c $(TIA)/constraints-main.txt -r requirements-tiatoolbox.txt
+	$(TIA)/bin/python -m pip install --quiet --no-deps tiatoolbox==2.1.3
+	touch $(TIA_STAMP)
+
+test-tiatoolbox: $(TIA_STAMP)
+	$(TIA)/bin/python -m pytest -q -ra tests/test_segment_tiatoolbox.py tests/test_export_geojson.py -k "tiatoolbox or annotation"
+
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(TIA) out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,7 +16,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-_stderr = Console(stderr=True)
+# Off a terminal (logs, CI, `make demo | tee`) rich falls back to 80 columns and folds
+# every table; give it room instead.
+_stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def stderr_console() -> Console:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def info_command(store: Path, as_json: bool) -> None:
             "x".join(map(str, s["embedding"])) if s["embedding"] else "-",
             "yes" if s["clustered"] else "-",
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     settings = summary["extract_settings"]
     if settings:
