@@ -64,7 +64,9 @@ def train_command(
 
     if config_path is None and resume and (out / "config.yaml").is_file():
         config_path = out / "config.yaml"
-    overrides = {**parse_sets(sets), "method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
+    named = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
+    # a named flag wins over --set only when it was given
+    overrides = {**parse_sets(sets), **{k: v for k, v in named.items() if v is not None}}
     config = load_config(TrainConfig, config_path, **overrides)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
