@@ -13,15 +13,16 @@ FOREGROUNDS = ("classifier", "cnn", "haematoxylin")
 class SegmentConfig:
     """How nuclei are found in an RGB tile.
 
-    ``watershed`` (default, no weights): haematoxylin colour deconvolution, Gaussian
-    smoothing, a threshold on haematoxylin optical density, hole filling, then a distance
-    transform + peak detection + watershed to split touching nuclei, then size filters.
+    ``watershed`` (default, no downloaded weights): a foreground mask (default: the small
+    in-project U-Net's nucleus probability; or the pixel classifier, or a haematoxylin
+    threshold), hole filling, then a distance transform (+ interior probability) + peak
+    detection + watershed to split touching nuclei, then size filters.
     ``tiatoolbox``: HoVer-Net & co. through tiatoolbox with a local ``weights`` file.
     Defaults were tuned on the CoNSeP train split (see docs/segmentation.md).
     """
 
     method: Literal["watershed", "tiatoolbox"] = "watershed"
-    foreground: Literal["classifier", "cnn", "haematoxylin"] = "classifier"
+    foreground: Literal["classifier", "cnn", "haematoxylin"] = "cnn"
     """watershed: how nucleus pixels are found: the in-project pixel classifier, the
     in-project small U-Net (``unet.py``), or a threshold on haematoxylin optical density
     (QuPath-like)."""
