@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--foreground", choices=["classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
+    ap.add_argument("--foreground", choices=["cnn", "classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
     args = ap.parse_args()
     big = mosaic_slide(args.side)
     load0 = os.getloadavg()

@@ -84,7 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--region", type=int, default=4096, help="side of the level-0 region (px)")
-    ap.add_argument("--foreground", choices=["classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
+    ap.add_argument("--foreground", choices=["cnn", "classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
     args = ap.parse_args()
     path = mosaic_slide(args.side)
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
