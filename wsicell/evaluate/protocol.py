@@ -44,6 +44,10 @@ STORE_CROP = 32
 Log = Callable[[str], None]
 
 
+METHOD_NAMES = {"ccrl": "CCRL", "simclr": "SimCLR", "sslp": "SSLP"}
+"""How a trained method is named in the results table."""
+
+
 @dataclass
 class Row:
     """One line of the table: a representation scored over seeds."""
@@ -146,7 +150,8 @@ def ccrl_rows(
     (default: all); the query-encoder ablation reuses CCRL's runs, so it has every seed.
     """
     n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
-    main = Row(name="CCRL (this config)", kind="ccrl")
+    method = METHOD_NAMES.get(config.method, config.method)
+    main = Row(name=f"{method} (this config)", kind="ccrl")
     variants: list[tuple[Row, dict, str, Row | None]] = [(main, {}, "momentum", None)]
     if ablations:
         for name, (changes, encoder) in ABLATIONS.items():
@@ -157,7 +162,7 @@ def ccrl_rows(
             if changes and i >= n_ablation:
                 continue
             cfg = dataclasses.replace(config, seed=seed, **changes)
-            tag = "ccrl" if not changes else "ccrl-" + "-".join(f"no-{k.replace('_', '-')}" for k in changes)
+            tag = config.method if not changes else config.method + "-" + "-".join(f"no-{k.replace('_', '-')}" for k in changes)
             run = runs / f"{tag}-seed{seed}"
             if shares is None:
                 ensure_trained(store=train_store, run=run, config=cfg, progress=progress, log=log)
@@ -296,7 +301,7 @@ def run_protocol(
             progress=progress, log=log,
         )  # fmt: skip
         if with_curve:
-            points = curve(run=out / "runs" / f"ccrl-seed{seeds[0]}", test_crops=test_cells.crops,
+            points = curve(run=out / "runs" / f"{config.method}-seed{seeds[0]}", test_crops=test_cells.crops,
                            test_labels=test_cells.labels, seed=seeds[0], log=log)  # fmt: skip
     if config is None:  # the architecture of the evaluated run
         from wsicell.embed import load_encoder
