@@ -78,3 +78,14 @@ def extracted_store(tmp_path_factory: pytest.TempPathFactory, sample_slide: Path
     report = extract_slides([sample_slide], store=path, config=ExtractConfig(), progress=False)
     assert report.ok, report
     return path
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models on a loaded 2-core machine: one torch thread avoids oversubscription."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,6 +33,7 @@ def _worker(rank: int, init_file: str, out: str) -> None:
     loss = nt_xent(gather_with_grad(a), gather_with_grad(b), temperature=0.1)
     loss.backward()
     Path(out, f"rank{rank}.json").write_text(json.dumps({"loss": loss.item(), "grad_a": a.grad.tolist(), "grad_b": b.grad.tolist()}))
+    torch_dist.barrier()  # no rank tears gloo down while the other is still in backward's all_gather
     torch_dist.destroy_process_group()
 
 
@@ -79,6 +80,7 @@ def _sslp_worker(rank: int, init_file: str, store: str, out: str) -> None:
         "filled": method.bank.filled.nonzero().squeeze(1).tolist(),
         "vectors": method.bank.vectors[:20].tolist(), "labels": method.bank.labels.tolist(),
     }))  # fmt: skip
+    torch_dist.barrier()  # no rank tears gloo down while the other is mid-collective
     torch_dist.destroy_process_group()
 
 

@@ -14,14 +14,7 @@ from wsicell.train.methods.config import JITTER_PRESETS, SimCLRConfig
 from wsicell.train.methods.simclr import SimCLR
 from wsicell.train.methods.simclr_augment import simclr_params, simclr_view
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a loaded 2-core machine: one thread avoids oversubscription (~50x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def small_config(**kw) -> TrainConfig:

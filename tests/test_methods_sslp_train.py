@@ -14,13 +14,7 @@ from wsicell.train.methods.config import SSLPConfig
 from wsicell.train.methods.sslp import SSLP
 from wsicell.train.methods.sslp_positives import sslp_targets
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def small_config(**sslp) -> TrainConfig:

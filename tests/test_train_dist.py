@@ -40,6 +40,7 @@ def _worker(rank: int, init_file: str, store: str, out: str) -> None:
     run = train(store=store, out=out, config=TrainConfig(**{**vars(config), "batch_size": 128, "queue_size": 256}), progress=False)
     result["run"] = str(run)
     Path(out).parent.joinpath(f"rank{rank}.json").write_text(json.dumps(result))
+    torch_dist.barrier()  # no rank tears gloo down while the other is mid-collective
     torch_dist.destroy_process_group()
 
 

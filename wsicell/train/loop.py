@@ -352,10 +352,12 @@ class _Progress:
             TimeRemainingColumn,
         )
 
+        from wsicell.progress import stderr_console
+
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[rate]:.0f} crops/s"),
-            TimeElapsedColumn(), TimeRemainingColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console(),
         )  # fmt: skip
         self._progress.start()
         self._task = self._progress.add_task("train", total=total, epoch=0, loss=float("nan"), lr=0.0, rate=0.0)
