@@ -79,7 +79,8 @@ def select(args: argparse.Namespace, config) -> None:
 
     store = build_split_store(dataset=args.dataset, split="train", out=args.out / "cells" / "train.zarr", progress=False)
     cells = load_split(store)
-    candidates = {"random-init": embed_crops(random_encoder(stem=config.stem, width=config.width, seed=0), cells.crops)}
+    random_init = random_encoder(stem=config.stem, width=config.width, seed=0)
+    candidates = {"random-init": embed_crops(random_init, cells.crops, crop_size=config.crop_size, views=config.embed_views)}
     for run in args.select:  # a run directory (its last.pt) or a checkpoint file
         name = f"{run.parent.parent.name}/{run.parent.name}/{run.stem}" if run.is_file() else f"{run.parent.parent.name}/{run.name}"
         candidates[name] = embed(run, cells.crops, encoder="momentum")

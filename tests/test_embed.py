@@ -62,10 +62,11 @@ def test_store_embeddings_match_embed_crops(run: Path, store: Path) -> None:
     s = CellStore.open(store).slides()[0]
     model, config = load_encoder(run, device="cpu")
     assert config.stem == "imagenet" and not model.training
-    direct = embed_crops(model, np.asarray(s.array("crops")[:64]), batch_size=20)
+    assert config.embed_views == 8 and s.array("embedding").attrs["views"] == 8  # the default: 8 views
+    direct = embed_crops(model, np.asarray(s.array("crops")[:64]), batch_size=20, views=config.embed_views)
     assert direct.shape == (64, 512) and direct.dtype == np.float32
     np.testing.assert_allclose(np.asarray(s.array("embedding")[:64], dtype=np.float32), direct, rtol=2e-3, atol=2e-3)
-    fast = embed_crops(model, np.asarray(s.array("crops")[:64]), precision="bf16")
+    fast = embed_crops(model, np.asarray(s.array("crops")[:64]), precision="bf16", views=8)
     cos = (fast * direct).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(direct, axis=1)
     assert cos.min() > 0.99  # bf16 autocast: the same features to ~2-3 digits
 
@@ -88,3 +89,33 @@ def test_bad_model_paths(tmp_path: Path, store: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"junk" * 100)
     with pytest.raises(CheckpointError, match="junk.pt"):
         load_encoder(tmp_path / "junk.pt")
+
+
+def test_views_average_the_dihedral_copies(run: Path, store: Path) -> None:
+    """8 views = the mean of the normalised features of the 8 rotated/mirrored crops, so the
+    embedding of a rotated or mirrored crop is the same; 1 view is the plain forward pass."""
+    crops = np.asarray(CellStore.open(store).slides()[0].array("crops")[:24])
+    model, _ = load_encoder(run, device="cpu")
+    one = embed_crops(model, crops, views=1)
+    copies = [np.rot90(c, k, axes=(1, 2)) for c in (crops, crops[:, :, ::-1]) for k in range(4)]
+    naive = np.mean([f / np.linalg.norm(f, axis=1, keepdims=True) for f in (embed_crops(model, c, views=1) for c in copies)], 0)
+    eight = embed_crops(model, crops, views=8)
+    np.testing.assert_allclose(eight, naive, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(embed_crops(model, np.rot90(crops, 1, axes=(1, 2)), views=8), eight, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(embed_crops(model, crops[:, ::-1], views=8), eight, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(embed_crops(model, np.rot90(crops, 1, axes=(1, 2)), views=1), one, atol=1e-3)
+    four = embed_crops(model, crops, views=4)
+    np.testing.assert_allclose(embed_crops(model, np.rot90(crops, 1, axes=(1, 2)), views=4), four, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="views"):
+        embed_crops(model, crops, views=3)
+
+
+def test_store_records_views_and_redoes_other_views(run: Path, store: Path) -> None:
+    n = CellStore.open(store).total_cells()
+    assert embed_store(store=store, run=run, views=1, progress=False) == n
+    cells = CellStore.open(store)
+    assert cells.root.attrs["embedding_model"]["views"] == 1
+    assert all(s.attrs["embedding_views"] == 1 for s in cells.slides())
+    assert embed_store(store=store, run=run, views=1, progress=False) == 0
+    assert embed_store(store=store, run=run, progress=False) == n  # the run's default (8): redone
+    assert CellStore.open(store).root.attrs["embedding_model"]["views"] == 8

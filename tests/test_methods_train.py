@@ -15,6 +15,7 @@ from wsicell.embed import embed_crops, load_encoder
 from wsicell.store import CellBatch, CellStore
 from wsicell.train import checkpoint
 from wsicell.train.config import TrainConfig
+from wsicell.train.methods.config import method_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "width=4", "--set", "crop_size=16", "--set", "queue_size=20", "--set", "threads=1",
@@ -47,6 +48,18 @@ def test_paper_configs_load() -> None:
     assert simclr.simclr.optimizer == "lars" and simclr.simclr.min_area == 0.01 and simclr.simclr.jitter == "medium"
     sslp = load_config(TrainConfig, ROOT / "configs" / "sslp.yaml")
     assert sslp.method == "sslp" and sslp.sslp.radius_um == 15.0 and sslp.sslp.intra_gate == "cluster"
+
+
+def test_fast_configs_share_the_ccrl_budget() -> None:
+    """The methods' CPU configs train the fast CCRL architecture for the same epochs and batch."""
+    ccrl = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml")
+    assert ccrl.method == "ccrl" and TrainConfig() == load_config(TrainConfig, ROOT / "configs" / "ccrl.yaml")
+    for name, method in (("simclr-cpu-fast.yaml", "simclr"), ("sslp-cpu-fast.yaml", "sslp")):
+        config = load_config(TrainConfig, ROOT / "configs" / name)
+        assert config.method == method
+        same = ("epochs", "batch_size", "warmup_epochs", "crop_size", "stem", "width", "embed_views", "precision")
+        assert {k: getattr(config, k) for k in same} == {k: getattr(ccrl, k) for k in same}
+    assert load_config(TrainConfig, ROOT / "configs" / "simclr-cpu-fast.yaml").lr == pytest.approx(0.3)
 
 
 def test_sslp_trains_resumes_and_embeds(store: Path, tmp_path: Path) -> None:
@@ -86,6 +99,21 @@ def test_simclr_trains_with_lars_from_its_config(store: Path, tmp_path: Path) ->
     encoder, config = load_encoder(run, device="cpu")
     assert config.method == "simclr" and config.simclr.jitter == "medium"
     assert embed_crops(encoder, CellStore.open(store).slides()[1].array("crops")[:5]).shape == (5, 32)
+
+
+def test_method_flag_alone_starts_from_its_papers_settings(store: Path, tmp_path: Path) -> None:
+    """`--method simclr` without --config: SimCLR's temperature, weight decay and LARS lr
+    (0.3 x batch / 256), not CCRL's; flags and --set still win."""
+    run = tmp_path / "simclr-flag"
+    drop = TINY.index("projector_dims=[32, 16]")
+    tiny = TINY[: drop - 1] + TINY[drop + 1 :]  # keep SimCLR's own projector
+    result = CliRunner().invoke(main, ["train", "--store", str(store), "--out", str(run), "--method", "simclr", "--epochs", "1", *tiny])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["temperature"] == 0.1 and saved["weight_decay"] == 1e-6 and saved["projector_dims"] == [512, 128]
+    assert saved["batch_size"] == 20 and saved["lr"] == pytest.approx(0.3 * 20 / 256)
+    sslp = method_defaults("sslp")
+    assert sslp["temperature"] == 0.1 and sslp["batch_size"] == 512 and method_defaults("ccrl") == {}
 
 
 def test_unknown_method_is_one_line_error(store: Path, tmp_path: Path) -> None:

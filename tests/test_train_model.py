@@ -80,3 +80,24 @@ def test_predictor_ablation_and_encoders() -> None:
     m = small(predictor=False)
     assert isinstance(m.predictor, torch.nn.Identity)
     assert m.encoder("momentum") is m.backbone_k and m.encoder("query") is m.backbone_q
+
+
+def test_split_batchnorm_option_keys_never_share_statistics_with_their_queries() -> None:
+    """bn_splits: every BN of both branches is split; the keys are the key encoder's outputs
+    for regrouped sub-batches, in the batch's order; eval mode is plain BN."""
+    from wsicell.train.splitbn import SplitBatchNorm, regrouped
+
+    m = small(batch_size=16, queue_size=32, bn_splits=4)
+    for branch in (m.backbone_q, m.backbone_k, m.projector_q, m.projector_k, m.predictor):
+        bns = [mod for mod in branch.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)]
+        assert bns and all(isinstance(b, SplitBatchNorm) and b.splits == 4 for b in bns)
+    x = torch.rand(16, 3, 16, 16)
+    view_q, view_k = m.views(x, augment=Augment(m.config), generator=torch.Generator().manual_seed(0))
+    logits, _ = m(view_q, view_k)
+    keys = m.queue[:16].clone()
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(regrouped(lambda v: m.projector_k(m.backbone_k(v)), view_k, splits=4), dim=1)
+        plain_order = torch.nn.functional.normalize(m.projector_k(m.backbone_k(view_k)), dim=1)
+    torch.testing.assert_close(keys, want, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(keys, plain_order, atol=1e-3)  # other sub-batches: other statistics
+    assert torch.isfinite(m.loss((logits, torch.zeros(16, dtype=torch.long)))).all()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wsicell.config import from_mapping
@@ -21,13 +22,19 @@ from wsicell.errors import CheckpointError
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
 from wsicell.train.augment import to_float_batch
-from wsicell.train.config import TrainConfig
+from wsicell.train.config import EMBED_VIEWS, TrainConfig
 from wsicell.train.loop import AUTOCAST_DTYPE, LAST, resolve_device, resolve_precision
 from wsicell.train.method import build_method
 from wsicell.types import PathLikeStr
 
 EMBED_CHUNK = 4096
 ENCODERS = ("momentum", "query")
+VIEWS = EMBED_VIEWS
+"""Test-time views: 1 = the crop as it is; 2 = and its mirror image; 4 = its rotations by
+0/90/180/270 degrees; 8 = the rotations of the crop and of its mirror image (the dihedral
+group). With more than one view the embedding is the mean of the L2-normalised features of
+the views: a nucleus has no orientation, and averaging removes what the network has not
+learned to ignore (docs/results.md measures it)."""
 
 
 def resolve_checkpoint(run_or_checkpoint: PathLikeStr) -> Path:
@@ -38,6 +45,12 @@ def resolve_checkpoint(run_or_checkpoint: PathLikeStr) -> Path:
         if not path.exists():
             raise CheckpointError(f"{path}: no checkpoint in this run directory (has `wsicell train` finished an epoch?)")
     return path
+
+
+def run_config(run_or_checkpoint: PathLikeStr) -> TrainConfig:
+    """The training config saved in a run's checkpoint."""
+    path = resolve_checkpoint(run_or_checkpoint)
+    return from_mapping(TrainConfig, dict(checkpoint.load(path)["config"]), source=str(path))
 
 
 def load_encoder(
@@ -73,6 +86,7 @@ def embed_crops(
     device: str | torch.device | None = None,
     crop_size: int | None = None,
     precision: str = "fp32",
+    views: int = 1,
 ) -> np.ndarray:
     """Backbone features of uint8 crops NxSxSx3 -> NxD float32 (model in eval mode).
 
@@ -80,7 +94,10 @@ def embed_crops(
     :func:`load_encoder`, else their own size). ``precision`` "bf16" (autocast; 2-3x faster
     on CPUs with AMX for the cifar stem, see docs/benchmarks.md) or "auto" (bf16 where it
     pays, as in training) trade ~3 significant digits for speed; the default is fp32.
+    ``views`` (:data:`VIEWS`) > 1 averages the normalised features of flipped/rotated copies.
     """
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
     if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
         raise ValueError(f"crops must be (N, S, S, 3) uint8, got {crops.shape} {crops.dtype}")
     dev = next(model.parameters()).device if device is None else torch.device(device)
@@ -94,34 +111,59 @@ def embed_crops(
     for start in range(0, len(crops), batch_size):
         x = to_float_batch(crops[start : start + batch_size], size=size, device=dev)  # x: Bx3xSxS
         with torch.autocast(dev.type, dtype=AUTOCAST_DTYPE.get(precision, torch.bfloat16), enabled=precision != "fp32"):
-            out.append(model(x).float().cpu().numpy())  # B x D
+            out.append(_features(model, x, views).cpu().numpy())  # B x D
     model.train(was_training)
     dim = getattr(model, "out_dim", 0)
     return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
+
+
+def _features(model: nn.Module, x: torch.Tensor, views: int) -> torch.Tensor:
+    """Bx3xSxS -> BxD float32: the features of ``x``, or the mean normalised features of its views."""
+    if views == 1:
+        return model(x).float()
+    total = torch.zeros(())
+    for mirror in (False, True) if views in (2, 8) else (False,):
+        y = x.flip(3) if mirror else x
+        for k in range(4 if views >= 4 else 1):
+            total = total + F.normalize(model(torch.rot90(y, k, (2, 3))).float(), dim=1)  # B x D
+    return total / views
 
 
 def embed_store(
     *,
     store: CellStore | PathLikeStr,
     run: PathLikeStr,
-    encoder: str = "momentum",
+    encoder: str | None = None,
     batch_size: int = 512,
     device: str = "auto",
     progress: bool = True,
     precision: str = "fp32",
+    views: int | None = None,
 ) -> int:
     """Embed every complete slide of ``store`` with ``run``; returns the number of cells
-    embedded by this call (0 when every slide is already done with this model)."""
+    embedded by this call (0 when every slide is already done with this model and views).
+
+    ``encoder`` and ``views`` default to the run's ``embed_encoder`` and ``embed_views``.
+    """
+    if views is not None and views not in VIEWS:
+        raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
     cells = store if isinstance(store, CellStore) else CellStore.open(store, mode="r+")
     ckpt = resolve_checkpoint(run).resolve()
+    saved = run_config(ckpt)
+    encoder = encoder or saved.embed_encoder
+    views = views or saved.embed_views
     model, config = load_encoder(ckpt, encoder=encoder, device=device)
     sha = checkpoint.sha256(ckpt)
     run_dir = ckpt.parent
-    tag = {"model_sha256": sha, "run": str(run_dir), "encoder": encoder, "precision": precision}
+    tag = {"model_sha256": sha, "run": str(run_dir), "encoder": encoder, "precision": precision, "views": views}
     dim = config.embed_dim
     todo = []
     for s in cells.slides():
-        done = s.attrs.get("embedding_model") == sha and s.attrs.get("embedding_encoder") == encoder
+        done = (
+            s.attrs.get("embedding_model") == sha
+            and s.attrs.get("embedding_encoder") == encoder
+            and s.attrs.get("embedding_views", 1) == views
+        )
         if done and s.attrs.get("embedding_complete"):
             continue
         start = int(s.attrs.get("embedding_rows", 0)) if done and s.has("embedding") else 0
@@ -132,14 +174,16 @@ def embed_store(
     try:
         for s, start in todo:
             if start == 0:
-                s.set_attrs(embedding_complete=False, embedding_rows=0, embedding_model=sha, embedding_encoder=encoder)
+                s.set_attrs(
+                    embedding_complete=False, embedding_rows=0, embedding_model=sha, embedding_encoder=encoder, embedding_views=views
+                )
                 arr = s.create_array("embedding", shape=(s.n_cells, dim), dtype="float16", chunks=(EMBED_CHUNK, dim), attrs=tag)
             else:
                 arr = s.array("embedding")
             crops = s.array("crops")
             for a in range(start, s.n_cells, EMBED_CHUNK):  # whole embedding chunks
                 b = min(a + EMBED_CHUNK, s.n_cells)
-                feats = embed_crops(model, np.asarray(crops[a:b]), batch_size=batch_size, precision=precision)  # (b-a) x D
+                feats = embed_crops(model, np.asarray(crops[a:b]), batch_size=batch_size, precision=precision, views=views)
                 arr[a:b] = feats.astype(np.float16)
                 s.set_attrs(embedding_rows=b)
                 embedded += b - a
@@ -151,7 +195,7 @@ def embed_store(
             bar.stop()
     cells.root.attrs["embedding_model"] = {
         "run": str(run_dir), "checkpoint": str(ckpt), "sha256": sha, "encoder": encoder, "dim": dim,
-        "crop_size": config.crop_size, "precision": precision,
+        "crop_size": config.crop_size, "precision": precision, "views": views,
     }  # fmt: skip
     return embedded
 

@@ -193,4 +193,7 @@ def embed_slide(store_path: Path, slide_id: str, *, model: dict, progress: bool)
             f"{ckpt}: changed since the store was embedded (sha256 differs); new slides would not be "
             "comparable: re-run `wsicell embed` and `wsicell cluster`"
         )
-    embed_store(store=store_path, run=ckpt, encoder=model.get("encoder", "momentum"), progress=progress)
+    embed_store(
+        store=store_path, run=ckpt, encoder=model.get("encoder", "momentum"), views=int(model.get("views", 1)),
+        precision=model.get("precision", "fp32"), progress=progress,
+    )  # fmt: skip

@@ -12,8 +12,12 @@ from wsicell.cli.common import user_errors
 @click.command("embed", epilog="Example: wsicell embed --store cells.zarr --model runs/ccrl")
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store to annotate.")
 @click.option("--model", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a checkpoint file) of `wsicell train`.")
-@click.option("--encoder", type=click.Choice(["momentum", "query"]), default="momentum", show_default=True,
-              help="momentum: the EMA encoder (the paper's ensembling); query: the ablation.")  # fmt: skip
+@click.option("--encoder", type=click.Choice(["momentum", "query"]),
+              help="momentum: the EMA encoder (the paper's ensembling); query: the ablation. Default: the run's embed_encoder.")
+@click.option("--views", type=click.Choice(["1", "2", "4", "8"]),
+              help="Mean of the normalised features of this many flipped/rotated copies of each crop "
+                   "(8 = all rotations by 90 degrees and their mirror images; 1 = the crop only, 8x faster). "
+                   "Default: the run's embed_views (8).")  # fmt: skip
 @click.option("--batch-size", type=int, default=512, show_default=True, help="Crops per forward pass.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
@@ -21,7 +25,7 @@ from wsicell.cli.common import user_errors
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def embed_command(
-    store: Path, run: Path, encoder: str, batch_size: int, device: str, precision: str, quiet: bool
+    store: Path, run: Path, encoder: str | None, views: str | None, batch_size: int, device: str, precision: str, quiet: bool
 ) -> None:
     """Embed every cell of the store (512-d, float16, per slide) with a trained encoder.
 
@@ -34,10 +38,11 @@ def embed_command(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     n = embed_store(
-        store=store, run=run, encoder=encoder, batch_size=batch_size, device=device, precision=precision, progress=not quiet
-    )
+        store=store, run=run, encoder=encoder, views=int(views) if views else None, batch_size=batch_size,
+        device=device, precision=precision, progress=not quiet,
+    )  # fmt: skip
     if not quiet:
-        click.echo(f"Embedded {n} cells ({encoder} encoder of {run}) into {store}")
+        click.echo(f"Embedded {n} cells (model {run}) into {store}")
 
 
 COMMANDS = [embed_command]

@@ -105,7 +105,7 @@ def evaluate_command(
         from wsicell.evaluate.linear import linear_markdown, probe_runs
         from wsicell.train.loop import write_text_atomic
 
-        runs = [model] if model is not None else [out / "runs" / f"ccrl-seed{s}" for s in range(seeds)]
+        runs = [model] if model is not None else [out / "runs" / f"{config.method}-seed{s}" for s in range(seeds)]
         rows = probe_runs(runs, train_store=out / "cells" / f"{train_split}.zarr", test_store=out / "cells" / f"{test_split}.zarr")
         write_text_atomic(out / "linear.json", json.dumps(rows, indent=1) + "\n")
         click.echo("\nLinear evaluation (logistic regression on frozen embeddings, train -> test):\n" + linear_markdown(rows))

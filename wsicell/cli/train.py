@@ -35,7 +35,8 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML settings (default: the paper's recipe; with --resume: the run's config.yaml).")
 @click.option("--method", type=click.Choice(["ccrl", "simclr", "sslp"]),
-              help="Training method (default ccrl); see docs/methods.md. configs/simclr.yaml and configs/sslp.yaml hold their papers' settings.")  # fmt: skip
+              help="Training method (default ccrl); see docs/methods.md. Without --config, its paper's batch size, learning "
+                   "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
 @click.option("--epochs", type=int, help="Number of epochs.")
 @click.option("--batch-size", type=int, help="Global batch size (all processes).")
 @click.option("--lr", type=float, help="Peak learning rate.")
@@ -61,12 +62,15 @@ def train_command(
     from wsicell.config import load_config
     from wsicell.train.config import TrainConfig
     from wsicell.train.loop import train
+    from wsicell.train.methods.config import method_defaults
 
     if config_path is None and resume and (out / "config.yaml").is_file():
         config_path = out / "config.yaml"
     named = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
     # a named flag wins over --set only when it was given
     overrides = {**parse_sets(sets), **{k: v for k, v in named.items() if v is not None}}
+    if config_path is None and method is not None:  # the method's paper settings, then the flags
+        overrides = {**method_defaults(method, batch_size=overrides.get("batch_size")), **overrides}
     config = load_config(TrainConfig, config_path, **overrides)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:

@@ -123,12 +123,13 @@ def ensure_trained(*, store: Path, run: Path, config: Any, progress: bool, log: 
     return train(store=store, out=run, config=config, resume=resume, progress=progress)
 
 
-def embed(run_or_checkpoint: PathLikeStr, crops: np.ndarray, *, encoder: str) -> np.ndarray:
-    """Backbone features (n x D) of ``crops`` with a trained run's ``encoder``."""
+def embed(run_or_checkpoint: PathLikeStr, crops: np.ndarray, *, encoder: str, views: int | None = None) -> np.ndarray:
+    """Embeddings (n x D) of ``crops`` with a trained run's ``encoder``, as ``wsicell embed``
+    makes them (``views`` defaults to the run's ``embed_views``)."""
     from wsicell.embed import embed_crops, load_encoder
 
-    model, _ = load_encoder(run_or_checkpoint, encoder=encoder, device="cpu")
-    return embed_crops(model, crops)
+    model, config = load_encoder(run_or_checkpoint, encoder=encoder, device="cpu")
+    return embed_crops(model, crops, views=views or config.embed_views)
 
 
 def ccrl_rows(
@@ -170,7 +171,7 @@ def ccrl_rows(
             row.scores.append(cluster_and_score(x, test_labels, seed=seed, spherical=True))
             row.seeds.append(seed)
             row.train_seconds.append(train_seconds(run))
-            row.note = f"{cfg.epochs} epochs; embeddings from the {encoder} encoder"
+            row.note = f"{cfg.epochs} epochs; embeddings from the {encoder} encoder, {cfg.embed_views} view(s)"
             log(f"{row.name} seed {seed}: {_fmt(row.scores[-1])}")
     return [v[0] for v in variants]
 
@@ -198,6 +199,7 @@ def baseline_rows(
     crop_size: int,
     imagenet_weights: PathLikeStr | None,
     log: Log,
+    views: int = 1,
 ) -> tuple[list[Row], list[str]]:
     """The baselines asked for; returns (rows, messages about skipped ones)."""
     from wsicell.embed import embed_crops
@@ -225,7 +227,7 @@ def baseline_rows(
             row = Row(name=f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", kind="baseline")
             for seed in seeds:
                 model = B.random_encoder(stem=stem, width=width, seed=seed)
-                x = embed_crops(model, test_cells.crops, crop_size=crop_size)
+                x = embed_crops(model, test_cells.crops, crop_size=crop_size, views=views)
                 row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
                 row.seeds.append(seed)
         elif name == "imagenet":
@@ -235,7 +237,7 @@ def baseline_rows(
                 skipped.append(f"ImageNet pre-trained: skipped: {exc}")
                 log(skipped[-1])
                 continue
-            x = embed_crops(model, test_cells.crops)
+            x = embed_crops(model, test_cells.crops, views=views)
             row = Row(name="ImageNet pre-trained ResNet-18", kind="baseline", note="crops resized to 112 px")
             for seed in seeds:
                 row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
@@ -309,7 +311,7 @@ def run_protocol(
         config = load_encoder(model, device="cpu")[1]  # type: ignore[arg-type]
     base_rows, skipped = baseline_rows(
         names=baselines, train_cells=train_cells, test_cells=test_cells, seeds=seeds, stem=config.stem,
-        width=config.width, crop_size=config.crop_size,
+        width=config.width, crop_size=config.crop_size, views=config.embed_views,
         imagenet_weights=imagenet_weights, log=log,
     )  # fmt: skip
     rows += base_rows

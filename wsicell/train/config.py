@@ -16,7 +16,10 @@ METHODS = ("ccrl", "simclr", "sslp")
 
 STEMS = ("cifar", "cifar_pool", "imagenet")
 
-RESUMABLE_CHANGES = frozenset({"epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
+EMBED_VIEWS = (1, 2, 4, 8)
+"""Test-time views of a crop averaged into its embedding (``wsicell.embed``)."""
+
+RESUMABLE_CHANGES = frozenset({"embed_views", "epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
 """Settings that may differ between a run and its ``--resume`` (everything else must match)."""
 
 
@@ -38,10 +41,16 @@ class TrainConfig:
     queue_size: int = 8192
     projector_dims: tuple[int, int] = (128, 64)
     predictor_hidden: int = 32
+    # BatchNorm over this many sub-batches with the keys regrouped: MoCo's shuffling BN on one
+    # device (splitbn.py); 1 = whole-batch BN, as the paper (one V100) presumably trained
+    bn_splits: int = 1
     # ablation switches (paper Table 3)
     local_global: bool = True
     predictor: bool = True
     embed_encoder: Literal["momentum", "query"] = "momentum"
+    # inference (not the paper's): mean of the normalised features of the crop's 8 dihedral
+    # views (rotations by 90 degrees, mirror images); 1 = the crop as it is (docs/results.md)
+    embed_views: int = 8
     # augmentation (paper: jitter 0.4/0.4/0.4/0.1, grayscale, blur 0.1-2.0, flips, rotation 0-180)
     crop_size: int = 32
     local_branch: Literal["query", "key"] = "query"
@@ -89,6 +98,8 @@ class TrainConfig:
         check(self.queue_size >= self.batch_size and self.queue_size % self.batch_size == 0,
               f"queue_size must be a positive multiple of batch_size ({self.batch_size}), got {self.queue_size}")  # fmt: skip
         check(all(d >= 1 for d in self.projector_dims), f"projector_dims must be positive, got {self.projector_dims}")
+        check(self.bn_splits >= 1 and self.batch_size % self.bn_splits == 0,
+              f"bn_splits must be >= 1 and divide batch_size ({self.batch_size}), got {self.bn_splits}")  # fmt: skip
         check(self.predictor_hidden >= 1, f"predictor_hidden must be >= 1, got {self.predictor_hidden}")
         check(self.crop_size >= 8, f"crop_size must be >= 8 px, got {self.crop_size}")
         lo, hi = self.local_scale
@@ -101,6 +112,7 @@ class TrainConfig:
             check(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}")
         check(0 < self.blur_sigma[0] <= self.blur_sigma[1], f"blur_sigma must be 0 < min <= max, got {self.blur_sigma}")
         check(self.rotation[0] <= self.rotation[1], f"rotation must be (min, max) degrees, got {self.rotation}")
+        check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
         check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")

@@ -19,6 +19,7 @@ from wsicell.train.augment import Augment
 from wsicell.train.config import TrainConfig
 from wsicell.train.loss import contrastive_logits
 from wsicell.train.method import Method
+from wsicell.train.splitbn import regrouped, split_batchnorm
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -38,6 +39,10 @@ class CCRL(Method):
         self.backbone_q = self.make_backbone(config)
         self.projector_q = mlp(config.embed_dim, hidden, out)
         self.predictor: nn.Module = mlp(out, config.predictor_hidden, out) if config.predictor else nn.Identity()
+        self.bn_splits = config.bn_splits
+        if self.bn_splits > 1:  # MoCo's shuffling BN on one device (splitbn.py)
+            for module in (self.backbone_q, self.projector_q, self.predictor):
+                split_batchnorm(module, splits=self.bn_splits)
         self.backbone_k = copy.deepcopy(self.backbone_q)
         self.projector_k = copy.deepcopy(self.projector_q)
         for p in self.key_parameters():
@@ -94,7 +99,7 @@ class CCRL(Method):
         q = F.normalize(q.float(), dim=1)
         with torch.no_grad():
             self.momentum_update()
-            k = self.projector_k(self.backbone_k(view_k))
+            k = regrouped(lambda v: self.projector_k(self.backbone_k(v)), view_k, splits=self.bn_splits)
             k = F.normalize(k.float(), dim=1)  # NxD
         logits, labels = contrastive_logits(q, k, self.queue.clone().detach(), self.temperature)
         self.enqueue(dist.concat_all_gather(k))
