@@ -26,6 +26,7 @@ VARIANTS: dict[str, dict] = {
     "T02": {"temperature": 0.2},
     "J8": {"temperature": 0.2, "jitter": (0.8, 0.8, 0.8, 0.2), "grayscale_p": 0.4, "bn_splits": 8},
     "C32": {"temperature": 0.2, "crop_size": 32, "bn_splits": 8},
+    "W64C32": {"local_scale": (0.5, 1.0), "width": 64, "crop_size": 32, "threads": 2},
     "NLG10": {"epochs": 10, "local_global": False},
     "M999-10": {"epochs": 10, "momentum": 0.999},
     "L20": {"epochs": 20, "warmup_epochs": 2, "temperature": 0.2, "local_scale": (0.5, 1.0)},
@@ -58,7 +59,9 @@ def main() -> None:
     cells = {s: load_split(p) for s, p in stores.items()}
     print(f"{'variant':8s} {'epoch':>5s} {'min':>5s} {'views':>5s} | TRAIN AMI   ARI purity | test AMI   ARI purity")
     for name in args.variants:
-        config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", threads=args.threads, **{**BASE, **VARIANTS[name]})
+        settings = {"threads": args.threads, **BASE, **VARIANTS[name]}
+        config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", **settings)
+        torch.set_num_threads(config.threads)
         run = args.out / "runs" / name
         ensure_trained(store=stores["train"], run=run, config=config, progress=False, log=lambda m: None)
         ckpts = sorted(run.glob("epoch_*.pt"))
