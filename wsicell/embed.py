@@ -47,21 +47,16 @@ def resolve_checkpoint(run_or_checkpoint: PathLikeStr) -> Path:
     return path
 
 
-def run_config(run_or_checkpoint: PathLikeStr) -> TrainConfig:
-    """The training config saved in a run's checkpoint."""
-    path = resolve_checkpoint(run_or_checkpoint)
-    return from_mapping(TrainConfig, dict(checkpoint.load(path)["config"]), source=str(path))
-
-
 def load_encoder(
-    run_or_checkpoint: PathLikeStr, *, encoder: str = "momentum", device: str | torch.device = "auto"
+    run_or_checkpoint: PathLikeStr, *, encoder: str | None = "momentum", device: str | torch.device = "auto"
 ) -> tuple[nn.Module, TrainConfig]:
     """The trained backbone (eval mode, on ``device``) and the run's config.
 
     ``encoder="momentum"`` is the paper's ensembling (the EMA encoder); ``"query"`` the
-    ablation. The module has a ``crop_size`` attribute: crops are resized to it.
+    ablation; ``None`` the run's ``embed_encoder``. The module has a ``crop_size``
+    attribute: crops are resized to it.
     """
-    if encoder not in ENCODERS:
+    if encoder is not None and encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
     path = resolve_checkpoint(run_or_checkpoint)
     state = checkpoint.load(path)
@@ -72,7 +67,7 @@ def load_encoder(
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model of its config ({str(exc).splitlines()[0]})") from None
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    backbone = method.encoder(encoder).to(dev).eval()
+    backbone = method.encoder(encoder or config.embed_encoder).to(dev).eval()
     backbone.crop_size = config.crop_size  # type: ignore[assignment]
     return backbone, config
 
@@ -149,10 +144,9 @@ def embed_store(
         raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
     cells = store if isinstance(store, CellStore) else CellStore.open(store, mode="r+")
     ckpt = resolve_checkpoint(run).resolve()
-    saved = run_config(ckpt)
-    encoder = encoder or saved.embed_encoder
-    views = views or saved.embed_views
     model, config = load_encoder(ckpt, encoder=encoder, device=device)
+    encoder = encoder or config.embed_encoder
+    views = views or config.embed_views
     sha = checkpoint.sha256(ckpt)
     run_dir = ckpt.parent
     tag = {"model_sha256": sha, "run": str(run_dir), "encoder": encoder, "precision": precision, "views": views}
