@@ -287,8 +287,11 @@ def run_protocol(
     rows: list[Row] = []
     points: list[dict] = []
     if model is not None:
-        row = Row(name=f"CCRL ({Path(model).name})", kind="ccrl")
-        x = embed(model, test_cells.crops, encoder="momentum")
+        from wsicell.embed import embed_crops, load_encoder
+
+        encoder, config = load_encoder(model, encoder="momentum", device="cpu")  # the run's architecture, for the baselines too
+        row = Row(name=f"{METHOD_NAMES.get(config.method, config.method)} ({Path(model).name})", kind="ccrl")
+        x = embed_crops(encoder, test_cells.crops, views=config.embed_views)
         for seed in seeds:
             row.scores.append(cluster_and_score(x, test_cells.labels, seed=seed, spherical=True))
             row.seeds.append(seed)
@@ -305,10 +308,8 @@ def run_protocol(
         if with_curve:
             points = curve(run=out / "runs" / f"{config.method}-seed{seeds[0]}", test_crops=test_cells.crops,
                            test_labels=test_cells.labels, seed=seeds[0], log=log)  # fmt: skip
-    if config is None:  # the architecture of the evaluated run
-        from wsicell.embed import load_encoder
-
-        config = load_encoder(model, device="cpu")[1]  # type: ignore[arg-type]
+    if config is None:
+        raise ValueError("run_protocol needs a training config or a trained model")
     base_rows, skipped = baseline_rows(
         names=baselines, train_cells=train_cells, test_cells=test_cells, seeds=seeds, stem=config.stem,
         width=config.width, crop_size=config.crop_size, views=config.embed_views,
