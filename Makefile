@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/wsicell info $(OUT)/cells.zarr
 	$(BIN)/wsicell train --store $(OUT)/cells.zarr --out $(OUT)/run --config configs/demo.yaml
 	$(BIN)/wsicell embed --store $(OUT)/cells.zarr --model $(OUT)/run
-	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6
+	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6 --context-radius 20
 	$(BIN)/wsicell map $(SLIDE) --store $(OUT)/cells.zarr --out $(OUT)/CMU-1-Small-Region.geojson --png
 	$(BIN)/wsicell gallery --store $(OUT)/cells.zarr --out $(OUT)/gallery.png
 	@echo "Done: open $(SLIDE) in QuPath and drag $(OUT)/CMU-1-Small-Region.geojson onto it;"

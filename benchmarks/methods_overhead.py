@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from wsicell.evaluate.dataset import build_split_store
+from wsicell.neighbours import store_neighbours
 from wsicell.store import CellStore
 from wsicell.train.methods.memory_bank import MemoryBank
 from wsicell.train.methods.multipos import multi_positive_loss
 from wsicell.train.methods.ntxent import nt_xent
 from wsicell.train.methods.sslp_positives import sslp_targets
-from wsicell.train.neighbours import store_neighbours
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -47,6 +47,14 @@ def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
     results = json.loads((out / "results.json").read_text())
     names = [r["name"] for r in results["rows"]]
     assert names[0] == "CCRL (this config)"
+    # every representation is also scored with tissue context (default 20 µm), in the next row
+    assert results["context"] == {"radius_um": 20.0, "weight": 1.0}
+    plain = [r for r in results["rows"] if "+ context" not in r["name"]]
+    assert len(results["rows"]) == 2 * len(plain)
+    for a, b in zip(results["rows"][::2], results["rows"][1::2], strict=True):
+        assert b["name"] == a["name"] + " + context (20 µm)" and b["kind"] == a["kind"]
+        assert b["seeds"] == a["seeds"] and b["train_seconds"] == a["train_seconds"]
+        assert b["scores"][0] != a["scores"][0]  # another clustering of the same cells
     assert {"w/o local-global", "w/o ensembling (query encoder)", "w/o predictor"} <= set(names)
     assert any(n.startswith("Morphological") for n in names) and any(n.startswith("Manual") for n in names)
     assert any(n.startswith("Random-init") for n in names) and any(n.startswith("ImageNet") for n in names)
@@ -68,12 +76,13 @@ def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
     # an already trained run, evaluated as it is (k-means seeds only); no weights -> skipped
     again = CliRunner().invoke(main, [
         "evaluate", "--dataset", str(dataset), "--model", str(out / "runs" / "ccrl-seed0"), "--seeds", "2",
-        "--baselines", "morphology,imagenet", "--out", str(out), "--quiet",
+        "--baselines", "morphology,imagenet", "--context-radius", "0", "--out", str(out), "--quiet",
     ], catch_exceptions=False)  # fmt: skip
     assert again.exit_code == 0, again.output
     rerun = json.loads((out / "results.json").read_text())
     assert [r["name"] for r in rerun["rows"]][0] == "CCRL (ccrl-seed0)"
     assert rerun["rows"][0]["seeds"] == [0, 1] and len(rerun["rows"][0]["scores"]) == 2
+    assert rerun["context"] is None and not any("context" in r["name"] for r in rerun["rows"])
     if not (Path(torch.hub.get_dir()) / "checkpoints" / "resnet18-f37072fd.pth").exists():
         assert any("ImageNet pre-trained: skipped" in m and "never downloads" in m for m in rerun["skipped"])
 

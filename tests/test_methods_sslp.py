@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from wsicell.neighbours import concat_neighbours, spatial_neighbours
 from wsicell.train.methods.memory_bank import MemoryBank
 from wsicell.train.methods.multipos import multi_positive_loss
 from wsicell.train.methods.ntxent import nt_xent
 from wsicell.train.methods.sslp_positives import sslp_targets
-from wsicell.train.neighbours import concat_neighbours, spatial_neighbours
 
 
 # -- neighbour search -------------------------------------------------------------------

@@ -21,6 +21,7 @@ from wsicell.cluster import (
     make_index,
     slide_labels_current,
 )
+from wsicell.cluster.context import CONTEXT_ARRAY, write_slide_context
 from wsicell.errors import SlideError, StoreError
 from wsicell.export.geojson import CellChunk, ExportStats, ObjectType, write_geojson
 from wsicell.export.names import load_styles
@@ -142,7 +143,8 @@ def map_slide(
 
 
 def label_slide(store_path: Path, slide_id: str, clustering: Clustering) -> SlideCells:
-    """Assign the slide's cells to the store's centroids and save cluster + distance."""
+    """Assign the slide's cells to the store's centroids and save cluster + distance (with the
+    clustering's tissue context, if it has one)."""
     writable = CellStore.open(store_path, mode="r+")
     slide = writable.slide(slide_id)
     if not slide.has("embedding") or slide.array("embedding").shape[0] != slide.n_cells:
@@ -152,9 +154,13 @@ def label_slide(store_path: Path, slide_id: str, clustering: Clustering) -> Slid
             f"{store_path}: slide {slide_id}'s embeddings are {slide.array('embedding').shape[1]}-d but the "
             f"centroids are {clustering.centroids.shape[1]}-d; run `wsicell cluster --store {store_path}` again"
         )
+    array = "embedding"
+    if clustering.context.enabled:  # the centroids were trained on context embeddings: same here
+        write_slide_context(slide, clustering.context)
+        array = CONTEXT_ARRAY
     assign_slide(
         slide, make_index(clustering.centroids), k=clustering.k, spherical=clustering.spherical,
-        batch_size=65_536, created=clustering.created,
+        batch_size=65_536, created=clustering.created, array=array,
     )  # fmt: skip
     return slide
 

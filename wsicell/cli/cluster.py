@@ -18,7 +18,7 @@ def parse_k(value: str | None) -> int | str | None:
         raise click.BadParameter(f"{value!r} is neither an integer nor 'auto'") from None
 
 
-@click.command("cluster", epilog="Example: wsicell cluster --store cells.zarr -k auto --k-max 15 --seed 0")
+@click.command("cluster", epilog="Example: wsicell cluster --store cells.zarr -k auto --k-max 15 --context-radius 20")
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The cell store (embedded).")
 @click.option("-k", "k", metavar="K|auto", help="Number of clusters, or 'auto' (elbow rule) [default: auto].")
 @click.option("--k-max", type=int, help="Largest k tried by -k auto [default: 20].")
@@ -28,19 +28,27 @@ def parse_k(value: str | None) -> int | str | None:
 @click.option("--seed", type=int, help="Random seed (sample, initialisation) [default: 0].")
 @click.option("--metric", type=click.Choice(["cosine", "l2"]), help="cosine = spherical k-means [default: cosine].")
 @click.option("--sample-size", type=int, help="Cells k-means trains on (all are assigned) [default: 200000].")
+@click.option(
+    "--context-radius", type=float, metavar="UM",
+    help="Blend in the mean embedding of the neighbours within UM µm before clustering; 0 = off [default: 0].",
+)  # fmt: skip
+@click.option("--context-weight", type=float, help="Weight of the neighbours' mean in --context-radius [default: 1].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML file of cluster settings.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or tables (errors still print).")
 @user_errors
 def cluster_command(
     store: Path, k: str | None, k_max: int | None, k_min: int | None, iterations: int | None,
     restarts: int | None, seed: int | None, metric: str | None, sample_size: int | None,
-    config_path: Path | None, quiet: bool,
+    context_radius: float | None, context_weight: float | None, config_path: Path | None, quiet: bool,
 ) -> None:  # fmt: skip
     """Group the cells of the store into clusters (cell types) with FAISS k-means.
 
     Trains on a random sample of cells, then assigns every cell to its nearest centroid
     and writes `cluster` and `distance` per cell and the centroids (with the model, k and
     seed) into the store. Runs on the GPU when FAISS sees one.
+
+    With --context-radius, each cell is clustered by its embedding blended with the mean
+    embedding of the cells around it (tissue context); `wsicell map` then does the same.
     """
     from wsicell.cluster import ClusterConfig, cluster_store, gpu_count
     from wsicell.config import load_config
@@ -50,6 +58,7 @@ def cluster_command(
     config = load_config(
         ClusterConfig, config_path, k=parse_k(k), k_max=k_max, k_min=k_min, iterations=iterations,
         restarts=restarts, seed=seed, metric=metric, sample_size=sample_size,
+        context_radius_um=context_radius, context_weight=context_weight,
     )  # fmt: skip
     cells = CellStore.open(store, mode="r+")
     console = stderr_console()

@@ -47,6 +47,11 @@ def parse_baselines(value: str) -> list[str]:
 @click.option("--imagenet-weights", type=click.Path(path_type=Path),
               help="Local torchvision ResNet-18 ImageNet weights (.pth); never downloaded.")  # fmt: skip
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a training setting, e.g. --set epochs=10 (repeatable).")
+@click.option("--context-radius", type=click.FloatRange(min=0), default=20.0, show_default=True, metavar="UM",
+              help="Also score every representation with tissue context: each cell blended with the mean of its "
+                   "neighbours within UM µm (as `wsicell cluster --context-radius`); 0 = off.")  # fmt: skip
+@click.option("--context-weight", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Weight of the neighbours' mean with --context-radius.")  # fmt: skip
 @click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
 @click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
@@ -59,8 +64,8 @@ def parse_baselines(value: str) -> list[str]:
 @user_errors
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
-    ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...], train_split: str, test_split: str,
-    out: Path, linear: bool, quiet: bool,
+    ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...],
+    context_radius: float, context_weight: float, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
 
@@ -68,11 +73,13 @@ def evaluate_command(
     clusters it with k-means (k = number of classes) and reports AMI, ARI, purity and
     Hungarian-matched accuracy (mean ± std over seeds) beside the paper's table, with the
     baselines (morphology, SIFT+LBP, random encoder, ImageNet when its weights are local)
-    and, with --ablations, the paper's ablations. Writes OUT/results.md and OUT/results.json.
+    and, with --ablations, the paper's ablations. Each representation is also scored with
+    tissue context (--context-radius; 0 turns it off). Writes OUT/results.md and OUT/results.json.
     """
     import torch
 
     from wsicell.cli.train import parse_sets
+    from wsicell.cluster.context import Context
     from wsicell.config import load_config
     from wsicell.evaluate.protocol import run_protocol
     from wsicell.evaluate.report import markdown
@@ -96,7 +103,7 @@ def evaluate_command(
     results = run_protocol(
         dataset=dataset, out=out, config=config, seeds=list(range(seeds)), baselines=names, ablations=ablations,
         ablation_seeds=ablation_seeds, model=model, with_curve=curve, imagenet_weights=imagenet_weights, train_split=train_split,
-        test_split=test_split, progress=not quiet, log=log,
+        test_split=test_split, context=Context(radius_um=context_radius, weight=context_weight), progress=not quiet, log=log,
     )  # fmt: skip
     click.echo(markdown(results))
     if linear:  # issue 6: the linear probe of the trained run(s), on the same split stores

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from wsicell.cluster.context import Context
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -17,6 +19,8 @@ class ClusterConfig:
     to its nearest centroid in batches of ``batch_size`` rows.
     ``metric`` "cosine" L2-normalises the embeddings (spherical k-means, distance = 1 - cos);
     "l2" clusters them as they are (distance = Euclidean).
+    ``context_radius_um`` > 0 clusters context embeddings instead (context.py): each cell's
+    unit embedding plus ``context_weight`` x the mean of its neighbours' within that radius.
     """
 
     k: int | Literal["auto"] = "auto"
@@ -29,6 +33,8 @@ class ClusterConfig:
     sample_size: int = 200_000
     auto_sample_size: int = 20_000
     batch_size: int = 65_536
+    context_radius_um: float = 0.0
+    context_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.k != "auto" and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2):
@@ -47,6 +53,11 @@ class ClusterConfig:
             raise ValueError(f"auto_sample_size must be >= 2, got {self.auto_sample_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        Context(radius_um=float(self.context_radius_um), weight=float(self.context_weight))  # raises on bad values
+
+    @property
+    def context(self) -> Context:
+        return Context(radius_um=float(self.context_radius_um), weight=float(self.context_weight))
 
     @property
     def spherical(self) -> bool:

@@ -13,6 +13,7 @@ import zarr
 
 from wsicell.cluster.choose_k import KChoice, choose_k
 from wsicell.cluster.config import ClusterConfig
+from wsicell.cluster.context import CONTEXT_ARRAY, Context, write_slide_context
 from wsicell.cluster.kmeans import assign, make_index, prepare, train_kmeans
 from wsicell.cluster.sample import sample_embeddings
 from wsicell.errors import StoreError
@@ -70,13 +71,22 @@ def cluster_store(
     if total < 3:
         raise StoreError(f"{store.path}: only {total} cells; too few to cluster")
     seconds: dict[str, float] = {}
+    array = "embedding"
+    if config.context.enabled:
+        t0 = time.perf_counter()
+        report("context", 0, total)
+        for s in slides:
+            if not write_slide_context(s, config.context, progress=lambda n: report("context", n, 0)):
+                report("context", s.n_cells, 0)  # already current
+        array = CONTEXT_ARRAY
+        seconds["context"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     size = max(config.sample_size, config.auto_sample_size if config.k == "auto" else 0)
     size = max(size, config.k if config.k != "auto" else config.k_max + 1)
     report("sample", 0, min(size, total))
     sample = prepare(
-        sample_embeddings(slides, size=size, seed=config.seed, progress=lambda n: report("sample", n, 0)),
+        sample_embeddings(slides, size=size, seed=config.seed, array=array, progress=lambda n: report("sample", n, 0)),
         spherical=config.spherical, inplace=True,
     )  # (m, D)
     seconds["sample"] = time.perf_counter() - t0
@@ -115,6 +125,7 @@ def cluster_store(
         "objective_definition": "sum of squared L2 distances to the nearest centroid"
         + (" (unit-normalised embeddings)" if config.spherical else ""),
         "model": store.root.attrs.get("embedding_model"), "created": created,
+        "context": config.context.as_dict() if config.context.enabled else None,
         "k_auto": None if choice is None else {
             "rule": "elbow of explained variance (Kneedle, anchored at k = 1)",
             "silhouette_k": choice.silhouette_k,
@@ -131,7 +142,7 @@ def cluster_store(
     objective_all = 0.0
     for s in slides:
         counts, sse = assign_slide(
-            s, index, k=k, spherical=config.spherical, batch_size=config.batch_size, created=created,
+            s, index, k=k, spherical=config.spherical, batch_size=config.batch_size, created=created, array=array,
             progress=lambda n: report("assign", n, 0),
         )  # fmt: skip
         sizes[s.id] = counts.tolist()
@@ -162,9 +173,10 @@ def write_centroids(store: CellStore, centroids: np.ndarray, attrs: dict[str, An
 
 def assign_slide(
     slide: SlideCells, index, *, k: int, spherical: bool, batch_size: int, created: str,
-    progress: Callable[[int], None] | None = None,
+    array: str = "embedding", progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, float]:  # fmt: skip
-    """Write ``cluster`` and ``distance`` for every cell of ``slide``, a batch at a time.
+    """Write ``cluster`` and ``distance`` for every cell of ``slide``, a batch at a time
+    (from its ``array``: ``embedding``, or ``context_embedding`` when clustering with context).
 
     Returns the cells per cluster (k,) and the slide's sum of squared distances.
     """
@@ -174,7 +186,9 @@ def assign_slide(
     dists = slide.create_array("distance", shape=(n,), dtype="float32", chunks=(LABEL_CHUNK,), attrs=tag)
     counts = np.zeros(k, np.int64)
     sse = 0.0
-    for start, cluster, distance, part in iter_assign(slide, index, spherical=spherical, batch_size=batch_size):
+    for start, cluster, distance, part in iter_assign(
+        slide, index, spherical=spherical, batch_size=batch_size, array=array
+    ):
         labels[start : start + len(cluster)] = cluster
         dists[start : start + len(cluster)] = distance
         counts += np.bincount(cluster, minlength=k)
@@ -184,12 +198,12 @@ def assign_slide(
     return counts, sse
 
 
-def iter_assign(slide: SlideCells, index, *, spherical: bool, batch_size: int):
-    """Yield (start, cluster, distance, sse) over the slide's embeddings in row batches.
+def iter_assign(slide: SlideCells, index, *, spherical: bool, batch_size: int, array: str = "embedding"):
+    """Yield (start, cluster, distance, sse) over the slide's ``array`` rows in batches.
 
     A batch is a whole number of label chunks (at least one), so writes never share a chunk.
     """
-    emb = slide.array("embedding")
+    emb = slide.array(array)
     n = emb.shape[0]
     step = max(LABEL_CHUNK, (batch_size // LABEL_CHUNK) * LABEL_CHUNK)
     for start in range(0, n, step):
@@ -216,6 +230,11 @@ class Clustering:
     @property
     def created(self) -> str:
         return str(self.attrs["created"])
+
+    @property
+    def context(self) -> Context:
+        """The tissue context the centroids were trained with (radius 0 = none)."""
+        return Context(**(self.attrs.get("context") or {}))
 
 
 def load_clustering(store: CellStore) -> Clustering:

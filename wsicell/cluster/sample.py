@@ -10,16 +10,22 @@ from wsicell.store import SlideCells
 
 
 def sample_embeddings(
-    slides: list[SlideCells], *, size: int, seed: int, progress: Callable[[int], None] | None = None
+    slides: list[SlideCells],
+    *,
+    size: int,
+    seed: int,
+    array: str = "embedding",
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """``min(size, total)`` embedding rows drawn without replacement, uniformly over all cells.
 
+    ``array`` names the per-slide array sampled (``embedding`` or ``context_embedding``).
     Only the chunks that hold a sampled row are read, one at a time, so memory is the sample
     plus one chunk. Returns (m, D) float32 in store order (slide by slide).
     """
     counts = [s.n_cells for s in slides]
     total = sum(counts)
-    dim = slides[0].array("embedding").shape[1]
+    dim = slides[0].array(array).shape[1]
     m = min(size, total)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(total, size=m, replace=False)) if m < total else np.arange(total)
@@ -28,7 +34,7 @@ def sample_embeddings(
     for slide, n in zip(slides, counts, strict=True):
         lo, hi = np.searchsorted(chosen, [offset, offset + n])
         local = chosen[lo:hi] - offset
-        arr = slide.array("embedding")
+        arr = slide.array(array)
         step = arr.chunks[0]
         for start in range(0, n, step):
             a, b = np.searchsorted(local, [start, start + step])

@@ -61,6 +61,8 @@ class LabelledCells:
     source: np.ndarray  # (n,) int32
     class_names: list[str]
     store: Path
+    centroid: np.ndarray  # (n, 2) float64, tile px (x, y)
+    mpp: float  # µm per tile px
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -274,6 +276,8 @@ def load_split(store_path: PathLikeStr) -> LabelledCells:
         source=cells.array("source")[:],
         class_names=list(cells.attrs["class_names"]),
         store=Path(store_path),
+        centroid=np.asarray(cells.array("centroid")[:], np.float64),
+        mpp=cells.mpp,
     )
 
 

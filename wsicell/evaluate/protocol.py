@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from wsicell.cluster.context import Context, context_embeddings
 from wsicell.errors import WsicellError
 from wsicell.evaluate.metrics import ClusterScores, mean_std, score_clusters
 from wsicell.types import PathLikeStr
@@ -78,6 +79,33 @@ def cluster_and_score(
     k = len(np.unique(labels))
     clusters, _ = kmeans(x, k=k, seed=seed, restarts=restarts, spherical=spherical)
     return score_clusters(labels=labels, clusters=clusters)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How representations of the test cells are scored: k-means against their labels, and,
+    with a tissue ``context`` (cluster/context.py), k-means of the context embeddings too,
+    as a twin row "... + context (R µm)". Neighbours never cross a tile of the dataset."""
+
+    cells: Any  # LabelledCells of the test split
+    context: Context | None = None
+
+    def rows(self, name: str, kind: str) -> list[Row]:
+        rows = [Row(name=name, kind=kind)]
+        if self.context is not None and self.context.enabled:
+            rows.append(Row(name=f"{name} + context ({self.context.radius_um:g} µm)", kind=kind))
+        return rows
+
+    def add(self, rows: list[Row], x: np.ndarray, *, seed: int, spherical: bool) -> None:
+        """Score ``x`` (n x D, one row per test cell) into ``rows`` (from :meth:`rows`)."""
+        rows[0].scores.append(cluster_and_score(x, self.cells.labels, seed=seed, spherical=spherical))
+        rows[0].seeds.append(seed)
+        if len(rows) > 1:
+            xc = context_embeddings(
+                x, self.cells.centroid, mpp=self.cells.mpp, context=self.context, groups=self.cells.tile
+            )  # unit rows: cosine k-means
+            rows[1].scores.append(cluster_and_score(xc, self.cells.labels, seed=seed, spherical=True))
+            rows[1].seeds.append(seed)
 
 
 def train_seconds(run: Path, *, upto_epoch: int | None = None) -> float:
@@ -135,8 +163,7 @@ def embed(run_or_checkpoint: PathLikeStr, crops: np.ndarray, *, encoder: str, vi
 def ccrl_rows(
     *,
     train_store: Path,
-    test_crops: np.ndarray,
-    test_labels: np.ndarray,
+    scoring: Scoring,
     runs: Path,
     config: Any,
     seeds: list[int],
@@ -152,28 +179,27 @@ def ccrl_rows(
     """
     n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
     method = METHOD_NAMES.get(config.method, config.method)
-    main = Row(name=f"{method} (this config)", kind="ccrl")
-    variants: list[tuple[Row, dict, str, Row | None]] = [(main, {}, "momentum", None)]
+    main = scoring.rows(f"{method} (this config)", "ccrl")
+    variants: list[tuple[list[Row], dict, str, bool]] = [(main, {}, "momentum", False)]
     if ablations:
         for name, (changes, encoder) in ABLATIONS.items():
-            row = Row(name=name, kind="ablation")
-            variants.append((row, changes, encoder, main if not changes else None))
+            variants.append((scoring.rows(name, "ablation"), changes, encoder, not changes))
     for i, seed in enumerate(seeds):
-        for row, changes, encoder, shares in variants:
+        for rows, changes, encoder, shares_run in variants:
             if changes and i >= n_ablation:
                 continue
             cfg = dataclasses.replace(config, seed=seed, **changes)
             tag = config.method if not changes else config.method + "-" + "-".join(f"no-{k.replace('_', '-')}" for k in changes)
             run = runs / f"{tag}-seed{seed}"
-            if shares is None:
+            if not shares_run:
                 ensure_trained(store=train_store, run=run, config=cfg, progress=progress, log=log)
-            x = embed(run, test_crops, encoder=encoder)
-            row.scores.append(cluster_and_score(x, test_labels, seed=seed, spherical=True))
-            row.seeds.append(seed)
-            row.train_seconds.append(train_seconds(run))
-            row.note = f"{cfg.epochs} epochs; embeddings from the {encoder} encoder, {cfg.embed_views} view(s)"
-            log(f"{row.name} seed {seed}: {_fmt(row.scores[-1])}")
-    return [v[0] for v in variants]
+            x = embed(run, scoring.cells.crops, encoder=encoder)
+            scoring.add(rows, x, seed=seed, spherical=True)
+            for row in rows:
+                row.train_seconds.append(train_seconds(run))
+                row.note = f"{cfg.epochs} epochs; embeddings from the {encoder} encoder, {cfg.embed_views} view(s)"
+                log(f"{row.name} seed {seed}: {_fmt(row.scores[-1])}")
+    return [row for rows, *_ in variants for row in rows]
 
 
 def curve(*, run: Path, test_crops: np.ndarray, test_labels: np.ndarray, seed: int, log: Log) -> list[dict]:
@@ -192,7 +218,7 @@ def baseline_rows(
     *,
     names: list[str],
     train_cells: Any,
-    test_cells: Any,
+    scoring: Scoring,
     seeds: list[int],
     stem: str,
     width: int,
@@ -205,31 +231,30 @@ def baseline_rows(
     from wsicell.embed import embed_crops
     from wsicell.evaluate import baselines as B
 
-    rows, skipped = [], []
-    labels = test_cells.labels
+    rows: list[Row] = []
+    skipped: list[str] = []
+    test_cells = scoring.cells
     for name in names:
         if name == "morphology":
             x = B.morphology_features(test_cells.features)
-            row = Row(name=f"Morphological ({x.shape[1]}-d, standardised)", kind="baseline")
+            these = scoring.rows(f"Morphological ({x.shape[1]}-d, standardised)", "baseline")
             for seed in seeds:
-                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=False))
-                row.seeds.append(seed)
+                scoring.add(these, x, seed=seed, spherical=False)
         elif name == "manual":
-            row = Row(name="Manual features (SIFT BoVW + LBP)", kind="baseline")
+            these = scoring.rows("Manual features (SIFT BoVW + LBP)", "baseline")
             fit_sift, sift = B.dense_sift(train_cells.crops), B.dense_sift(test_cells.crops)
             lbp = B.lbp_histograms(test_cells.crops)
             for seed in seeds:
                 x = B.manual_features(fit_sift=fit_sift, sift=sift, lbp=lbp, seed=seed)
-                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=False))
-                row.seeds.append(seed)
-            row.note = "visual vocabulary (64 words) fitted on the train split"
+                scoring.add(these, x, seed=seed, spherical=False)
+            for row in these:
+                row.note = "visual vocabulary (64 words) fitted on the train split"
         elif name == "random":
-            row = Row(name=f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", kind="baseline")
+            these = scoring.rows(f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", "baseline")
             for seed in seeds:
                 model = B.random_encoder(stem=stem, width=width, seed=seed)
                 x = embed_crops(model, test_cells.crops, crop_size=crop_size, views=views)
-                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
-                row.seeds.append(seed)
+                scoring.add(these, x, seed=seed, spherical=True)
         elif name == "imagenet":
             try:
                 model = B.imagenet_encoder(imagenet_weights)
@@ -238,14 +263,16 @@ def baseline_rows(
                 log(skipped[-1])
                 continue
             x = embed_crops(model, test_cells.crops, views=views)
-            row = Row(name="ImageNet pre-trained ResNet-18", kind="baseline", note="crops resized to 112 px")
+            these = scoring.rows("ImageNet pre-trained ResNet-18", "baseline")
             for seed in seeds:
-                row.scores.append(cluster_and_score(x, labels, seed=seed, spherical=True))
-                row.seeds.append(seed)
+                scoring.add(these, x, seed=seed, spherical=True)
+            for row in these:
+                row.note = "crops resized to 112 px"
         else:
             raise ValueError(f"unknown baseline {name!r}; known: {', '.join(B.BASELINES)}")
-        log(f"{row.name}: {_fmt_mean(row)}")
-        rows.append(row)
+        for row in these:
+            log(f"{row.name}: {_fmt_mean(row)}")
+        rows += these
     return rows, skipped
 
 
@@ -263,13 +290,15 @@ def run_protocol(
     imagenet_weights: PathLikeStr | None = None,
     train_split: str = "train",
     test_split: str = "test",
+    context: Context | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> dict[str, Any]:
     """The whole protocol; writes OUT/results.json and OUT/results.md and returns the results.
 
     ``config``: the TrainConfig trained once per seed (None with ``model``: evaluate that run
-    only, seeds then vary the k-means only).
+    only, seeds then vary the k-means only). ``context`` adds a "+ context" row for every
+    representation (:class:`Scoring`).
     """
     from wsicell.evaluate.dataset import build_split_store, load_split
     from wsicell.evaluate.report import write_report
@@ -283,6 +312,7 @@ def run_protocol(
     }  # fmt: skip
     train_cells, test_cells = load_split(stores[train_split]), load_split(stores[test_split])
     log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split}")
+    scoring = Scoring(test_cells, context)
 
     rows: list[Row] = []
     points: list[dict] = []
@@ -290,19 +320,18 @@ def run_protocol(
         from wsicell.embed import embed_crops, load_encoder
 
         encoder, config = load_encoder(model, encoder="momentum", device="cpu")  # the run's architecture, for the baselines too
-        row = Row(name=f"{METHOD_NAMES.get(config.method, config.method)} ({Path(model).name})", kind="ccrl")
+        these = scoring.rows(f"{METHOD_NAMES.get(config.method, config.method)} ({Path(model).name})", "ccrl")
         x = embed_crops(encoder, test_cells.crops, views=config.embed_views)
         for seed in seeds:
-            row.scores.append(cluster_and_score(x, test_cells.labels, seed=seed, spherical=True))
-            row.seeds.append(seed)
+            scoring.add(these, x, seed=seed, spherical=True)
         run_dir = Path(model) if Path(model).is_dir() else Path(model).parent
-        row.train_seconds = [train_seconds(run_dir)]
-        rows.append(row)
-        log(f"{row.name}: {_fmt_mean(row)}")
+        for row in these:
+            row.train_seconds = [train_seconds(run_dir)]
+            log(f"{row.name}: {_fmt_mean(row)}")
+        rows += these
     elif config is not None:
         rows += ccrl_rows(
-            train_store=stores[train_split], test_crops=test_cells.crops, test_labels=test_cells.labels,
-            runs=out / "runs", config=config, seeds=seeds, ablations=ablations, ablation_seeds=ablation_seeds,
+            train_store=stores[train_split], scoring=scoring, runs=out / "runs", config=config, seeds=seeds, ablations=ablations, ablation_seeds=ablation_seeds,
             progress=progress, log=log,
         )  # fmt: skip
         if with_curve:
@@ -311,7 +340,7 @@ def run_protocol(
     if config is None:
         raise ValueError("run_protocol needs a training config or a trained model")
     base_rows, skipped = baseline_rows(
-        names=baselines, train_cells=train_cells, test_cells=test_cells, seeds=seeds, stem=config.stem,
+        names=baselines, train_cells=train_cells, scoring=scoring, seeds=seeds, stem=config.stem,
         width=config.width, crop_size=config.crop_size, views=config.embed_views,
         imagenet_weights=imagenet_weights, log=log,
     )  # fmt: skip
@@ -322,6 +351,7 @@ def run_protocol(
         "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
         "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
         "config": _plain(dataclasses.asdict(config)),
+        "context": context.as_dict() if context is not None and context.enabled else None,
         "model": None if model is None else str(model),
         "rows": [r.as_dict() for r in rows], "curve": points, "skipped": skipped,
         "seconds": round(time.time() - started, 1), "load": [round(v, 2) for v in os.getloadavg()],

@@ -54,6 +54,11 @@ def markdown(results: dict[str, Any]) -> str:
         mark = " **(beats the paper's CCRL)**" if row["kind"] != "baseline" and beats_paper(row) else ""
         cells = " | ".join(_cell(row, m) for m in ("ami", "ari", "purity", "accuracy"))
         lines.append(f"| {row['name']}{mark} | {cells} | {_time(row)} |")
+    context = results.get("context")
+    if context:
+        lines += ["", f"\"+ context ({context['radius_um']:g} µm)\": the same representation, each cell blended with "
+                  f"the mean of its neighbours within {context['radius_um']:g} µm in its tile (weight "
+                  f"{context['weight']:g}) before k-means, as `wsicell cluster --context-radius` does."]  # fmt: skip
     for message in results.get("skipped", []):
         lines += ["", f"- {message}"]
     if results.get("curve"):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wsicell.neighbours import Neighbours, store_neighbours
 from wsicell.train import dist
 from wsicell.train.augment import Augment
 from wsicell.train.config import TrainConfig
@@ -34,7 +35,6 @@ from wsicell.train.methods.memory_bank import MemoryBank
 from wsicell.train.methods.multipos import multi_positive_loss
 from wsicell.train.methods.sslp_positives import sslp_targets
 from wsicell.train.model import mlp
-from wsicell.train.neighbours import Neighbours, store_neighbours
 
 
 class SSLP(Method):

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from wsicell.train.neighbours import Neighbours
+from wsicell.neighbours import Neighbours
 
 IntraGate = Literal["cluster", "none"]
 
