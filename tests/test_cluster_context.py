@@ -121,3 +121,21 @@ def test_cli_cluster_context_option(tmp_path: Path) -> None:
     assert load_clustering(CellStore.open(path)).context == Context(radius_um=25.0, weight=1.0)
     bad = CliRunner().invoke(main, ["cluster", "--store", str(path), "-k", "4", "--context-weight", "0"])
     assert bad.exit_code != 0 and "context weight" in bad.output and "Traceback" not in bad.output
+
+
+def test_tiles_of_a_labelled_store_are_never_neighbours(tmp_path: Path) -> None:
+    """A `wsicell evaluate` split store holds many tiles in one coordinate frame: its per-cell
+    `tile` array keeps their cells apart, as the in-memory scoring does."""
+    store, _ = spatial_store(tmp_path / "cells.zarr")
+    (slide,) = store.slides()
+    tiles = (np.arange(slide.n_cells) % 3).astype(np.int32)  # 3 interleaved "tiles"
+    slide.create_array("tile", shape=tiles.shape, dtype="int32", chunks=(4096,))[:] = tiles
+    context = Context(radius_um=40)
+    write_slide_context(slide, context, band_rows=1024)
+    x = slide.array("embedding")[:].astype(np.float32)
+    centroids = slide.array("centroid")[:]
+    want = context_embeddings(x, centroids, mpp=slide.mpp, context=context, groups=tiles)
+    ignoring_tiles = context_embeddings(x, centroids, mpp=slide.mpp, context=context)
+    got = slide.array(CONTEXT_ARRAY)[:].astype(np.float32)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    assert np.abs(got - ignoring_tiles).max() > 0.05

@@ -133,9 +133,8 @@ def write_slide_context(
         raise ValueError(f"slide {slide.id}: {n} embeddings for {slide.n_cells} cells")
     centroids = np.asarray(slide.array("centroid")[:], np.float64)  # n x 2, level-0 px
     radius_px = context.radius_um / slide.mpp
-    tiles = (
-        np.asarray(slide.array("tile")[:]) if slide.has("tile") else None
-    )  # labelled dataset stores: separate images
+    # a labelled dataset store (wsicell evaluate) holds separate tiles in one frame: never neighbours
+    tiles = np.asarray(slide.array("tile")[:]) if slide.has("tile") else None
     step = max(emb.chunks[0], (band_rows // emb.chunks[0]) * emb.chunks[0])
     out = slide.create_array(
         CONTEXT_ARRAY, shape=(n, dim), dtype="float16", chunks=emb.chunks,
@@ -145,17 +144,10 @@ def write_slide_context(
         b = min(a + step, n)
         lo = centroids[a:b].min(axis=0) - radius_px
         hi = centroids[a:b].max(axis=0) + radius_px
-        rows = np.flatnonzero(
-            np.all((centroids >= lo) & (centroids <= hi), axis=1)
-        )  # band + halo, sorted
+        rows = np.flatnonzero(np.all((centroids >= lo) & (centroids <= hi), axis=1))  # band + halo, sorted
         x = np.asarray(emb.get_orthogonal_selection((rows, slice(None))), np.float32)  # h x D
-        c = context_embeddings(
-            x,
-            centroids[rows],
-            mpp=slide.mpp,
-            context=context,
-            groups=None if tiles is None else tiles[rows],
-        )
+        groups = None if tiles is None else tiles[rows]
+        c = context_embeddings(x, centroids[rows], mpp=slide.mpp, context=context, groups=groups)  # h x D
         keep = np.searchsorted(rows, np.arange(a, b))  # the band's rows within rows
         out[a:b] = c[keep].astype(np.float16)
         if progress is not None:
