@@ -136,7 +136,10 @@ def map_slide(
                     yield c.contour, c.cluster
                     bars.advance(task, len(c.cluster))
 
-            title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({clustering.attrs.get('metric')})"]
+            how = clustering.attrs.get("metric")
+            if clustering.context.enabled:
+                how += f", context {clustering.context.radius_um:g} um"  # the picture font has no µ
+            title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({how})"]
             image = overlay_picture(thumb, factor, chunks(), styles=styles, counts=counts, title=title, mpp=slide.mpp)
             save_png(image, picture, force=force)
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)

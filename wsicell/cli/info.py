@@ -83,6 +83,9 @@ def info_command(store: Path, as_json: bool) -> None:
     clustering = summary["clustering"]
     if clustering:
         console.print("clustering: " + ", ".join(f"{k}={v}" for k, v in clustering.items() if not isinstance(v, dict | list)))
+        context = clustering.get("context")
+        if context:
+            console.print(f"  with tissue context: neighbours within {context['radius_um']:g} µm, weight {context['weight']:g}")
 
 
 COMMANDS = [info_command]
