@@ -24,6 +24,24 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [(0.0, 1.0)] + [(r, w) for r in (10.0, 20.0, 30.0) for w in (0.5, 1.0, 2.0)]
+"""(radius µm, weight) settings tried; radius 0 = no context. Also used by evaluate_holdout.py."""
+
+
+def score_grid(cells, x: np.ndarray) -> dict[str, list[float]]:
+    """AMI / ARI / purity (%) of cosine k-means of ``x`` (one row per cell of the labelled
+    ``cells``), plain and with each context setting of GRID; keys "radius,weight"."""
+    from wsicell.cluster.context import Context
+    from wsicell.evaluate.protocol import Scoring
+
+    out = {}
+    for radius, weight in GRID:
+        context = Context(radius_um=radius, weight=weight)
+        scoring = Scoring(cells, context if context.enabled else None)
+        rows = scoring.rows("x", "ccrl")
+        scoring.add(rows, x, seed=0, spherical=True)
+        s = rows[-1].scores[0]
+        out[f"{radius:g},{weight:g}"] = [round(100 * s.ami, 1), round(100 * s.ari, 1), round(100 * s.purity, 1)]
+    return out
 
 
 def main() -> None:
@@ -37,11 +55,10 @@ def main() -> None:
 
     import torch
 
-    from wsicell.cluster.context import Context
     from wsicell.embed import embed_crops, load_encoder
     from wsicell.evaluate.baselines import random_encoder
     from wsicell.evaluate.dataset import load_split
-    from wsicell.evaluate.protocol import Scoring, embed
+    from wsicell.evaluate.protocol import embed
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -59,17 +76,11 @@ def main() -> None:
             }
 
     print(f"{'radius':>6s} {'weight':>6s} | mean TRAIN AMI (runs) | mean test AMI / ARI / purity (runs) | random-init test AMI")
+    grids = {name: {split: score_grid(c, x[split]) for split, c in cells.items()} for name, x in reps.items()}
     table = []
     for radius, weight in GRID:
-        context = Context(radius_um=radius, weight=weight)
-        scores: dict[str, dict[str, list]] = {}
-        for name, x in reps.items():
-            for split, c in cells.items():
-                scoring = Scoring(c, context if context.enabled else None)
-                rows = scoring.rows(name, "ccrl")
-                scoring.add(rows, x[split], seed=0, spherical=True)
-                s = rows[-1].scores[0]
-                scores.setdefault(name, {})[split] = [round(100 * s.ami, 1), round(100 * s.ari, 1), round(100 * s.purity, 1)]
+        key = f"{radius:g},{weight:g}"
+        scores = {name: {split: g[key] for split, g in by_split.items()} for name, by_split in grids.items()}
         trained = [n for n in reps if not n.startswith("random")]
         train_ami = float(np.mean([scores[n]["train"][0] for n in trained]))
         test = np.mean([scores[n]["test"] for n in trained], axis=0)
@@ -83,7 +94,8 @@ def main() -> None:
               f"{', '.join(f'{v:.1f}' for v in random_test)}", flush=True)  # fmt: skip
     best = max((r for r in table if r["radius_um"] > 0), key=lambda r: r["train_ami_mean"])
     print(f"\nchosen on TRAIN labels: radius {best['radius_um']:g} µm, weight {best['weight']:g} "
-          f"(mean TRAIN AMI {best['train_ami_mean']:.1f}); its test mean: {best['test_mean']}")  # fmt: skip
+          f"(mean TRAIN AMI {best['train_ami_mean']:.1f}); its test mean AMI / ARI / purity: "
+          f"{' / '.join(f'{v:.1f}' for v in best['test_mean'])}")  # fmt: skip
 
 
 if __name__ == "__main__":

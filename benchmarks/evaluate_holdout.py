@@ -24,8 +24,9 @@ import os
 import time
 from pathlib import Path
 
+from evaluate_context import GRID, score_grid  # benchmarks/ is the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
-GRID = [(0.0, 1.0)] + [(r, w) for r in (10.0, 20.0, 30.0) for w in (0.5, 1.0, 2.0)]
 
 VARIANTS: dict[str, dict] = {
     "fast": {},  # configs/ccrl-cpu-fast.yaml as it is
@@ -76,10 +77,9 @@ def run_folds(args: argparse.Namespace) -> None:
 
     import torch
 
-    from wsicell.cluster.context import Context
     from wsicell.config import load_config
     from wsicell.evaluate.dataset import build_split_store, load_split
-    from wsicell.evaluate.protocol import Scoring, embed, ensure_trained
+    from wsicell.evaluate.protocol import embed, ensure_trained
     from wsicell.train.config import TrainConfig
 
     folds = fold_datasets(args.dataset, args.out)
@@ -92,15 +92,7 @@ def run_folds(args: argparse.Namespace) -> None:
         torch.set_num_threads(config.threads)
         run = args.out / "runs" / f"{name}-fold{k}-seed{seed}"
         ensure_trained(store=stores["train"], run=run, config=config, progress=False, log=lambda m: None)
-        x = embed(run, held_out.crops, encoder="momentum")
-        grid = {}
-        for radius, weight in GRID:
-            context = Context(radius_um=radius, weight=weight)
-            scoring = Scoring(held_out, context if context.enabled else None)
-            rows = scoring.rows(name, "ccrl")
-            scoring.add(rows, x, seed=0, spherical=True)
-            s = rows[-1].scores[0]
-            grid[f"{radius:g},{weight:g}"] = [round(100 * s.ami, 1), round(100 * s.ari, 1), round(100 * s.purity, 1)]
+        grid = score_grid(held_out, embed(run, held_out.crops, encoder="momentum"))
         record = {
             "variant": name, "fold": k, "seed": seed, "n_held_out": len(held_out), "grid": grid,
             "load": round(os.getloadavg()[0], 1), "time": time.strftime("%H:%M:%S"),

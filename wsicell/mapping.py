@@ -116,6 +116,8 @@ def map_slide(
         log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
         slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
     if not slide_labels_current(slide, clustering):
+        if clustering.context.enabled:
+            log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
         slide = label_slide(cells_store.path, slide.id, clustering)
     counts = np.bincount(slide.array("cluster")[:], minlength=clustering.k)
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
