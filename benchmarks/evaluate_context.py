@@ -6,6 +6,11 @@ are clustered (cosine k-means, k = 4) plain and with each context setting of the
 chooses; the test scores are printed beside it, reported only.
 
     .venv/bin/python benchmarks/evaluate_context.py RUN [RUN ...] [--random-seeds 1]
+    .venv/bin/python benchmarks/evaluate_context.py RUN [RUN ...] --random-seeds 3 --image-ami
+
+``--image-ami`` instead asks whether clusters follow the source image: AMI of the k-means
+clusters (seed i for the i-th run / random seed; plain and 20 µm / weight 1) against the
+cell's label and against its source image, on both splits.
 
 RUN: training run folders (or checkpoints) of the fast config, e.g. the three seeds of
 `wsicell evaluate --out DIR` (DIR/runs/ccrl-seed0 ...). The split stores are DIR/cells
@@ -27,14 +32,14 @@ GRID = [(0.0, 1.0)] + [(r, w) for r in (10.0, 20.0, 30.0) for w in (0.5, 1.0, 2.
 """(radius µm, weight) settings tried; radius 0 = no context. Also used by evaluate_holdout.py."""
 
 
-def score_grid(cells, x: np.ndarray) -> dict[str, list[float]]:
+def score_grid(cells, x: np.ndarray, grid: list[tuple[float, float]] = GRID) -> dict[str, list[float]]:
     """AMI / ARI / purity (%) of cosine k-means of ``x`` (one row per cell of the labelled
-    ``cells``), plain and with each context setting of GRID; keys "radius,weight"."""
+    ``cells``), plain and with each context setting of ``grid``; keys "radius,weight"."""
     from wsicell.cluster.context import Context
     from wsicell.evaluate.protocol import Scoring
 
     out = {}
-    for radius, weight in GRID:
+    for radius, weight in grid:
         context = Context(radius_um=radius, weight=weight)
         scoring = Scoring(cells, context if context.enabled else None)
         rows = scoring.rows("x", "ccrl")
@@ -50,6 +55,7 @@ def main() -> None:
     parser.add_argument("--cells", type=Path, required=True, help="Folder with train.zarr and test.zarr split stores.")
     parser.add_argument("--random-seeds", type=int, default=1, help="Also score this many random-init encoders.")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--image-ami", action="store_true", help="AMI of clusters vs source image (no grid)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "context")
     args = parser.parse_args()
 
@@ -75,6 +81,9 @@ def main() -> None:
                 for s, c in cells.items()
             }
 
+    if args.image_ami:
+        image_ami(cells, reps)
+        return
     print(f"{'radius':>6s} {'weight':>6s} | mean TRAIN AMI (runs) | mean test AMI / ARI / purity (runs) | random-init test AMI")
     grids = {name: {split: score_grid(c, x[split]) for split, c in cells.items()} for name, x in reps.items()}
     table = []
@@ -96,6 +105,31 @@ def main() -> None:
     print(f"\nchosen on TRAIN labels: radius {best['radius_um']:g} µm, weight {best['weight']:g} "
           f"(mean TRAIN AMI {best['train_ami_mean']:.1f}); its test mean AMI / ARI / purity: "
           f"{' / '.join(f'{v:.1f}' for v in best['test_mean'])}")  # fmt: skip
+
+
+def image_ami(cells: dict, reps: dict[str, dict[str, np.ndarray]]) -> None:
+    """Per representation and split: AMI (%) of the clusters against the label and against
+    the source image, plain and with 20 µm / weight 1 context (protocol's k-means)."""
+    from sklearn.metrics import adjusted_mutual_info_score as ami
+
+    from wsicell.cluster.context import Context, context_embeddings
+    from wsicell.evaluate.kmeans import kmeans
+    from wsicell.evaluate.protocol import KMEANS_RESTARTS
+
+    context = Context(radius_um=20.0, weight=1.0)
+    print("representation | split | seed | AMI label / image (plain) | AMI label / image (20 µm, w 1)")
+    seeds: dict[str, int] = {}
+    for name, by_split in reps.items():
+        kind = "random" if name.startswith("random") else "trained"
+        seed = seeds[kind] = seeds.get(kind, -1) + 1
+        for split, c in cells.items():
+            x = by_split[split]
+            xc = context_embeddings(x, c.centroid, mpp=c.mpp, context=context, groups=c.tile)
+            out = []
+            for z in (x, xc):
+                clusters, _ = kmeans(z, k=len(np.unique(c.labels)), seed=seed, restarts=KMEANS_RESTARTS, spherical=True)
+                out.append(f"{100 * ami(c.labels, clusters):.1f} / {100 * ami(c.source, clusters):.1f}")
+            print(f"{name} | {split} | {seed} | {out[0]} | {out[1]}", flush=True)
 
 
 if __name__ == "__main__":

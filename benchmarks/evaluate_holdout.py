@@ -8,12 +8,17 @@ the folds chooses. The test split is never read.
 
     .venv/bin/python benchmarks/evaluate_holdout.py                  # every variant below
     .venv/bin/python benchmarks/evaluate_holdout.py fast NLG         # some of them
+    .venv/bin/python benchmarks/evaluate_holdout.py fast --curve     # held-out AMI per epoch
 
 Each held-out fold is clustered plain and with every tissue-context setting of GRID (the
 held-out images are new to the model, as the test images are, so this also chooses the
 context's radius and weight). Runs and fold stores are kept in benchmarks/_work/holdout;
 results are appended to benchmarks/_work/holdout/results.jsonl, and the summary (mean over
 folds and seeds of every variant x context setting) is printed at the end.
+
+``--curve`` scores the per-epoch checkpoints of already trained runs instead, with epoch 0
+= a random-init encoder of the same architecture and seed (does training help on images the
+model never saw, and from which epoch?); results in benchmarks/_work/holdout/curve.jsonl.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ VARIANTS: dict[str, dict] = {
     "NPRED": {"predictor": False},  # the paper's "w/o predictor"
     "T02": {"temperature": 0.2},
     "CP32": {"stem": "cifar_pool", "crop_size": 32, "threads": 2},  # 3x3 stem + max-pool, 32-px crops
+    "NB": {"blur_p": 0.0},  # no Gaussian blur: sharpness tells a small (upsampled) nucleus from a large one
+    "NG": {"grayscale_p": 0.0},  # no random grayscale: keep the stain's colour
+    "NBG": {"blur_p": 0.0, "grayscale_p": 0.0},
+    "E8": {"epochs": 8},  # a longer cosine schedule
+    "E12": {"epochs": 12},
+    "Q1024": {"queue_size": 1024},  # fewer negatives: fewer same-type cells pushed apart
+    "Q16384": {"queue_size": 16384},  # nearly every train cell a negative
 }
 
 
@@ -67,7 +79,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "holdout")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--summary", action="store_true", help="only print the summary of results.jsonl")
+    parser.add_argument("--curve", action="store_true", help="score every epoch's checkpoint of trained runs (epoch 0 = random init)")
     args = parser.parse_args()
+    if args.curve:
+        if not args.summary:
+            run_curve(args)
+        curve_summary(args.out / "curve.jsonl")
+        return
     if not args.summary:
         run_folds(args)
     summary(args.out / "results.jsonl")
@@ -102,6 +120,56 @@ def run_folds(args: argparse.Namespace) -> None:
         plain, ctx = grid["0,1"], grid["20,1"]
         print(f"{name:8s} {k:4d} {seed:4d} | {plain[0]:12.1f} {plain[1]:5.1f} {plain[2]:6.1f} | "
               f"{ctx[0]:20.1f} {ctx[1]:5.1f} {ctx[2]:6.1f}", flush=True)  # fmt: skip
+
+
+CURVE_GRID = [(0.0, 1.0), (20.0, 1.0)]  # plain and the chosen context
+
+
+def run_curve(args: argparse.Namespace) -> None:
+    import torch
+
+    from wsicell.config import load_config
+    from wsicell.embed import embed_crops
+    from wsicell.evaluate.baselines import random_encoder
+    from wsicell.evaluate.dataset import load_split
+    from wsicell.evaluate.protocol import embed
+    from wsicell.train.config import TrainConfig
+
+    folds = fold_datasets(args.dataset, args.out)
+    for name, seed, (k, fold) in ((n, s, f) for n in args.variants for s in args.seeds for f in enumerate(folds)):
+        run = args.out / "runs" / f"{name}-fold{k}-seed{seed}"
+        if not (run / "last.pt").exists():
+            print(f"{run.name}: not trained (run the variant first); skipped")
+            continue
+        config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", seed=seed, **VARIANTS[name])
+        torch.set_num_threads(config.threads)
+        held_out = load_split(fold / "cells" / "test.zarr")
+        for epoch in range(config.epochs + 1):
+            if epoch == 0:
+                model = random_encoder(stem=config.stem, width=config.width, seed=seed)
+                x = embed_crops(model, held_out.crops, crop_size=config.crop_size, views=config.embed_views)
+            else:
+                x = embed(run / f"epoch_{epoch:04d}.pt", held_out.crops, encoder="momentum")
+            grid = score_grid(held_out, x, CURVE_GRID)
+            record = {"variant": name, "fold": k, "seed": seed, "epoch": epoch, "grid": grid, "time": time.strftime("%H:%M:%S")}
+            with open(args.out / "curve.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(f"{name} fold {k} seed {seed} epoch {epoch}: plain AMI {grid['0,1'][0]:.1f}, context {grid['20,1'][0]:.1f}", flush=True)
+
+
+def curve_summary(path: Path) -> None:
+    """Held-out AMI / ARI / purity per epoch, mean over (fold, seed)."""
+    import numpy as np
+
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {(r["variant"], r["fold"], r["seed"], r["epoch"]): r for r in records}
+    print("\nheld-out AMI / ARI / purity per epoch (epoch 0 = random init), mean over folds x seeds")
+    print("| variant | epoch | n | no context | 20 µm, w 1 |")
+    print("|---|---|---|---|---|")
+    for variant, epoch in sorted({(v, e) for v, _, _, e in latest}):
+        rs = [r for (v, _, _, e), r in latest.items() if (v, e) == (variant, epoch)]
+        cells = [np.mean([r["grid"][key] for r in rs], axis=0) for key in ("0,1", "20,1")]
+        print(f"| {variant} | {epoch} | {len(rs)} | " + " | ".join(f"{m[0]:.1f} / {m[1]:.1f} / {m[2]:.1f}" for m in cells) + " |")
 
 
 def summary(path: Path) -> None:
