@@ -7,7 +7,7 @@ RGB: the floor any extractor pays), with 1 and 2 threads; (2) extracted end to e
 features, Zarr writes) with 1 and 2 workers. Throughput is tissue megapixels per second
 (the tiles' core area at 0.5 µm/px) and cells per second.
 
-    .venv/bin/python benchmarks/extract_speed.py [--side 30720] [--region 8192]
+    .venv/bin/python benchmarks/extract_speed.py [--side 30720] [--region 8192] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -85,12 +85,13 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--region", type=int, default=4096, help="side of the level-0 region (px)")
     ap.add_argument("--foreground", choices=["cnn", "classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the U-Net's arithmetic [default: auto]")
     args = ap.parse_args()
     path = mosaic_slide(args.side)
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
-    segment = SegmentConfig(foreground=args.foreground) if args.foreground else SegmentConfig()
+    segment = SegmentConfig(**{k: v for k, v in (("foreground", args.foreground), ("precision", args.precision)) if v})
     config = ExtractConfig(region=region, segment=segment)
-    print(f"segmenter: {segment.method}, foreground {getattr(segment, 'foreground', 'haematoxylin')}")
+    print(f"segmenter: {segment.method}, foreground {segment.foreground}, precision {segment.precision}")
     with open_slide(path) as slide:
         seg = make_segmenter(config.segment)
         scale = slide.grid_scale(config.mpp)

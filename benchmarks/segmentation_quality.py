@@ -111,7 +111,7 @@ def parse_set(items: list[str]) -> dict[str, object]:
         key, _, value = item.partition("=")
         if key not in fields:
             sys.exit(f"--set {item}: unknown setting; known: {', '.join(fields)}")
-        out[key] = float(value) if key not in ("method", "foreground", "weights", "tiatoolbox_model") else value
+        out[key] = float(value) if key not in ("method", "foreground", "weights", "tiatoolbox_model", "precision") else value
     return out
 
 

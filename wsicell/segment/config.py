@@ -7,6 +7,7 @@ from typing import Literal
 
 SEGMENT_METHODS = ("watershed", "tiatoolbox")
 FOREGROUNDS = ("classifier", "cnn", "haematoxylin")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class SegmentConfig:
     keeps a single seed)."""
     distance_smooth_um: float = 0.5
     """Gaussian sigma applied to the distance transform before seeding (merges ridges)."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """cnn: the U-Net's arithmetic. ``auto`` = bf16 autocast on CPUs with native bf16 units
+    (AMX / AVX512-BF16; ~2x faster, detection F1 unchanged, docs/segmentation.md), else fp32."""
     weights: str | None = None
     """tiatoolbox: a local weights file (None = tiatoolbox's pretrained download)."""
     tiatoolbox_model: str = "hovernet_fast-pannuke"
@@ -64,6 +68,8 @@ class SegmentConfig:
             raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {', '.join(FOREGROUNDS)}, got {self.foreground!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.probability_threshold < 1:
             raise ValueError(f"probability_threshold must be in (0, 1), got {self.probability_threshold}")
         positive = {

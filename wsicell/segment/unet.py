@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from wsicell.hardware import cpu_has_bf16
 from wsicell.types import RGBImage
 
 UNET_MPP = 0.5
@@ -68,11 +69,17 @@ def to_input(image: RGBImage):  # -> torch.Tensor 1x3xHxW float32
 
 
 class UNetForeground:
-    """Nucleus / interior probabilities of an RGB tile at any mpp from the shipped U-Net."""
+    """Nucleus / interior probabilities of an RGB tile at any mpp from the shipped U-Net.
 
-    def __init__(self, weights: Path = WEIGHTS_PATH) -> None:
+    ``precision``: ``bf16`` runs the network under CPU bf16 autocast, ``auto`` does so only
+    on CPUs with native bf16 units (else fp32)."""
+
+    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto") -> None:
         import torch
 
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        self.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: U-Net weights not found (train with wsicell.segment.train_unet)")
         self.net = build_unet()
@@ -84,6 +91,7 @@ class UNetForeground:
         """Wrap a network in memory (training's validation)."""
         self = cls.__new__(cls)
         self.net = net
+        self.bf16 = False
         return self
 
     def probability(self, image: RGBImage, *, mpp: float) -> np.ndarray:
@@ -103,9 +111,10 @@ class UNetForeground:
         if ph or pw:
             border = cv2.BORDER_REFLECT_101 if min(h, w) > MULTIPLE else cv2.BORDER_REPLICATE
             work = cv2.copyMakeBorder(work, 0, ph, 0, pw, border)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             x = to_input(work).contiguous(memory_format=torch.channels_last)
-            prob = np.ascontiguousarray(torch.sigmoid(self.net(x))[0, :, :h, :w].numpy())  # 2 x h x w
+            logits = self.net(x).float()  # bf16 under autocast: probabilities in fp32
+            prob = np.ascontiguousarray(torch.sigmoid(logits)[0, :, :h, :w].numpy())  # 2 x h x w
         if (h, w) != (height, width):
             prob = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in prob])
         return prob.astype(np.float32, copy=False)

@@ -41,7 +41,7 @@ class WatershedSegmenter(Segmenter):
         """The nucleus/interior probability model (loaded on first use)."""
         if self._classifier is None:
             if self.config.foreground == "cnn":
-                self._classifier = UNetForeground()
+                self._classifier = UNetForeground(precision=self.config.precision)
             else:
                 self._classifier = PixelClassifier.default()
         return self._classifier

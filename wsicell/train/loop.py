@@ -31,6 +31,7 @@ import yaml
 
 from wsicell.config import to_mapping
 from wsicell.errors import CheckpointError, ConfigError, StoreError, WsicellError
+from wsicell.hardware import cpu_has_bf16
 from wsicell.store import CellStore, SlideCells
 from wsicell.train import checkpoint, dist
 from wsicell.train.augment import Augment, to_float_batch
@@ -63,14 +64,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_bf16() else "fp32"
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
