@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from wsicell.hardware import cpu_has_bf16
+from wsicell.segment.config import PRECISIONS
 from wsicell.types import RGBImage
 
 UNET_MPP = 0.5
@@ -77,8 +78,8 @@ class UNetForeground:
     def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto") -> None:
         import torch
 
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: U-Net weights not found (train with wsicell.segment.train_unet)")
