@@ -108,8 +108,10 @@ def test_cluster_with_context_recovers_spatial_types_and_map_follows(tmp_path: P
     writable = CellStore.open(path, mode="r+")
     for name in ("cluster", "distance", CONTEXT_ARRAY):
         del writable.slide(slide.id).group[name]
-    relabelled = label_slide(path, slide.id, clustering)
+    done: list[int] = []
+    relabelled = label_slide(path, slide.id, clustering, progress=done.append)
     assert np.array_equal(relabelled.array("cluster")[:], labels)
+    assert sum(done) == 2 * slide.n_cells  # progress: the context pass, then the assignment
 
 
 def test_cli_cluster_context_option(tmp_path: Path) -> None:

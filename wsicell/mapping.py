@@ -116,9 +116,13 @@ def map_slide(
         log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
         slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
     if not slide_labels_current(slide, clustering):
+        steps = 1
         if clustering.context.enabled:
             log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
-        slide = label_slide(cells_store.path, slide.id, clustering)
+            steps = 2  # the context embeddings, then the assignment
+        with progress_bars(progress, unit="cells") as bars:
+            task = bars.add_task(f"clusters {path.name}"[:40], total=steps * slide.n_cells, info="")
+            slide = label_slide(cells_store.path, slide.id, clustering, progress=lambda m: bars.advance(task, m))
     counts = np.bincount(slide.array("cluster")[:], minlength=clustering.k)
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
     with progress_bars(progress, unit="cells") as bars:
@@ -147,9 +151,12 @@ def map_slide(
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
 
 
-def label_slide(store_path: Path, slide_id: str, clustering: Clustering) -> SlideCells:
+def label_slide(
+    store_path: Path, slide_id: str, clustering: Clustering, *, progress: Callable[[int], None] | None = None
+) -> SlideCells:
     """Assign the slide's cells to the store's centroids and save cluster + distance (with the
-    clustering's tissue context, if it has one)."""
+    clustering's tissue context, if it has one). ``progress`` is called with the rows done,
+    once over the cells for the context embeddings, once for the assignment."""
     writable = CellStore.open(store_path, mode="r+")
     slide = writable.slide(slide_id)
     if not slide.has("embedding") or slide.array("embedding").shape[0] != slide.n_cells:
@@ -161,11 +168,12 @@ def label_slide(store_path: Path, slide_id: str, clustering: Clustering) -> Slid
         )
     array = "embedding"
     if clustering.context.enabled:  # the centroids were trained on context embeddings: same here
-        write_slide_context(slide, clustering.context)
+        if not write_slide_context(slide, clustering.context, progress=progress) and progress is not None:
+            progress(slide.n_cells)  # already current
         array = CONTEXT_ARRAY
     assign_slide(
         slide, make_index(clustering.centroids), k=clustering.k, spherical=clustering.spherical,
-        batch_size=65_536, created=clustering.created, array=array,
+        batch_size=65_536, created=clustering.created, array=array, progress=progress,
     )  # fmt: skip
     return slide
 
