@@ -74,12 +74,13 @@ def test_auto_k_picks_the_true_k_on_clear_blobs() -> None:
 
 def test_cluster_store_writes_centroids_labels_and_provenance(tmp_path: Path) -> None:
     store, truth = build_store(tmp_path / "cells.zarr", slides=(2500, 1500), k=4, dim=32)
-    result = cluster_store(store, config=ClusterConfig(k=4, seed=7, restarts=2))
+    config = ClusterConfig(k=4, seed=7, restarts=2, algorithm="kmeans", morphology_weight=0.0, metric="cosine")
+    result = cluster_store(store, config=config)
     assert result.k == 4 and result.n_cells == 4000 and result.n_train == 4000
     clustering = load_clustering(CellStore.open(tmp_path / "cells.zarr"))
     assert clustering.centroids.shape == (4, 32) and clustering.centroids.dtype == np.float32
     attrs = clustering.attrs
-    for key in ("k", "seed", "metric", "model", "sample_size", "objective", "iterations", "created"):
+    for key in ("k", "algorithm", "seed", "metric", "model", "sample_size", "objective", "iterations", "created", "representation"):
         assert key in attrs, key
     assert attrs["seed"] == 7 and attrs["metric"] == "cosine" and attrs["model"]["run"] == "synthetic"
     assert attrs["objective"] == pytest.approx(result.objective_sample)
@@ -96,10 +97,14 @@ def test_streamed_assignment_equals_one_shot(tmp_path: Path) -> None:
     """Slides larger than one batch: the stored labels equal a one-shot NumPy argmin."""
     n = 2 * LABEL_CHUNK + 1234
     store, _ = build_store(tmp_path / "big.zarr", slides=(n, 500), k=6, dim=8, crop_size=4)
-    cluster_store(store, config=ClusterConfig(k=6, metric="l2", sample_size=3000, batch_size=LABEL_CHUNK))
-    centroids = load_clustering(store).centroids
+    config = ClusterConfig(k=6, algorithm="kmeans", metric="l2", sample_size=3000, batch_size=LABEL_CHUNK)
+    cluster_store(store, config=config)
+    clustering = load_clustering(store)
+    centroids = clustering.centroids
     for s in store.slides():
-        x = s.array("embedding")[:].astype(np.float32)
+        # the clustered vectors are the representation of embedding + measurements
+        x = clustering.representation.transform(s.array("embedding")[:], s.array("features")[:])
+        np.testing.assert_allclose(s.array("cell_vector")[:], x, rtol=1e-5, atol=1e-5)
         dist, labels = _nearest(x, centroids)
         stored = s.array("cluster")[:]
         same = stored == labels
@@ -162,3 +167,21 @@ def test_config_file_errors_are_config_errors(tmp_path: Path) -> None:
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = ((x[:, None, :].astype(np.float64) - centroids[None].astype(np.float64)) ** 2).sum(-1)
     return d.min(1), d.argmin(1)
+
+
+@pytest.mark.parametrize("algorithm", ["spectral", "kmeans"])
+def test_in_memory_clustering_equals_the_store_path(tmp_path: Path, algorithm: str) -> None:
+    """What `wsicell evaluate` scores (cluster_cells) is what `wsicell cluster` writes."""
+    from wsicell.cluster.cells import cluster_cells
+
+    store, truth = build_store(tmp_path / "one.zarr", slides=(2000,), k=4, dim=16)
+    config = ClusterConfig(k=4, algorithm=algorithm, seed=2, sample_size=1500, graph_sample_size=1000)
+    cluster_store(store, config=config)
+    (s,) = store.slides()
+    labels = cluster_cells(
+        embedding=s.array("embedding")[:], features=s.array("features")[:], feature_names=s.feature_names,
+        centroids=s.array("centroid")[:], mpp=s.mpp, config=config,
+    )  # fmt: skip
+    np.testing.assert_array_equal(labels, s.array("cluster")[:])
+    assert adjusted_rand_score(truth[s.id], labels) == pytest.approx(1.0)
+    assert load_clustering(store).algorithm == algorithm

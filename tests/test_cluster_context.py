@@ -95,29 +95,31 @@ def test_cluster_with_context_recovers_spatial_types_and_map_follows(tmp_path: P
     path = tmp_path / "cells.zarr"
     store, truth = spatial_store(path)
     (slide,) = store.slides()
-    cluster_store(store, config=ClusterConfig(k=4, restarts=2))
+    # the synthetic measurements follow other (non-spatial) types: the embedding alone here
+    cluster_store(store, config=ClusterConfig(k=4, restarts=2, morphology_weight=0.0))
     plain = adjusted_rand_score(truth[slide.id], slide.array("cluster")[:])
-    cluster_store(store, config=ClusterConfig(k=4, restarts=2, context_radius_um=60))
+    cluster_store(store, config=ClusterConfig(k=4, restarts=2, morphology_weight=0.0, context_radius_um=60))
     labels = slide.array("cluster")[:]
     with_context = adjusted_rand_score(truth[slide.id], labels)
     assert with_context > 0.8 and with_context > plain + 0.2, (plain, with_context)
     clustering = load_clustering(CellStore.open(path))
     assert clustering.attrs["context"] == {"radius_um": 60.0, "weight": 1.0} and clustering.context.enabled
 
-    # map assigns a slide the same way: context embeddings, then the nearest centroid
+    # map assigns a slide the same way: cell vectors, context vectors, then the model
     writable = CellStore.open(path, mode="r+")
-    for name in ("cluster", "distance", CONTEXT_ARRAY):
+    for name in ("cluster", "distance", CONTEXT_ARRAY, "cell_vector"):
         del writable.slide(slide.id).group[name]
     done: list[int] = []
     relabelled = label_slide(path, slide.id, clustering, progress=done.append)
     assert np.array_equal(relabelled.array("cluster")[:], labels)
-    assert sum(done) == 2 * slide.n_cells  # progress: the context pass, then the assignment
+    assert sum(done) == 3 * slide.n_cells  # progress: vectors, context, then the assignment
 
 
 def test_cli_cluster_context_option(tmp_path: Path) -> None:
     path = tmp_path / "cells.zarr"
     spatial_store(path)
-    result = CliRunner().invoke(main, ["cluster", "--store", str(path), "-k", "4", "--context-radius", "25"])
+    result = CliRunner().invoke(main, ["cluster", "--store", str(path), "-k", "4", "--context-radius", "25",
+                                       "--morphology-weight", "0"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "context" in result.output
     assert load_clustering(CellStore.open(path)).context == Context(radius_um=25.0, weight=1.0)

@@ -68,8 +68,10 @@ def build_store(
         crops = np.clip(
             palette[labels][:, None, None, :] + rng.normal(0, 12, (n, crop_size, crop_size, 3)), 0, 255
         ).astype(np.uint8)
+        # cell types differ in size and shape too: area and eccentricity follow the blob
         feats = np.column_stack([
-            rng.uniform(10, 80, n), rng.uniform(10, 40, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+            20 + 12 * labels + rng.normal(0, 1.5, n), rng.uniform(10, 40, n),
+            np.clip(0.2 + 0.15 * labels + rng.normal(0, 0.03, n), 0, 1), rng.uniform(0, 1, n),
         ]).astype(np.float32)  # fmt: skip
         writer = store.begin_slide(
             sid, attrs={"path": f"synthetic{i}.svs", "name": f"synthetic{i}", "fingerprint": fp, "mpp": 0.499,

@@ -92,3 +92,19 @@ def test_mean_std_and_errors():
         score_clusters(labels=np.array([1, 2]), clusters=np.array([1]))
     with pytest.raises(ValueError, match="no scores"):
         mean_std([])
+
+
+def test_knn_label_agreement_against_a_naive_loop() -> None:
+    from wsicell.evaluate.metrics import knn_label_agreement
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    labels = (x[:, 0] > 0).astype(int) + rng.integers(0, 2, 300) * (rng.random(300) < 0.2)
+    want = []
+    for i in range(300):
+        d = ((x - x[i]) ** 2).sum(1)
+        d[i] = np.inf
+        want.append(np.mean(labels[np.argsort(d)[:10]] == labels[i]))
+    assert knn_label_agreement(x, labels, cosine=False) == pytest.approx(np.mean(want))
+    shuffled = rng.permutation(labels)
+    assert knn_label_agreement(x, shuffled, cosine=False) < np.mean(want) - 0.2  # structure, not chance

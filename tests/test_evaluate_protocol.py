@@ -47,14 +47,22 @@ def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
     results = json.loads((out / "results.json").read_text())
     names = [r["name"] for r in results["rows"]]
     assert names[0] == "CCRL (this config)"
-    # every representation is also scored with tissue context (default 20 µm), in the next row
+    # every representation is scored four ways: k-means, + tissue context (default 20 µm), and
+    # as `wsicell cluster` clusters it (joined with the morphology, spectral), with and without context
     assert results["context"] == {"radius_um": 20.0, "weight": 1.0}
-    plain = [r for r in results["rows"] if "+ context" not in r["name"]]
-    assert len(results["rows"]) == 2 * len(plain)
-    for a, b in zip(results["rows"][::2], results["rows"][1::2], strict=True):
-        assert b["name"] == a["name"] + " + context (20 µm)" and b["kind"] == a["kind"]
-        assert b["seeds"] == a["seeds"] and b["train_seconds"] == a["train_seconds"]
-        assert b["scores"][0] != a["scores"][0]  # another clustering of the same cells
+    assert results["protocol"] == "inductive" and results["product"]["algorithm"] == "spectral"
+    rows = results["rows"]
+    assert len(rows) % 4 == 0
+    for a, b, c, d in zip(rows[::4], rows[1::4], rows[2::4], rows[3::4], strict=True):
+        assert b["name"] == a["name"] + " + context (20 µm)"
+        assert c["name"] == a["name"] + " → wsicell cluster"
+        assert d["name"] == a["name"] + " → wsicell cluster + context (20 µm)"
+        for other in (b, c, d):
+            assert other["kind"] == a["kind"] and other["seeds"] == a["seeds"]
+            assert other["train_seconds"] == a["train_seconds"]
+        assert len({json.dumps(r["scores"][0], sort_keys=True) for r in (a, b, c, d)}) >= 3  # other clusterings
+        # the diagnostic: label agreement of the 10 nearest cells, on the plain row
+        assert 0.0 <= a["knn_agreement"] <= 1.0 and b["knn_agreement"] is None
     assert {"w/o local-global", "w/o ensembling (query encoder)", "w/o predictor"} <= set(names)
     assert any(n.startswith("Morphological") for n in names) and any(n.startswith("Manual") for n in names)
     assert any(n.startswith("Random-init") for n in names) and any(n.startswith("ImageNet") for n in names)
@@ -63,6 +71,7 @@ def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
         for metric in ("ami", "ari", "purity", "accuracy"):
             assert -1.0 <= row["mean"][metric] <= 1.0
         assert 0.25 <= row["mean"]["purity"] <= 1.0  # 4 classes: the majority share is a floor
+        assert len(set(row["scores"][0].values())) > 1  # a real clustering, not a constant
     ccrl = results["rows"][0]
     assert len(ccrl["train_seconds"]) == 1 and ccrl["train_seconds"][0] > 0
     assert [p["epoch"] for p in results["curve"]] == [1, 2]
@@ -85,6 +94,29 @@ def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
     assert rerun["context"] is None and not any("context" in r["name"] for r in rerun["rows"])
     if not (Path(torch.hub.get_dir()) / "checkpoints" / "resnet18-f37072fd.pth").exists():
         assert any("ImageNet pre-trained: skipped" in m and "never downloads" in m for m in rerun["skipped"])
+
+
+def test_transductive_protocol_trains_on_train_and_test_images(dataset: Path, tmp_path: Path):
+    from wsicell.store import CellStore
+
+    out = tmp_path / "results"
+    args = ["evaluate", "--dataset", str(dataset), "--config", FAST_CONFIG, "--seeds", "1", "--baselines", "none",
+            "--protocol", "transductive", "--context-radius", "0", "--no-curve", "--out", str(out), "--quiet"]  # fmt: skip
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"] == "transductive"
+    assert "transductive protocol" in (out / "results.md").read_text()
+    run = out / "runs-transductive" / "ccrl-seed0"
+    assert (run / "last.pt").exists() and not (out / "runs").exists()
+    # the run trained on every train and test cell (labels are not in the training store)
+    union = CellStore.open(out / "cells" / "train+test.zarr")
+    assert sorted(s.id for s in union.slides()) == ["test", "train"]
+    assert union.total_cells() == results["n_train"] + results["n_test"]
+    assert not any(s.has("label") for s in union.slides())
+    assert json.loads((run / "store.json").read_text())["n_cells"] == results["n_train"] + results["n_test"]
 
 
 def test_cli_errors(tmp_path: Path):

@@ -75,3 +75,24 @@ def test_help_has_examples() -> None:
     for command in ("train", "embed"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_no_config_on_a_cpu_uses_the_cpu_preset_and_says_so(extracted_store: Path, tmp_path: Path) -> None:
+    import torch
+    import yaml
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the default is the paper's recipe")
+    from wsicell.train.presets import cpu_preset
+
+    run = tmp_path / "r"
+    result = CliRunner().invoke(main, ["train", "--store", str(extracted_store), "--out", str(run), "--epochs", "1",
+                                       "--set", "width=8", "--set", "threads=1"], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "No CUDA GPU: training ccrl with the CPU configuration ccrl-cpu-fast.yaml" in result.output
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    preset = yaml.safe_load(cpu_preset("ccrl").read_text())
+    assert saved["epochs"] == 1 and saved["width"] == 8  # the flags win over the preset...
+    for key in ("batch_size", "queue_size", "crop_size", "stem", "momentum", "local_scale"):  # ...which beats the paper
+        assert saved[key] == preset[key], key
+    assert preset["epochs"] < 50 and cpu_preset("simclr").is_file() and cpu_preset("sslp").is_file()

@@ -2,7 +2,7 @@
 
 A slide already in the store (matched by content fingerprint) uses its cells. A new slide
 is extracted with the store's extraction settings, embedded with the store's model and
-assigned to the nearest centroid of the store's clustering (no retraining); its cells are
+assigned with the store's clustering (no retraining: cluster/model.py); its cells are
 added to the store, so mapping it again is immediate.
 """
 
@@ -14,14 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wsicell.cluster import (
-    Clustering,
-    assign_slide,
-    load_clustering,
-    make_index,
-    slide_labels_current,
-)
+from wsicell.cluster import Clustering, assign_slide, load_clustering, slide_labels_current
 from wsicell.cluster.context import CONTEXT_ARRAY, write_slide_context
+from wsicell.cluster.vectors import VECTOR_ARRAY, write_slide_vectors
 from wsicell.errors import SlideError, StoreError
 from wsicell.export.geojson import CellChunk, ExportStats, ObjectType, write_geojson
 from wsicell.export.names import load_styles
@@ -116,10 +111,10 @@ def map_slide(
         log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
         slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
     if not slide_labels_current(slide, clustering):
-        steps = 1
+        steps = 2  # the cell vectors (embedding + morphology), then the assignment
         if clustering.context.enabled:
             log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
-            steps = 2  # the context embeddings, then the assignment
+            steps = 3  # + the context vectors
         with progress_bars(progress, unit="cells") as bars:
             task = bars.add_task(f"clusters {path.name}"[:40], total=steps * slide.n_cells, info="")
             slide = label_slide(cells_store.path, slide.id, clustering, progress=lambda m: bars.advance(task, m))
@@ -142,7 +137,7 @@ def map_slide(
                     yield c.contour, c.cluster
                     bars.advance(task, len(c.cluster))
 
-            how = clustering.attrs.get("metric")
+            how = f"{clustering.algorithm}, morphology {clustering.representation.blend.morphology_weight:g}"
             if clustering.context.enabled:
                 how += f", context {clustering.context.radius_um:g} um"  # the picture font has no µ
             title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({how})"]
@@ -154,26 +149,29 @@ def map_slide(
 def label_slide(
     store_path: Path, slide_id: str, clustering: Clustering, *, progress: Callable[[int], None] | None = None
 ) -> SlideCells:
-    """Assign the slide's cells to the store's centroids and save cluster + distance (with the
-    clustering's tissue context, if it has one). ``progress`` is called with the rows done,
-    once over the cells for the context embeddings, once for the assignment."""
+    """Assign the slide's cells with the store's clustering and save cluster + distance: the
+    clustering's representation (embedding + morphology), its tissue context if it has one,
+    then its model. ``progress`` is called with the rows done, once per step."""
     writable = CellStore.open(store_path, mode="r+")
     slide = writable.slide(slide_id)
     if not slide.has("embedding") or slide.array("embedding").shape[0] != slide.n_cells:
         raise StoreError(f"{store_path}: slide {slide_id} has no embeddings; run `wsicell embed --store {store_path}` first")
-    if slide.array("embedding").shape[1] != clustering.centroids.shape[1]:
+    if slide.array("embedding").shape[1] != clustering.representation.embedding_basis.shape[0]:
         raise StoreError(
             f"{store_path}: slide {slide_id}'s embeddings are {slide.array('embedding').shape[1]}-d but the "
-            f"centroids are {clustering.centroids.shape[1]}-d; run `wsicell cluster --store {store_path}` again"
+            f"clustering's are {clustering.representation.embedding_basis.shape[0]}-d; "
+            f"run `wsicell cluster --store {store_path}` again"
         )
-    array = "embedding"
-    if clustering.context.enabled:  # the centroids were trained on context embeddings: same here
-        if not write_slide_context(slide, clustering.context, progress=progress) and progress is not None:
+    if not write_slide_vectors(slide, clustering.representation, progress=progress) and progress is not None:
+        progress(slide.n_cells)  # already current
+    array = VECTOR_ARRAY
+    if clustering.context.enabled:  # the clustering was fitted on context vectors: same here
+        if not write_slide_context(slide, clustering.context, source=VECTOR_ARRAY, progress=progress) and progress is not None:
             progress(slide.n_cells)  # already current
         array = CONTEXT_ARRAY
     assign_slide(
-        slide, make_index(clustering.centroids), k=clustering.k, spherical=clustering.spherical,
-        batch_size=65_536, created=clustering.created, array=array, progress=progress,
+        slide, clustering.model.assigner(), k=clustering.k, batch_size=65_536, created=clustering.created,
+        array=array, progress=progress,
     )  # fmt: skip
     return slide
 

@@ -1,4 +1,4 @@
-"""`wsicell cluster`: FAISS k-means over every cell's embedding in the store."""
+"""`wsicell cluster`: cell types from every cell's embedding and morphology in the store."""
 
 from __future__ import annotations
 
@@ -21,12 +21,16 @@ def parse_k(value: str | None) -> int | str | None:
 @click.command("cluster", epilog="Example: wsicell cluster --store cells.zarr -k auto --k-max 15 --context-radius 20")
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The cell store (embedded).")
 @click.option("-k", "k", metavar="K|auto", help="Number of clusters, or 'auto' (elbow rule) [default: auto].")
+@click.option("--algorithm", type=click.Choice(["spectral", "kmeans"]),
+              help="spectral = partition the cells' nearest-neighbour graph; kmeans = FAISS k-means [default: spectral].")
+@click.option("--morphology-weight", type=float, metavar="W",
+              help="Share of the morphology measurements in each cell's vector, 0..1 (0 = embedding only) [default: 0.5].")
 @click.option("--k-max", type=int, help="Largest k tried by -k auto [default: 20].")
 @click.option("--k-min", type=int, help="Smallest k tried by -k auto [default: 2].")
 @click.option("--iterations", type=int, help="k-means iterations [default: 25].")
 @click.option("--restarts", type=int, help="k-means runs from different seeds; the best is kept [default: 1].")
 @click.option("--seed", type=int, help="Random seed (sample, initialisation) [default: 0].")
-@click.option("--metric", type=click.Choice(["cosine", "l2"]), help="cosine = spherical k-means [default: cosine].")
+@click.option("--metric", type=click.Choice(["cosine", "l2"]), help="cosine = unit-normalised vectors [default: l2].")
 @click.option("--sample-size", type=int, help="Cells k-means trains on (all are assigned) [default: 200000].")
 @click.option(
     "--context-radius", type=float, metavar="UM",
@@ -37,15 +41,18 @@ def parse_k(value: str | None) -> int | str | None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or tables (errors still print).")
 @user_errors
 def cluster_command(
-    store: Path, k: str | None, k_max: int | None, k_min: int | None, iterations: int | None,
+    store: Path, k: str | None, algorithm: str | None, morphology_weight: float | None, k_max: int | None, k_min: int | None, iterations: int | None,
     restarts: int | None, seed: int | None, metric: str | None, sample_size: int | None,
     context_radius: float | None, context_weight: float | None, config_path: Path | None, quiet: bool,
 ) -> None:  # fmt: skip
-    """Group the cells of the store into clusters (cell types) with FAISS k-means.
+    """Group the cells of the store into clusters (cell types).
 
-    Trains on a random sample of cells, then assigns every cell to its nearest centroid
-    and writes `cluster` and `distance` per cell and the centroids (with the model, k and
-    seed) into the store. Runs on the GPU when FAISS sees one.
+    Each cell is described by its learned embedding joined with its morphology (size, shape,
+    stain measurements); a random sample of cells is clustered (spectral clustering of their
+    nearest-neighbour graph, or k-means), then every cell gets the cluster of its nearest
+    sampled cells (k-means: its nearest centroid). Writes `cluster` and `distance` per cell
+    and the fitted model (with the embedding model, k and seed) into the store. FAISS runs
+    on the GPU when it sees one.
 
     With --context-radius, each cell is clustered by its embedding blended with the mean
     embedding of the cells around it (tissue context); `wsicell map` then does the same.
@@ -56,7 +63,7 @@ def cluster_command(
     from wsicell.store import CellStore
 
     config = load_config(
-        ClusterConfig, config_path, k=parse_k(k), k_max=k_max, k_min=k_min, iterations=iterations,
+        ClusterConfig, config_path, k=parse_k(k), algorithm=algorithm, morphology_weight=morphology_weight, k_max=k_max, k_min=k_min, iterations=iterations,
         restarts=restarts, seed=seed, metric=metric, sample_size=sample_size,
         context_radius_um=context_radius, context_weight=context_weight,
     )  # fmt: skip
@@ -79,7 +86,8 @@ def cluster_command(
         console.print(k_curve_table(result.choice))
     console.print(cluster_table(result))
     console.print(
-        f"k = {result.k} ({result.metric}) on {device}: trained on {result.n_train:,} of {result.n_cells:,} "
+        f"k = {result.k} ({result.algorithm}, morphology weight {config.morphology_weight:g}, {result.metric}) on "
+        f"{device}: fitted on {result.n_train:,} of {result.n_cells:,} "
         f"cells; objective (sum of squared distances) {result.objective_sample:,.1f} on the sample, "
         f"{result.objective_all:,.1f} over all cells (mean {result.objective_all / result.n_cells:.4f}). "
         + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.seconds.items())

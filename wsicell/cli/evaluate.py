@@ -52,6 +52,11 @@ def parse_baselines(value: str) -> list[str]:
                    "neighbours within UM µm (as `wsicell cluster --context-radius`); 0 = off.")  # fmt: skip
 @click.option("--context-weight", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Weight of the neighbours' mean with --context-radius.")  # fmt: skip
+@click.option("--protocol", type=click.Choice(["inductive", "transductive"]), default="inductive", show_default=True,
+              help="inductive: train on the train split only; transductive: train on the train and test images "
+                   "together, labels unused (what the product does: it trains on the slides it maps).")  # fmt: skip
+@click.option("--cluster-config", type=click.Path(path_type=Path),
+              help="`wsicell cluster` settings (YAML) for the \"→ wsicell cluster\" rows [default: its defaults].")
 @click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
 @click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
@@ -65,7 +70,7 @@ def parse_baselines(value: str) -> list[str]:
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
     ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...],
-    context_radius: float, context_weight: float, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
+    context_radius: float, context_weight: float, protocol: str, cluster_config: Path | None, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
 
@@ -74,11 +79,15 @@ def evaluate_command(
     Hungarian-matched accuracy (mean ± std over seeds) beside the paper's table, with the
     baselines (morphology, SIFT+LBP, random encoder, ImageNet when its weights are local)
     and, with --ablations, the paper's ablations. Each representation is also scored with
-    tissue context (--context-radius; 0 turns it off). Writes OUT/results.md and OUT/results.json.
+    tissue context (--context-radius; 0 turns it off) and as `wsicell cluster` clusters it
+    (joined with the cells' morphology, spectral clustering: "→ wsicell cluster" rows), with
+    the label agreement of each cell's 10 nearest neighbours as a diagnostic.
+    Writes OUT/results.md and OUT/results.json.
     """
     import torch
 
     from wsicell.cli.train import parse_sets
+    from wsicell.cluster import ClusterConfig
     from wsicell.cluster.context import Context
     from wsicell.config import load_config
     from wsicell.evaluate.protocol import run_protocol
@@ -103,7 +112,8 @@ def evaluate_command(
     results = run_protocol(
         dataset=dataset, out=out, config=config, seeds=list(range(seeds)), baselines=names, ablations=ablations,
         ablation_seeds=ablation_seeds, model=model, with_curve=curve, imagenet_weights=imagenet_weights, train_split=train_split,
-        test_split=test_split, context=Context(radius_um=context_radius, weight=context_weight), progress=not quiet, log=log,
+        test_split=test_split, context=Context(radius_um=context_radius, weight=context_weight), protocol=protocol,
+        product=load_config(ClusterConfig, cluster_config, k=2), progress=not quiet, log=log,
     )  # fmt: skip
     click.echo(markdown(results))
     if linear:  # issue 6: the linear probe of the trained run(s), on the same split stores
@@ -112,7 +122,8 @@ def evaluate_command(
         from wsicell.evaluate.linear import linear_markdown, probe_runs
         from wsicell.train.loop import write_text_atomic
 
-        runs = [model] if model is not None else [out / "runs" / f"{config.method}-seed{s}" for s in range(seeds)]
+        run_dir = out / ("runs-transductive" if protocol == "transductive" else "runs")
+        runs = [model] if model is not None else [run_dir / f"{config.method}-seed{s}" for s in range(seeds)]
         rows = probe_runs(runs, train_store=out / "cells" / f"{train_split}.zarr", test_store=out / "cells" / f"{test_split}.zarr")
         write_text_atomic(out / "linear.json", json.dumps(rows, indent=1) + "\n")
         click.echo("\nLinear evaluation (logistic regression on frozen embeddings, train -> test):\n" + linear_markdown(rows))

@@ -33,7 +33,9 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML settings (default: the paper's recipe; with --resume: the run's config.yaml).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU the "
+                   "method's CPU configuration, configs/<method>-cpu-fast.yaml; with --resume: the run's config.yaml).")  # fmt: skip
 @click.option("--method", type=click.Choice(["ccrl", "simclr", "sslp"]),
               help="Training method (default ccrl); see docs/methods.md. Without --config, its paper's batch size, learning "
                    "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
@@ -69,12 +71,33 @@ def train_command(
     named = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
     # a named flag wins over --set only when it was given
     overrides = {**parse_sets(sets), **{k: v for k, v in named.items() if v is not None}}
+    if config_path is None and not resume:
+        config_path = default_config(method or "ccrl", device=str(overrides.get("device", "auto")), quiet=quiet)
     if config_path is None and method is not None:  # the method's paper settings, then the flags
         overrides = {**method_defaults(method, batch_size=overrides.get("batch_size")), **overrides}
     config = load_config(TrainConfig, config_path, **overrides)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
         click.echo(f"Trained {config.epochs} epochs -> {run} (next: wsicell embed --store {store} --model {run})")
+
+
+def default_config(method: str, *, device: str, quiet: bool) -> Path | None:
+    """Without --config: the paper's recipe on a CUDA GPU (None: the dataclass defaults), the
+    method's CPU preset on a CPU (the paper's 500 epochs would take days there). Says which."""
+    import torch
+
+    from wsicell.train.presets import cpu_preset
+
+    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if not on_cpu:
+        if not quiet:
+            click.echo(f"CUDA GPU: training {method} with its paper's recipe (--config to change it)", err=True)
+        return None
+    preset = cpu_preset(method)
+    if not quiet:
+        click.echo(f"No CUDA GPU: training {method} with the CPU configuration {preset.name} "
+                   f"(minutes, not days; the paper's recipe: --config configs/{method}.yaml)", err=True)  # fmt: skip
+    return preset
 
 
 COMMANDS = [train_command]

@@ -90,38 +90,40 @@ def context_embeddings(
     return blend(x, nb, weight=context.weight)
 
 
-def context_tag(slide: SlideCells, context: Context) -> dict:
-    """What a slide's context array is made from: the settings and the embedding's identity."""
-    return {**context.as_dict(), "embedding": dict(slide.array("embedding").attrs)}
+def context_tag(slide: SlideCells, context: Context, source: str = "embedding") -> dict:
+    """What a slide's context array is made from: the settings and the source array's identity."""
+    return {**context.as_dict(), "source": source, source: dict(slide.array(source).attrs)}
 
 
-def context_current(slide: SlideCells, context: Context) -> bool:
-    if not slide.has(CONTEXT_ARRAY) or not slide.has("embedding"):
+def context_current(slide: SlideCells, context: Context, source: str = "embedding") -> bool:
+    if not slide.has(CONTEXT_ARRAY) or not slide.has(source):
         return False
     attrs = dict(slide.array(CONTEXT_ARRAY).attrs)
-    return bool(attrs.get("complete")) and attrs.get("tag") == context_tag(slide, context)
+    return bool(attrs.get("complete")) and attrs.get("tag") == context_tag(slide, context, source)
 
 
 def write_slide_context(
     slide: SlideCells,
     context: Context,
     *,
+    source: str = "embedding",
     band_rows: int = BAND_ROWS,
     progress: Callable[[int], None] | None = None,
 ) -> bool:
-    """Write the slide's ``context_embedding`` unless it is current; True if it was (re)written.
+    """Write the slide's ``context_embedding`` of its ``source`` array (``embedding``, or the
+    joined ``cell_vector`` of represent.py) unless it is current; True if it was (re)written.
 
     Each band of ``band_rows`` rows reads its cells and every cell within ``radius_um`` of the
     band's bounding box, so each cell sees all its neighbours wherever they are stored.
     """
     if not context.enabled:
         raise ValueError("context radius is 0: there is nothing to write")
-    if context_current(slide, context):
+    if context_current(slide, context, source):
         return False
-    emb = slide.array("embedding")
+    emb = slide.array(source)
     n, dim = emb.shape
     if n != slide.n_cells:
-        raise ValueError(f"slide {slide.id}: {n} embeddings for {slide.n_cells} cells")
+        raise ValueError(f"slide {slide.id}: {n} rows of {source} for {slide.n_cells} cells")
     centroids = np.asarray(slide.array("centroid")[:], np.float64)  # n x 2, level-0 px
     radius_px = context.radius_um / slide.mpp
     # a labelled dataset store (wsicell evaluate) holds separate tiles in one frame: never neighbours
@@ -129,7 +131,7 @@ def write_slide_context(
     step = max(emb.chunks[0], (band_rows // emb.chunks[0]) * emb.chunks[0])
     out = slide.create_array(
         CONTEXT_ARRAY, shape=(n, dim), dtype="float16", chunks=emb.chunks,
-        attrs={"tag": context_tag(slide, context), "complete": False},
+        attrs={"tag": context_tag(slide, context, source), "complete": False},
     )  # fmt: skip
     for a in range(0, n, step):
         b = min(a + step, n)

@@ -1,4 +1,4 @@
-"""`wsicell cluster`: sample, (choose k,) train FAISS k-means, assign every cell, save."""
+"""`wsicell cluster`: represent, sample, (choose k,) fit the clustering, assign every cell, save."""
 
 from __future__ import annotations
 
@@ -14,13 +14,18 @@ import zarr
 from wsicell.cluster.choose_k import KChoice, choose_k
 from wsicell.cluster.config import ClusterConfig
 from wsicell.cluster.context import CONTEXT_ARRAY, Context, write_slide_context
-from wsicell.cluster.kmeans import assign, make_index, prepare, train_kmeans
-from wsicell.cluster.sample import sample_embeddings
+from wsicell.cluster.kmeans import prepare
+from wsicell.cluster.model import ClusterModel, fit_model
+from wsicell.cluster.represent import Representation, fit_representation
+from wsicell.cluster.sample import sample_embeddings, sample_rows
+from wsicell.cluster.vectors import VECTOR_ARRAY, write_slide_vectors
 from wsicell.errors import StoreError
 from wsicell.store import CELL_CHUNK, CellStore, SlideCells, compressor
 
 LABEL_CHUNK = CELL_CHUNK * 16
 """Rows per chunk of the `cluster` and `distance` arrays."""
+REPRESENT_SAMPLE = 100_000
+"""Cells the representation (PCA, measurement statistics) is fitted on."""
 
 Progress = Callable[[str, int, int], None]
 """progress(step, advance, total): ``total`` > 0 starts a step, then advances."""
@@ -39,14 +44,17 @@ class ClusterResult:
     choice: KChoice | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     gpu: bool = False
+    algorithm: str = "kmeans"
 
 
 def clustered_slides(store: CellStore) -> list[SlideCells]:
-    """The store's complete slides, each checked to carry embeddings."""
+    """The store's complete slides, each checked to carry embeddings and measurements."""
     slides = store.slides()
     if not slides:
         raise StoreError(f"{store.path}: no extracted slides; run `wsicell extract SLIDES --out {store.path}` first")
     for s in slides:
+        if not s.has("features") or s.array("features").shape[0] != s.n_cells:
+            raise StoreError(f"{store.path}: slide {s.id} has no measurements; re-extract it with `wsicell extract`")
         if not s.has("embedding") or s.array("embedding").shape[0] != s.n_cells:
             raise StoreError(
                 f"{store.path}: slide {s.id} has no embeddings; run `wsicell embed --store {store.path}` first"
@@ -57,11 +65,14 @@ def clustered_slides(store: CellStore) -> list[SlideCells]:
 def cluster_store(
     store: CellStore, *, config: ClusterConfig, progress: Progress | None = None
 ) -> ClusterResult:
-    """Cluster every embedding of ``store`` (opened "r+") and write the results into it.
+    """Cluster every cell of ``store`` (opened "r+") and write the results into it.
 
-    Writes ``clustering/centroids`` (k, D) float32 with its provenance in attrs, then per
-    slide ``cluster`` (n,) int32 and ``distance`` (n,) float32; ``clustering.attrs.complete``
-    is set last.
+    Steps: fit the representation (embedding + morphology, represent.py) on a sample and
+    write each slide's ``cell_vector``; with a tissue context, its ``context_embedding``;
+    fit the clustering model (spectral or k-means, model.py) on a sample of those; assign
+    every cell. Writes ``clustering/`` (the model's and the representation's arrays, the
+    provenance in attrs), then per slide ``cluster`` (n,) int32 and ``distance`` (n,)
+    float32; ``clustering.attrs.complete`` is set last.
     """
     report = progress or (lambda step, advance, total: None)
     slides = clustered_slides(store)
@@ -71,12 +82,27 @@ def cluster_store(
     if total < 3:
         raise StoreError(f"{store.path}: only {total} cells; too few to cluster")
     seconds: dict[str, float] = {}
-    array = "embedding"
+
+    t0 = time.perf_counter()
+    names = slides[0].feature_names
+    for s in slides[1:]:
+        if s.feature_names != names:
+            raise StoreError(f"{store.path}: slide {s.id} has other measurements than {slides[0].id}; re-extract it")
+    report("represent", 0, total)
+    fit_rows = sample_rows(slides, size=min(config.sample_size, REPRESENT_SAMPLE), seed=config.seed,
+                           arrays=("embedding", "features"))  # fmt: skip
+    rep = fit_representation(fit_rows["embedding"], fit_rows["features"], feature_names=names, blend=config.blend)
+    del fit_rows
+    for s in slides:
+        if not write_slide_vectors(s, rep, progress=lambda n: report("represent", n, 0)):
+            report("represent", s.n_cells, 0)  # already current
+    array = VECTOR_ARRAY
+    seconds["represent"] = time.perf_counter() - t0
     if config.context.enabled:
         t0 = time.perf_counter()
         report("context", 0, total)
         for s in slides:
-            if not write_slide_context(s, config.context, progress=lambda n: report("context", n, 0)):
+            if not write_slide_context(s, config.context, source=VECTOR_ARRAY, progress=lambda n: report("context", n, 0)):
                 report("context", s.n_cells, 0)  # already current
         array = CONTEXT_ARRAY
         seconds["context"] = time.perf_counter() - t0
@@ -108,22 +134,25 @@ def cluster_store(
         k = config.k
 
     t0 = time.perf_counter()
-    report("k-means", 0, 1)
-    result = train_kmeans(
-        sample, k=k, iterations=config.iterations, restarts=config.restarts, seed=config.seed,
-        spherical=config.spherical,
+    report(config.algorithm, 0, 1)
+    model, objective = fit_model(
+        sample, k=k, algorithm=config.algorithm, spherical=config.spherical, seed=config.seed,
+        iterations=config.iterations, restarts=config.restarts, neighbours=config.graph_neighbours,
+        graph_sample_size=config.graph_sample_size,
     )  # fmt: skip
-    report("k-means", 1, 0)
-    n_train = len(sample)
+    report(config.algorithm, 1, 0)
+    n_train = len(sample) if config.algorithm == "kmeans" else min(len(sample), config.graph_sample_size)
     del sample
-    seconds["kmeans"] = time.perf_counter() - t0
+    seconds[config.algorithm] = time.perf_counter() - t0
 
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     attrs: dict[str, Any] = {
-        "k": k, "seed": config.seed, "metric": config.metric, "iterations": config.iterations,
-        "restarts": config.restarts, "sample_size": n_train, "objective": result.objective,
-        "objective_definition": "sum of squared L2 distances to the nearest centroid"
-        + (" (unit-normalised embeddings)" if config.spherical else ""),
+        "k": k, "algorithm": config.algorithm, "seed": config.seed, "metric": config.metric,
+        "iterations": config.iterations, "restarts": config.restarts, "sample_size": n_train,
+        "graph_neighbours": config.graph_neighbours, "objective": objective,
+        "objective_definition": "sum of squared L2 distances to the assigned cluster's centroid"
+        + (" (unit-normalised vectors)" if config.spherical else ""),
+        "representation": rep.attrs(),
         "model": store.root.attrs.get("embedding_model"), "created": created,
         "context": config.context.as_dict() if config.context.enabled else None,
         "k_auto": None if choice is None else {
@@ -133,16 +162,16 @@ def cluster_store(
         },
         "complete": False,
     }  # fmt: skip
-    write_centroids(store, result.centroids, attrs)
+    write_model(store, {**model.arrays(), **{f"representation_{n}": a for n, a in rep.arrays().items()}}, attrs)
 
     t0 = time.perf_counter()
-    index = make_index(result.centroids)
+    assigner = model.assigner()
     report("assign", 0, total)
     sizes: dict[str, list[int]] = {}
     objective_all = 0.0
     for s in slides:
         counts, sse = assign_slide(
-            s, index, k=k, spherical=config.spherical, batch_size=config.batch_size, created=created, array=array,
+            s, assigner, k=k, batch_size=config.batch_size, created=created, array=array,
             progress=lambda n: report("assign", n, 0),
         )  # fmt: skip
         sizes[s.id] = counts.tolist()
@@ -153,30 +182,33 @@ def cluster_store(
     )
     return ClusterResult(
         k=k, metric=config.metric, created=created, n_cells=total, n_train=n_train,
-        objective_sample=result.objective, objective_all=objective_all, sizes=sizes,
-        choice=choice, seconds=seconds, gpu=result.gpu,
+        objective_sample=objective, objective_all=objective_all, sizes=sizes,
+        choice=choice, seconds=seconds, gpu=model.gpu, algorithm=config.algorithm,
     )  # fmt: skip
 
 
-def write_centroids(store: CellStore, centroids: np.ndarray, attrs: dict[str, Any]) -> None:
-    """Replace the ``clustering`` group by these centroids (k, D) and attrs."""
+def write_model(store: CellStore, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    """Replace the ``clustering`` group by these arrays (``centroids`` (k, D), ...) and attrs."""
     if "clustering" in store.root.group_keys():
         del store.root["clustering"]
     group = store.root.create_group("clustering")
     group.attrs.update(attrs)
-    arr = zarr.create_array(
-        store.root.store, name="clustering/centroids", shape=centroids.shape, dtype="float32",
-        chunks=centroids.shape, compressors=compressor(), overwrite=True,
-    )  # fmt: skip
-    arr[:] = centroids.astype(np.float32)
+    for name, value in arrays.items():
+        value = np.ascontiguousarray(value)
+        arr = zarr.create_array(
+            store.root.store, name=f"clustering/{name}", shape=value.shape, dtype=value.dtype,
+            chunks=value.shape if value.ndim else None, compressors=compressor(), overwrite=True,
+        )  # fmt: skip
+        arr[...] = value
 
 
 def assign_slide(
-    slide: SlideCells, index, *, k: int, spherical: bool, batch_size: int, created: str,
-    array: str = "embedding", progress: Callable[[int], None] | None = None,
+    slide: SlideCells, assigner, *, k: int, batch_size: int, created: str,
+    array: str = VECTOR_ARRAY, progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, float]:  # fmt: skip
-    """Write ``cluster`` and ``distance`` for every cell of ``slide``, a batch at a time
-    (from its ``array``: ``embedding``, or ``context_embedding`` when clustering with context).
+    """Write ``cluster`` and ``distance`` for every cell of ``slide``, a batch at a time, from
+    its ``array`` (``cell_vector``, or ``context_embedding`` when clustering with context);
+    ``assigner`` is a :meth:`ClusterModel.assigner`.
 
     Returns the cells per cluster (k,) and the slide's sum of squared distances.
     """
@@ -186,9 +218,7 @@ def assign_slide(
     dists = slide.create_array("distance", shape=(n,), dtype="float32", chunks=(LABEL_CHUNK,), attrs=tag)
     counts = np.zeros(k, np.int64)
     sse = 0.0
-    for start, cluster, distance, part in iter_assign(
-        slide, index, spherical=spherical, batch_size=batch_size, array=array
-    ):
+    for start, cluster, distance, part in iter_assign(slide, assigner, batch_size=batch_size, array=array):
         labels[start : start + len(cluster)] = cluster
         dists[start : start + len(cluster)] = distance
         counts += np.bincount(cluster, minlength=k)
@@ -198,7 +228,7 @@ def assign_slide(
     return counts, sse
 
 
-def iter_assign(slide: SlideCells, index, *, spherical: bool, batch_size: int, array: str = "embedding"):
+def iter_assign(slide: SlideCells, assigner, *, batch_size: int, array: str = VECTOR_ARRAY):
     """Yield (start, cluster, distance, sse) over the slide's ``array`` rows in batches.
 
     A batch is a whole number of label chunks (at least one), so writes never share a chunk.
@@ -207,21 +237,29 @@ def iter_assign(slide: SlideCells, index, *, spherical: bool, batch_size: int, a
     n = emb.shape[0]
     step = max(LABEL_CHUNK, (batch_size // LABEL_CHUNK) * LABEL_CHUNK)
     for start in range(0, n, step):
-        x = prepare(emb[start : min(start + step, n)], spherical=spherical, inplace=True)  # (b, D)
-        cluster, distance, sse = assign(index, x, spherical=spherical)
+        cluster, distance, sse = assigner(np.asarray(emb[start : min(start + step, n)], np.float32))
         yield start, cluster, distance, sse
 
 
 @dataclass(frozen=True)
 class Clustering:
-    """A store's saved clustering, checked complete."""
+    """A store's saved clustering, checked complete: its model, representation and attrs."""
 
-    centroids: np.ndarray  # (k, D) float32
+    model: ClusterModel
+    representation: Representation
     attrs: dict[str, Any]
+
+    @property
+    def centroids(self) -> np.ndarray:
+        return self.model.centroids  # (k, D) float32
 
     @property
     def k(self) -> int:
         return int(self.attrs["k"])
+
+    @property
+    def algorithm(self) -> str:
+        return self.model.algorithm
 
     @property
     def spherical(self) -> bool:
@@ -233,21 +271,34 @@ class Clustering:
 
     @property
     def context(self) -> Context:
-        """The tissue context the centroids were trained with (radius 0 = none)."""
+        """The tissue context the clustering was fitted with (radius 0 = none)."""
         return Context(**(self.attrs.get("context") or {}))
 
 
 def load_clustering(store: CellStore) -> Clustering:
-    """The centroids and attrs written by `wsicell cluster`, or a StoreError saying to run it."""
+    """The clustering written by `wsicell cluster`, or a StoreError saying to run it."""
     group = store.clustering
+    attrs = dict(group.attrs) if group is not None else {}
     if group is None or "centroids" not in group.array_keys():
         raise StoreError(f"{store.path}: no clustering; run `wsicell cluster --store {store.path}` first")
-    attrs = dict(group.attrs)
     if not attrs.get("complete"):
         raise StoreError(
             f"{store.path}: the last clustering did not finish; run `wsicell cluster --store {store.path}` again"
         )
-    return Clustering(np.asarray(group["centroids"][:], np.float32), attrs)
+    if "representation" not in attrs:
+        raise StoreError(
+            f"{store.path}: the clustering was made by an older wsicell; run `wsicell cluster --store {store.path}` again"
+        )
+    arrays = {name: np.asarray(group[name][...]) for name in group.array_keys()}
+    rep = Representation.from_saved(
+        attrs["representation"], {n[len("representation_"):]: a for n, a in arrays.items() if n.startswith("representation_")}
+    )  # fmt: skip
+    model = ClusterModel(
+        algorithm=attrs.get("algorithm", "kmeans"), centroids=arrays["centroids"].astype(np.float32),
+        spherical=attrs["metric"] == "cosine", sample=arrays.get("sample"), sample_labels=arrays.get("sample_labels"),
+        neighbours=int(attrs.get("graph_neighbours", 15)),
+    )  # fmt: skip
+    return Clustering(model, rep, attrs)
 
 
 def slide_labels_current(slide: SlideCells, clustering: Clustering) -> bool:

@@ -302,3 +302,34 @@ def _progress(items: list, label: str, enabled: bool):
         for item in items:
             yield item
             bar.advance(task)
+
+
+def build_union_store(*, stores: list[PathLikeStr], out: PathLikeStr) -> Path:
+    """Write (or reuse) ``out``: one cell store holding the cells of several split stores, one
+    group per split, without their labels (the transductive protocol trains on it)."""
+    out = Path(out)
+    sources = {str(Path(s).resolve()): CellStore.open(s).slides()[0].attrs.get("settings") for s in stores}
+    if out.exists():
+        try:
+            existing = CellStore.open(out)
+            if existing.root.attrs.get("union_of") == sources and len(existing.slides()) == len(stores):
+                return out
+        except StoreError:
+            pass
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    union = CellStore.create_or_open(tmp)
+    for path in stores:
+        (cells,) = CellStore.open(path).slides()
+        batch = CellBatch(*(np.asarray(cells.array(name)[:]) for name in ("crops", "centroid", "contour", "bbox", "features")))
+        writer = union.begin_slide(
+            cells.id, attrs={k: cells.attrs[k] for k in ("path", "name", "fingerprint", "mpp")},
+            crop_size=batch.crops.shape[1], contour_points=batch.contour.shape[1], feature_names=cells.feature_names,
+        )  # fmt: skip
+        writer.append(batch)
+        writer.finish()
+    union.root.attrs["union_of"] = sources
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

@@ -81,3 +81,23 @@ def _check(labels: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.nda
     if labels.size == 0:
         raise ValueError("no cells to score")
     return labels, clusters
+
+
+def knn_label_agreement(x: np.ndarray, labels: np.ndarray, *, neighbours: int = 10, cosine: bool = True) -> float:
+    """Fraction of each cell's ``neighbours`` nearest other cells (in ``x``, n x D) that share
+    its label, averaged over cells: how much local cell-type structure a representation has,
+    whatever a clustering then makes of it (chance = sum of squared class shares)."""
+    import faiss
+
+    data = np.array(x, dtype=np.float32, order="C", copy=True)
+    if cosine:
+        data /= np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
+    index = faiss.IndexFlatL2(data.shape[1])
+    index.add(data)
+    _, idx = index.search(data, neighbours + 1)
+    # drop each cell itself (normally the first hit; exact duplicates may come in any order)
+    is_self = idx == np.arange(len(idx))[:, None]
+    is_self[is_self.sum(axis=1) == 0, -1] = True  # self not found: drop the farthest instead
+    others = idx[~is_self].reshape(len(idx), neighbours)
+    labels = np.asarray(labels)
+    return float(np.mean(labels[others] == labels[:, None]))

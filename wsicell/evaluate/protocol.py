@@ -39,6 +39,7 @@ ABLATIONS = {
     "w/o predictor": ({"predictor": False}, "momentum"),
 }
 KMEANS_RESTARTS = 10
+PROTOCOLS = ("inductive", "transductive")
 STORE_CROP = 32
 """Crop size of the split stores (extraction's default); models resize to their own crop_size."""
 
@@ -59,6 +60,7 @@ class Row:
     seeds: list[int] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)  # per seed; empty = no training
     note: str = ""
+    knn: list[float] = field(default_factory=list)  # per seed: label agreement of the 10 nearest cells
 
     def as_dict(self) -> dict[str, Any]:
         summary = mean_std(self.scores) if self.scores else {}
@@ -67,6 +69,7 @@ class Row:
             "scores": [s.as_dict() for s in self.scores],
             "mean": {k: v[0] for k, v in summary.items()}, "std": {k: v[1] for k, v in summary.items()},
             "train_seconds": self.train_seconds,
+            "knn_agreement": float(np.mean(self.knn)) if self.knn else None,
         }  # fmt: skip
 
 
@@ -83,29 +86,75 @@ def cluster_and_score(
 
 @dataclass(frozen=True)
 class Scoring:
-    """How representations of the test cells are scored: k-means against their labels, and,
-    with a tissue ``context`` (cluster/context.py), k-means of the context embeddings too,
-    as a twin row "... + context (R µm)". Neighbours never cross a tile of the dataset."""
+    """How representations of the test cells are scored against their labels.
+
+    - the paper's protocol: k-means of the representation as it is; with a tissue
+      ``context`` (cluster/context.py), k-means of the context embeddings too, as a twin row
+      "... + context (R µm)";
+    - with ``product`` (a ``ClusterConfig``): what `wsicell cluster` does with it, rows
+      "... → wsicell cluster" (and "+ context"): the representation joined with the cells'
+      morphology, then the configured algorithm (wsicell.cluster.cells).
+
+    Neighbours never cross a tile of the dataset. k is always the number of classes."""
 
     cells: Any  # LabelledCells of the test split
     context: Context | None = None
+    product: Any = None  # ClusterConfig | None
+
+    @property
+    def with_context(self) -> bool:
+        return self.context is not None and self.context.enabled
 
     def rows(self, name: str, kind: str) -> list[Row]:
+        ctx = f" + context ({self.context.radius_um:g} µm)" if self.with_context else ""
         rows = [Row(name=name, kind=kind)]
-        if self.context is not None and self.context.enabled:
-            rows.append(Row(name=f"{name} + context ({self.context.radius_um:g} µm)", kind=kind))
+        if ctx:
+            rows.append(Row(name=f"{name}{ctx}", kind=kind))
+        if self.product is not None:
+            rows.append(Row(name=f"{name} → wsicell cluster", kind=kind))
+            if ctx:
+                rows.append(Row(name=f"{name} → wsicell cluster{ctx}", kind=kind))
         return rows
 
-    def add(self, rows: list[Row], x: np.ndarray, *, seed: int, spherical: bool) -> None:
-        """Score ``x`` (n x D, one row per test cell) into ``rows`` (from :meth:`rows`)."""
-        rows[0].scores.append(cluster_and_score(x, self.cells.labels, seed=seed, spherical=spherical))
-        rows[0].seeds.append(seed)
-        if len(rows) > 1:
+    def add(self, rows: list[Row], x: np.ndarray, *, seed: int, spherical: bool, embedding: bool = True) -> None:
+        """Score ``x`` (n x D, one row per test cell) into ``rows`` (from :meth:`rows`).
+
+        ``embedding`` False: ``x`` is not a network embedding (the morphology baseline); the
+        product rows then cluster the cells' measurements alone (morphology weight 1)."""
+        from wsicell.evaluate.metrics import knn_label_agreement
+
+        labels = self.cells.labels
+        rows[0].knn.append(knn_label_agreement(x, labels, cosine=spherical))
+        scores = [cluster_and_score(x, labels, seed=seed, spherical=spherical)]
+        if self.with_context:
             xc = context_embeddings(
                 x, self.cells.centroid, mpp=self.cells.mpp, context=self.context, groups=self.cells.tile
             )  # unit rows: cosine k-means
-            rows[1].scores.append(cluster_and_score(xc, self.cells.labels, seed=seed, spherical=True))
-            rows[1].seeds.append(seed)
+            scores.append(cluster_and_score(xc, labels, seed=seed, spherical=True))
+        if self.product is not None:
+            emb = x if embedding else np.ones((len(x), 1), np.float32)
+            base = dataclasses.replace(self.product, k=int(len(np.unique(labels))), seed=seed,
+                                       context_radius_um=0.0, **({} if embedding else {"morphology_weight": 1.0}))  # fmt: skip
+            configs = [base]
+            if self.with_context:
+                configs.append(dataclasses.replace(base, context_radius_um=self.context.radius_um,
+                                                   context_weight=self.context.weight))  # fmt: skip
+            for config in configs:
+                scores.append(product_score(emb, self.cells, config))
+        for row, score in zip(rows, scores, strict=True):
+            row.scores.append(score)
+            row.seeds.append(seed)
+
+
+def product_score(embedding: np.ndarray, cells: Any, config: Any) -> ClusterScores:
+    """`wsicell cluster` with ``config`` on labelled cells, scored against their labels."""
+    from wsicell.cluster.cells import cluster_cells
+
+    clusters = cluster_cells(
+        embedding=embedding, features=cells.features, feature_names=list(cells.feature_names),
+        centroids=cells.centroid, mpp=cells.mpp, config=config, groups=cells.tile,
+    )  # fmt: skip
+    return score_clusters(labels=cells.labels, clusters=clusters)
 
 
 def train_seconds(run: Path, *, upto_epoch: int | None = None) -> float:
@@ -239,7 +288,7 @@ def baseline_rows(
             x = B.morphology_features(test_cells.features)
             these = scoring.rows(f"Morphological ({x.shape[1]}-d, standardised)", "baseline")
             for seed in seeds:
-                scoring.add(these, x, seed=seed, spherical=False)
+                scoring.add(these, x, seed=seed, spherical=False, embedding=False)
         elif name == "manual":
             these = scoring.rows("Manual features (SIFT BoVW + LBP)", "baseline")
             fit_sift, sift = B.dense_sift(train_cells.crops), B.dense_sift(test_cells.crops)
@@ -291,6 +340,8 @@ def run_protocol(
     train_split: str = "train",
     test_split: str = "test",
     context: Context | None = None,
+    protocol: str = "inductive",
+    product: Any = None,
     progress: bool = True,
     log: Log = print,
 ) -> dict[str, Any]:
@@ -298,9 +349,14 @@ def run_protocol(
 
     ``config``: the TrainConfig trained once per seed (None with ``model``: evaluate that run
     only, seeds then vary the k-means only). ``context`` adds a "+ context" row for every
-    representation (:class:`Scoring`).
+    representation, ``product`` (a ClusterConfig) rows of `wsicell cluster` (:class:`Scoring`).
+    ``protocol``: "inductive" trains on the train split only (the paper's reading: new images
+    at test time); "transductive" trains on the train and test images together, labels
+    unused (the product's setting: it trains on the slides it maps).
     """
-    from wsicell.evaluate.dataset import build_split_store, load_split
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    from wsicell.evaluate.dataset import build_split_store, build_union_store, load_split
     from wsicell.evaluate.report import write_report
 
     out = Path(out)
@@ -312,7 +368,13 @@ def run_protocol(
     }  # fmt: skip
     train_cells, test_cells = load_split(stores[train_split]), load_split(stores[test_split])
     log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split}")
-    scoring = Scoring(test_cells, context)
+    scoring = Scoring(test_cells, context, product)
+    if protocol == "transductive":
+        train_store = build_union_store(stores=[stores[train_split], stores[test_split]],
+                                        out=out / "cells" / f"{train_split}+{test_split}.zarr")  # fmt: skip
+        runs = out / "runs-transductive"
+    else:
+        train_store, runs = stores[train_split], out / "runs"
 
     rows: list[Row] = []
     points: list[dict] = []
@@ -331,11 +393,11 @@ def run_protocol(
         rows += these
     elif config is not None:
         rows += ccrl_rows(
-            train_store=stores[train_split], scoring=scoring, runs=out / "runs", config=config, seeds=seeds, ablations=ablations, ablation_seeds=ablation_seeds,
+            train_store=train_store, scoring=scoring, runs=runs, config=config, seeds=seeds, ablations=ablations, ablation_seeds=ablation_seeds,
             progress=progress, log=log,
         )  # fmt: skip
         if with_curve:
-            points = curve(run=out / "runs" / f"{config.method}-seed{seeds[0]}", test_crops=test_cells.crops,
+            points = curve(run=runs / f"{config.method}-seed{seeds[0]}", test_crops=test_cells.crops,
                            test_labels=test_cells.labels, seed=seeds[0], log=log)  # fmt: skip
     if config is None:
         raise ValueError("run_protocol needs a training config or a trained model")
@@ -347,7 +409,8 @@ def run_protocol(
     rows += base_rows
 
     results = {
-        "dataset": str(dataset), "train_split": train_split, "test_split": test_split,
+        "dataset": str(dataset), "train_split": train_split, "test_split": test_split, "protocol": protocol,
+        "product": None if product is None else _plain(dataclasses.asdict(product)),
         "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
         "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
         "config": _plain(dataclasses.asdict(config)),

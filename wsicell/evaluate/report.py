@@ -42,18 +42,24 @@ def beats_paper(row: dict[str, Any]) -> bool:
 def markdown(results: dict[str, Any]) -> str:
     """The table: the paper's rows, then ours (mean ± std over seeds, in %), then the curve."""
     lines = [
-        f"CoNSeP ({results['dataset']}), k-means with k = {results['k']}; "
+        f"CoNSeP ({results['dataset']}), {results.get('protocol', 'inductive')} protocol, k = {results['k']}; "
         f"train {results['n_train']} cells, test {results['n_test']} cells; seeds {results['seeds']}.",
         "",
-        "| Model | AMI | ARI | Purity | Accuracy (Hungarian) | Training time (mean per seed) |",
-        "|---|---|---|---|---|---|",
+        "| Model | AMI | ARI | Purity | Accuracy (Hungarian) | kNN agreement | Training time (mean per seed) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, ami, ari, pur in PAPER_CONSEP:
-        lines.append(f"| paper: {name} | {ami:.1f} | {ari:.1f} | {pur:.1f} | — | — |")
+        lines.append(f"| paper: {name} | {ami:.1f} | {ari:.1f} | {pur:.1f} | — | — | — |")
     for row in results["rows"]:
         mark = " **(beats the paper's CCRL)**" if row["kind"] != "baseline" and beats_paper(row) else ""
         cells = " | ".join(_cell(row, m) for m in ("ami", "ari", "purity", "accuracy"))
-        lines.append(f"| {row['name']}{mark} | {cells} | {_time(row)} |")
+        knn = row.get("knn_agreement")
+        knn_cell = "—" if knn is None else f"{100 * knn:.1f}"
+        lines.append(f"| {row['name']}{mark} | {cells} | {knn_cell} | {_time(row)} |")
+    lines += ["", "Rows without an arrow: k-means of the representation as it is (the paper's protocol). "
+              "\"→ wsicell cluster\": what `wsicell cluster` does with it (joined with the cells' morphology, "
+              "then its clustering algorithm; docs/clustering.md). kNN agreement: the share of each cell's "
+              "10 nearest cells (in the representation) with its label."]
     context = results.get("context")
     if context:
         lines += ["", f"\"+ context ({context['radius_um']:g} µm)\": the same representation, each cell blended with "

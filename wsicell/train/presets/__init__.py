@@ -1,0 +1,17 @@
+"""Training configurations shipped with the package (also linked from the repository's
+``configs/``): the CPU presets that ``wsicell train`` uses without ``--config`` on a machine
+without a CUDA GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PRESETS = Path(__file__).resolve().parent
+
+
+def cpu_preset(method: str) -> Path:
+    """The CPU configuration of ``method`` (``ccrl``, ``simclr`` or ``sslp``)."""
+    path = PRESETS / f"{method}-cpu-fast.yaml"
+    if not path.is_file():
+        raise ValueError(f"no CPU configuration for method {method!r}")
+    return path
