@@ -1,0 +1,79 @@
+"""`wsicell summarize`, `wsicell export` and `wsicell name`: a whole study's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wsicell.cli.common import user_errors
+
+
+def picture_path(out: Path, png: str | None) -> Path | None:
+    """--png without a value: OUT's name with .png; with one: that path."""
+    if png is None:
+        return None
+    return Path(png) if png else out.with_suffix(".png")
+
+
+@click.command("summarize", epilog="Example: wsicell summarize --store cells.zarr --out study.csv --png --names names.yaml")
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The clustered cell store.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Table to write: .csv or .parquet.")
+@click.option("--names", type=click.Path(path_type=Path), help="YAML of cluster names and colours.")
+@click.option("--png", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Also write the composition picture (PATH, or OUT-NAME.png): a bar per slide.")  # fmt: skip
+@click.option("--radius", type=float, default=20.0, show_default=True,
+              help="µm: cells closer than this are neighbours for the enrichment z-scores; 0 = none.")  # fmt: skip
+@click.option("--permutations", type=int, default=200, show_default=True, help="Label shuffles of the enrichment.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffles.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary (errors still print).")
+@user_errors
+def summarize_command(
+    store: Path, out: Path, names: Path | None, png: str | None, radius: float, permutations: int, seed: int,
+    force: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """One row per slide and cluster: cells, share, density per mm² of tissue, mean
+    morphology and neighbourhood enrichment z-scores (squidpy's statistic) against every
+    cluster. See docs/study.md for the columns."""
+    from wsicell.export.output import check_output
+    from wsicell.export.picture import save_png
+    from wsicell.progress import progress_bars, stderr_console
+    from wsicell.store import CellStore
+    from wsicell.study.composition import composition_picture
+    from wsicell.study.summary import SummaryConfig, summarize_store, summary_table, write_table
+
+    config = SummaryConfig(radius_um=radius, n_perms=permutations, seed=seed)
+    check_output(out, force=force)
+    picture = picture_path(out, png)
+    if picture is not None:
+        check_output(picture, force=force)
+    cells = CellStore.open(store)
+    with progress_bars(not quiet, unit="cells") as bars:
+        task = bars.add_task("summarize", total=cells.total_cells(), info="")
+        summary = summarize_store(store, names=names, config=config,
+                                  progress=lambda s: bars.advance(task, int(s.counts.sum())))  # fmt: skip
+    table = summary_table(summary)
+    write_table(table, out, force=force)
+    if picture is not None:
+        counts = summary.counts()
+        image = composition_picture(
+            [s.name for s in summary.slides], counts, styles=summary.styles,
+            title=f"{cells.path.name}: {len(summary.slides)} slides, {int(counts.sum()):,} cells, k = {summary.k}",
+        )  # fmt: skip
+        save_png(image, picture, force=force)
+    if quiet:
+        return
+    console = stderr_console()
+    sources = sorted({s.tissue.source for s in summary.slides})
+    console.print(
+        f"{out}: {len(table):,} rows ({len(summary.slides)} slides x {summary.k} clusters); tissue area from "
+        + " and ".join(sources)
+        + (f"; enrichment within {radius:g} µm, {permutations} permutations" if radius > 0 else "")
+        + (f"; {picture}" if picture else "")
+    )
+    for sid in summary.skipped:
+        console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
+
+
+COMMANDS = [summarize_command]
