@@ -76,4 +76,36 @@ def summarize_command(
         console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
 
 
-COMMANDS = [summarize_command]
+@click.command("export", epilog="Example: wsicell export --store cells.zarr --anndata study.h5ad --names names.yaml")
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The clustered cell store.")
+@click.option("-o", "--out", "--anndata", "out", required=True, type=click.Path(path_type=Path),
+              help="AnnData file to write (.h5ad).")  # fmt: skip
+@click.option("--names", type=click.Path(path_type=Path), help="YAML of cluster names and colours.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary (errors still print).")
+@user_errors
+def export_command(store: Path, out: Path, names: Path | None, force: bool, quiet: bool) -> None:
+    """Write every clustered cell as an AnnData file for scanpy, squidpy and the rest of
+    scverse: morphology as X; slide, cluster, cluster name, centroid (µm) and morphology in
+    obs; the embedding (X_wsicell) and `spatial` (µm) in obsm; the clustering's provenance
+    and the map's colours in uns. Streams: memory does not grow with the number of cells."""
+    from wsicell.errors import ConfigError
+    from wsicell.progress import progress_bars, stderr_console
+    from wsicell.store import CellStore
+    from wsicell.study.h5ad import export_anndata
+
+    if out.suffix.lower() != ".h5ad":
+        raise ConfigError(f"{out}: the AnnData file must end in .h5ad")
+    total = CellStore.open(store).total_cells()
+    with progress_bars(not quiet, unit="cells") as bars:
+        task = bars.add_task(out.name[:40], total=total, info="")
+        result = export_anndata(store, out, names=names, force=force, progress=lambda m: bars.advance(task, m))
+    if quiet:
+        return
+    console = stderr_console()
+    console.print(f"{result.path}: {result.n_cells:,} cells of {result.n_slides} slides in {result.seconds:.1f} s")
+    for sid in result.skipped:
+        console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
+
+
+COMMANDS = [summarize_command, export_command]
