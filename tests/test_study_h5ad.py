@@ -53,7 +53,7 @@ def test_round_trip_values_match_the_store(clustered: Path, tmp_path: Path) -> N
     assert list(adata.uns["cluster_colors"]) == ["#ff0000", "#{:02x}{:02x}{:02x}".format(*cluster_color(1)), "#ff0000"]
     assert json.loads(adata.uns["wsicell"]["clustering"])["k"] == 3 and adata.uns["wsicell"]["k"] == 3
     assert "area_um2" in adata.obs and "eccentricity" in adata.obs
-    backed = anndata.read_h5ad(out, backed="r")  # lazily, for files larger than memory
+    backed = anndata.read_h5ad(out, backed="r")  # X stays on disk
     np.testing.assert_array_equal(backed.obsm["X_wsicell"][:5], adata.obsm["X_wsicell"][:5])
     backed.file.close()
 

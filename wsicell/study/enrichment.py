@@ -37,7 +37,8 @@ class Enrichment:
 
 def pair_counts(labels: np.ndarray, src: np.ndarray, dst: np.ndarray, *, k: int) -> np.ndarray:
     """``C`` (k, k) int64 of undirected edges (src[e], dst[e]) counted from both ends."""
-    codes = labels[src].astype(np.int32) * k
+    scaled = labels.astype(np.int64) * k  # n-sized; the gathers below are edge-sized
+    codes = scaled[src]  # int64: bincount's own index type, so no conversion copy
     codes += labels[dst]
     once = np.bincount(codes, minlength=k * k).reshape(k, k)
     return once + once.T
