@@ -108,4 +108,73 @@ def export_command(store: Path, out: Path, names: Path | None, force: bool, quie
         console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
 
 
-COMMANDS = [summarize_command, export_command]
+@click.command(
+    "name",
+    epilog="Example: wsicell name --store cells.zarr --labels slide1-labels.geojson --out names.yaml --classifier",
+)
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The clustered cell store.")
+@click.option("--labels", "labels", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="QuPath GeoJSON of classified points / detections (repeatable: one file per slide).")  # fmt: skip
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Names YAML to write (for map --names).")
+@click.option("--slide", help="The labels' slide (id, file name or stem) [default: from the labels file's name].")
+@click.option("--max-distance", type=float, default=5.0, show_default=True,
+              help="µm: a label farther than this from every nucleus is reported, not matched.")  # fmt: skip
+@click.option("--classifier", is_flag=True,
+              help="Also train a logistic regression on the labelled cells' embeddings and classify every cell "
+                   "(then `wsicell map --classes`).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the classifier's cross-validation.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing names file.")
+@click.option("-q", "--quiet", is_flag=True, help="No tables (errors still print).")
+@user_errors
+def name_command(
+    store: Path, labels: tuple[Path, ...], out: Path, slide: str | None, max_distance: float, classifier: bool,
+    seed: int, force: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Name the clusters from a pathologist's labels: each label (a QuPath point or
+    detection with a class, exported as GeoJSON) is matched to the nearest nucleus within
+    --max-distance; each cluster takes the majority class of its labelled cells. Writes the
+    names YAML that `wsicell map --names` reads, and prints the confusion table."""
+    from wsicell.progress import stderr_console
+    from wsicell.study.naming import name_store
+
+    naming = name_store(store, labels=list(labels), out=out, slide=slide, max_distance_um=max_distance,
+                        classifier=classifier, force=force, seed=seed)  # fmt: skip
+    if quiet:
+        return
+    console = stderr_console()
+    console.print(naming_table(naming))
+    console.print(f"{out}: {naming.n_matched} of {naming.n_labels} labels matched within {max_distance:g} µm")
+    far = [u for u in naming.unmatched if u.status == "too far"]
+    dup = [u for u in naming.unmatched if u.status == "duplicate"]
+    for u in far[:20]:
+        console.print(f"[yellow]not matched: {u.label} at ({u.x:.0f}, {u.y:.0f}) px in {u.slide_id}: "
+                      f"nearest nucleus {u.distance_um:.1f} µm away")  # fmt: skip
+    if len(far) > 20:
+        console.print(f"[yellow]... and {len(far) - 20} more labels too far from any nucleus")
+    if dup:
+        console.print(f"[yellow]{len(dup)} labels fell on a nucleus already labelled (the nearer label kept)")
+    if naming.classifier is not None:
+        acc = naming.classifier.cv_accuracy
+        shares = ", ".join(f"{c} {n:,}" for c, n in zip(naming.classes, naming.class_counts, strict=True))
+        console.print(
+            "classifier: logistic regression on the embeddings"
+            + (f", cross-validated accuracy {100 * acc:.1f} %" if acc is not None else " (too few labels to cross-validate)")
+            + f"; cells per class: {shares}. Map them with `wsicell map --classes`."
+        )
+
+
+def naming_table(naming):  # noqa: ANN001, ANN201 - rich types imported lazily
+    from rich.table import Table
+
+    table = Table(title="labels per cluster (rows) and class (columns)")
+    for name in ("cluster", "named", "labels", "agreement", *naming.classes):
+        table.add_column(name, justify="left" if name in ("named",) else "right")
+    for c, style in enumerate(naming.styles):
+        r, g, b = style.color
+        row = naming.confusion[c]
+        agree = "-" if row.sum() == 0 else f"{100 * naming.agreement[c]:.0f} %"
+        table.add_row(f"[rgb({r},{g},{b})]■[/] {c}", style.name, str(int(row.sum())), agree, *map(str, row.tolist()))
+    return table
+
+
+COMMANDS = [summarize_command, export_command, name_command]

@@ -7,7 +7,7 @@ every slide that carries the current clustering, in store order:
 * ``obs``: ``slide`` (id), ``slide_name``, ``cluster`` (categories "0".."k-1"),
   ``cluster_name``, ``distance`` (to the centroid), ``x_um`` / ``y_um`` (centroid, µm from
   the slide's top-left), the morphology of :data:`wsicell.study.summary.MORPHOLOGY`, and
-  ``class`` when ``wsicell name --classifier`` assigned cells to classes;
+  ``class`` when ``wsicell name --classifier`` classified every cell (current on every slide);
 * ``obsm``: ``X_wsicell`` (n, D) float32 the embedding; ``spatial`` (n, 2) float32 the centroid
   in µm (squidpy's key);
 * ``uns``: ``wsicell`` (the clustering's provenance as JSON and its main fields, the store),
@@ -34,14 +34,12 @@ from wsicell.errors import StoreError
 from wsicell.export.names import load_styles
 from wsicell.export.output import atomic_output, check_output
 from wsicell.store import CellStore, SlideCells
+from wsicell.study.classifier import CLASS_ARRAY, GROUP, classes_current, load_classifier
 from wsicell.study.summary import MORPHOLOGY
 from wsicell.types import PathLikeStr
 
 ROWS = 65_536
 """Cells per write (a multiple of the store's chunks)."""
-
-CLASS_ARRAY = "cell_class"
-"""Per-cell class written by ``wsicell name --classifier`` (see wsicell.study.naming)."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,9 @@ def export_anndata(
             raise StoreError(f"{cells.path}: slide {s.id} has other features or embedding size than {slides[0].id}")
     morph = [f for f in MORPHOLOGY if f in features]
     n = sum(s.n_cells for s in slides)
-    class_names = list(cells.root.attrs.get("cell_classes", {}).get("names", []))
-    with_class = bool(class_names) and all(s.has(CLASS_ARRAY) for s in slides)
+    clf = load_classifier(cells) if GROUP in cells.root.group_keys() else None
+    with_class = clf is not None and all(classes_current(s, clf) for s in slides)
+    class_names = clf.classes if with_class else []
 
     cluster_names, name_code = unique_names([st.name for st in styles])
     name_colors = [hex_color(styles[int(np.flatnonzero(name_code == i)[0])].color) for i in range(len(cluster_names))]
@@ -139,7 +138,7 @@ def export_anndata(
         "cluster_name_colors": np.array(name_colors, dtype=object),
     }  # fmt: skip
     if with_class:
-        uns["class_colors"] = np.array(cells.root.attrs["cell_classes"]["colors"], dtype=object)
+        uns["class_colors"] = np.array([hex_color(c) for c in clf.colors], dtype=object)
 
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
