@@ -25,12 +25,14 @@ from wsicell.cli.common import user_errors
               help="Also write a PNG (PATH, or OUT-NAME.png): the thumbnail with nuclei coloured by cluster.")  # fmt: skip
 @click.option("--png-size", type=int, default=2048, show_default=True, help="Longest side of the PNG's thumbnail.")
 @click.option("--slide-mpp", type=float, help="Level-0 µm/px for a new slide whose metadata lacks it.")
+@click.option("--classes", is_flag=True,
+              help="Name and colour cells by the store's cell classifier (`wsicell name --classifier`), not by cluster.")  # fmt: skip
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary (errors still print).")
 @user_errors
 def map_command(
     slide: Path, store: Path, out: Path | None, names: Path | None, object_type: str, cell_expansion: float,
-    png: str | None, png_size: int, slide_mpp: float | None, force: bool, quiet: bool,
+    png: str | None, png_size: int, slide_mpp: float | None, classes: bool, force: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Write SLIDE's nuclei, coloured by cluster, as a GeoJSON FeatureCollection QuPath
     imports (File > Import objects, or drag the file onto the slide).
@@ -46,7 +48,7 @@ def map_command(
     result = map_slide(
         slide, store=store, out=out, names=names, object_type=object_type,
         png=(True if png == "" else Path(png)) if png is not None else False, png_size=png_size,
-        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, progress=not quiet,
+        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, classes=classes, progress=not quiet,
         log=(lambda m: None) if quiet else console.print,
     )  # fmt: skip
     if quiet:
