@@ -30,7 +30,13 @@ from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
 from wsicell.progress import progress_bars
 from wsicell.store import CellStore, SlideCells
-from wsicell.study.classifier import CLASS_ARRAY, classes_current, classify_slide, load_classifier
+from wsicell.study.classifier import (
+    CLASS_ARRAY,
+    Classifier,
+    classes_current,
+    classify_slide,
+    load_classifier,
+)
 from wsicell.types import PathLikeStr
 
 ROWS = 16_384
@@ -117,28 +123,10 @@ def map_slide(
         raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
     clf = load_classifier(cells_store) if classes else None
     styles = clf.styles if clf is not None else load_styles(names, k=clustering.k)
-    fp = fingerprint(path)
-    slide = cells_store.find_slide(fingerprint=fp)
-    added = slide is None
-    if slide is None:
-        with open_slide(path, mpp=slide_mpp):  # unreadable, or no resolution: say so before any work
-            pass
-        log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
-        slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
-    if not slide_labels_current(slide, clustering):
-        steps = 1
-        if clustering.context.enabled:
-            log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
-            steps = 2  # the context embeddings, then the assignment
-        with progress_bars(progress, unit="cells") as bars:
-            task = bars.add_task(f"clusters {path.name}"[:40], total=steps * slide.n_cells, info="")
-            slide = label_slide(cells_store.path, slide.id, clustering, progress=lambda m: bars.advance(task, m))
-    by = "cluster"
-    if clf is not None:
-        if not classes_current(slide, clf):
-            log(f"classifying {slide.n_cells:,} cells with the store's cell classifier")
-            classify_slide(CellStore.open(cells_store.path, mode="r+").slide(slide.id), clf)
-        by = CLASS_ARRAY
+    slide, added = prepare_slide(path, cells_store=cells_store, clustering=clustering, classifier=clf,
+                                 slide_mpp=slide_mpp, progress=progress, log=log)  # fmt: skip
+    fp = str(slide.attrs["fingerprint"])
+    by = CLASS_ARRAY if clf is not None else "cluster"
     counts = np.bincount(slide.array(by)[:], minlength=len(styles))
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
     with progress_bars(progress, unit="cells") as bars:
@@ -169,6 +157,37 @@ def map_slide(
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
 
 
+def prepare_slide(
+    path: Path, *, cells_store: CellStore, clustering: Clustering, classifier: Classifier | None = None,
+    slide_mpp: float | None = None, progress: bool = True, log: Callable[[str], None] = lambda message: None,
+    scheduler: str | None = None, workers: int | None = None,
+) -> tuple[SlideCells, bool]:  # fmt: skip
+    """The slide's group, made ready to map: found by fingerprint or extracted and embedded
+    (``scheduler`` / ``workers`` as for extract), its cells assigned to the current clustering
+    and, with ``classifier``, classified. Returns it and whether it was added to the store."""
+    fp = fingerprint(path)
+    slide = cells_store.find_slide(fingerprint=fp)
+    added = slide is None
+    if slide is None:
+        with open_slide(path, mpp=slide_mpp):  # unreadable, or no resolution: say so before any work
+            pass
+        log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
+        slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress,
+                          scheduler=scheduler, workers=workers)  # fmt: skip
+    if not slide_labels_current(slide, clustering):
+        steps = 1
+        if clustering.context.enabled:
+            log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
+            steps = 2  # the context embeddings, then the assignment
+        with progress_bars(progress, unit="cells") as bars:
+            task = bars.add_task(f"clusters {path.name}"[:40], total=steps * slide.n_cells, info="")
+            slide = label_slide(cells_store.path, slide.id, clustering, progress=lambda m: bars.advance(task, m))
+    if classifier is not None and not classes_current(slide, classifier):
+        log(f"classifying {slide.n_cells:,} cells with the store's cell classifier")
+        classify_slide(CellStore.open(cells_store.path, mode="r+").slide(slide.id), classifier)
+    return slide, added
+
+
 def label_slide(
     store_path: Path, slide_id: str, clustering: Clustering, *, progress: Callable[[int], None] | None = None
 ) -> SlideCells:
@@ -196,7 +215,10 @@ def label_slide(
     return slide
 
 
-def add_slide(path: Path, *, store: CellStore, slide_mpp: float | None, progress: bool) -> SlideCells:
+def add_slide(
+    path: Path, *, store: CellStore, slide_mpp: float | None, progress: bool, scheduler: str | None = None,
+    workers: int | None = None,
+) -> SlideCells:  # fmt: skip
     """Extract a new slide into the store with its settings, then embed it with its model."""
     from wsicell.config import from_mapping
     from wsicell.extract import ExtractConfig, extract_slide
@@ -208,7 +230,8 @@ def add_slide(path: Path, *, store: CellStore, slide_mpp: float | None, progress
     if not model:
         raise StoreError(f"{store.path}: has no embedding model; run `wsicell embed --store {store.path}` first")
     config = from_mapping(ExtractConfig, settings, source=f"{store.path} extract_settings")
-    slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress)
+    slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress,
+                          scheduler=scheduler, workers=workers)  # fmt: skip
     embed_slide(store.path, slide.id, model=model, progress=progress)
     return CellStore.open(store.path).slide(slide.id)
 
