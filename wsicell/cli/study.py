@@ -65,15 +65,46 @@ def summarize_command(
     if quiet:
         return
     console = stderr_console()
+    console.print(study_table(table, styles=summary.styles))
     sources = sorted({s.tissue.source for s in summary.slides})
+    plural = "s" if len(summary.slides) != 1 else ""
     console.print(
-        f"{out}: {len(table):,} rows ({len(summary.slides)} slides x {summary.k} clusters); tissue area from "
+        f"{out}: {len(table):,} rows ({len(summary.slides)} slide{plural} x {summary.k} clusters); tissue area from "
         + " and ".join(sources)
         + (f"; enrichment within {radius:g} µm, {permutations} permutations" if radius > 0 else "")
         + (f"; {picture}" if picture else "")
     )
     for sid in summary.skipped:
         console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
+
+
+def study_table(table, *, styles, max_rows: int = 60):  # noqa: ANN001, ANN201 - rich imported lazily
+    """The first ``max_rows`` rows: slide, cluster, cells, share, density, mean area, and the
+    cluster it is most enriched with (highest z-score other than itself)."""
+    import numpy as np
+    from rich.table import Table
+
+    z_cols = [c for c in table.columns if c.startswith("nhood_z_")]
+    more = f"... {len(table) - max_rows:,} more rows in the file" if len(table) > max_rows else None
+    out = Table(title="study: cells per slide and cluster", caption=more)
+    heads = ["slide", "cluster", "cells", "share", "per mm²", "area µm²"] + (["z self", "most enriched with"] if z_cols else [])
+    for h in heads:
+        out.add_column(h, justify="left" if h in ("slide", "cluster", "most enriched with") else "right")
+    for row in table.head(max_rows).itertuples(index=False):
+        r = row._asdict()
+        c = int(r["cluster"])
+        red, green, blue = styles[c].color
+        cells = [str(r["slide"])[:32], f"[rgb({red},{green},{blue})]■[/] {r['name']}", f"{int(r['count']):,}",
+                 f"{100 * r['fraction']:.1f} %", f"{r['density_per_mm2']:,.0f}",
+                 "-" if np.isnan(r.get("mean_area_um2", np.nan)) else f"{r['mean_area_um2']:.1f}"]  # fmt: skip
+        if z_cols:
+            z = np.array([r[col] for col in z_cols], float)
+            others = np.where(np.arange(len(z)) == c, np.nan, z)
+            best = int(np.nanargmax(others)) if np.isfinite(others).any() else None
+            cells += ["-" if np.isnan(z[c]) else f"{z[c]:.1f}",
+                      "-" if best is None else f"{styles[best].name} (z {others[best]:.1f})"]  # fmt: skip
+        out.add_row(*cells)
+    return out
 
 
 @click.command("export", epilog="Example: wsicell export --store cells.zarr --anndata study.h5ad --names names.yaml")
