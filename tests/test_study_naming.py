@@ -61,6 +61,8 @@ def qupath_labels(path: Path, slide, truth: np.ndarray, *, per_class: int = 12) 
                      "properties": {"objectType": "annotation", "classification": {"name": "Stroma", "color": COLORS[2]}}})
     features.append({"type": "Feature", "id": "unclassified", "geometry": {"type": "Point", "coordinates": [x, y]},
                      "properties": {"objectType": "annotation"}})  # no class: ignored
+    features.append({"type": "Feature", "id": "wsicell", "geometry": {"type": "Point", "coordinates": [x, y]},
+                     "properties": {"objectType": "detection", "classification": {"name": "Cluster 2", "color": [1, 2, 3]}}})
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     return path
 
@@ -74,6 +76,7 @@ def test_name_round_trip_and_far_label_reported(clustered: tuple[Path, dict], tm
     assert result.exit_code == 0, result.output
     assert "37 labels matched" in result.output.replace("\n", " ") or "37 of 38" in result.output
     assert "not matched: Stroma" in result.output and "µm away" in result.output
+    assert "ignored 1 objects classified 'Cluster N'" in result.output
     styles = load_styles(out, k=3)  # what `map --names` reads
     cluster = slide.array("cluster")[:]
     for c in range(3):  # each cluster is one blob: named after it, in the class's QuPath colour

@@ -184,6 +184,9 @@ def name_command(
         console.print(f"[yellow]... and {len(far) - 20} more labels too far from any nucleus")
     if dup:
         console.print(f"[yellow]{len(dup)} labels fell on a nucleus already labelled (the nearer label kept)")
+    if naming.ignored_cluster_objects:
+        console.print(f"[yellow]ignored {naming.ignored_cluster_objects:,} objects classified 'Cluster N' "
+                      "(wsicell's own map exported back): export only the labelled objects")  # fmt: skip
     if naming.classifier is not None:
         acc = naming.classifier.cv_accuracy
         shares = ", ".join(f"{c} {n:,}" for c, n in zip(naming.classes, naming.class_counts, strict=True))

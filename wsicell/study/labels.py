@@ -5,7 +5,8 @@ QuPath's *File > Export objects as GeoJSON* writes a FeatureCollection (or, with
 more points: a Point or MultiPoint (the Points tool: one annotation holds many points of
 one class), or a Polygon / MultiPolygon (a detection, cell or small annotation: its
 centroid). The class is ``properties.classification.name`` (QuPath 0.4+; a plain string
-and the older ``colorRGB`` are accepted too); objects without a class are ignored.
+and the older ``colorRGB`` are accepted too); objects without a class, and wsicell's own
+default classes ("Cluster N": the map's nuclei exported back by mistake), are ignored.
 Coordinates are level-0 pixels, as in wsicell's own GeoJSON.
 
 Each point is matched to the nearest nucleus centroid of its slide within
@@ -16,6 +17,7 @@ one. Two points on one nucleus: the nearer is kept, the other reported as a dupl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from wsicell.errors import ConfigError
 from wsicell.export.palette import RGB
 from wsicell.types import PathLikeStr
 
+DEFAULT_CLASS = re.compile(r"Cluster \d+")
+
 
 @dataclass(frozen=True)
 class Labels:
@@ -36,6 +40,7 @@ class Labels:
     xy: np.ndarray  # (m, 2) float64
     classes: list[str]
     colors: dict[str, RGB]  # class -> colour given by QuPath (where it gave one)
+    ignored_cluster_objects: int = 0  # objects classified "Cluster N" (wsicell's defaults)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ def read_labels(path: PathLikeStr) -> Labels:
     xy: list[np.ndarray] = []
     classes: list[str] = []
     colors: dict[str, RGB] = {}
+    ignored = 0
     for feature in features:
         if not isinstance(feature, dict):
             continue
@@ -88,6 +94,9 @@ def read_labels(path: PathLikeStr) -> Labels:
         cls = props.get("classification")
         name = cls.get("name") if isinstance(cls, dict) else cls if isinstance(cls, str) else None
         if not name or feature.get("geometry") is None:
+            continue
+        if DEFAULT_CLASS.fullmatch(str(name)):
+            ignored += 1
             continue
         try:
             geom = shapely.geometry.shape(feature["geometry"])
@@ -104,8 +113,9 @@ def read_labels(path: PathLikeStr) -> Labels:
         if isinstance(cls, dict) and (c := _color(cls)) is not None:
             colors.setdefault(str(name), c)
     if not classes:
-        raise ConfigError(f"{p}: no classified objects (give the points or detections a class in QuPath)")
-    return Labels(p, np.concatenate(xy).astype(np.float64), classes, colors)
+        hint = f"; {ignored} objects carry wsicell's own 'Cluster N' classes" if ignored else ""
+        raise ConfigError(f"{p}: no classified objects (give the points or detections a class in QuPath){hint}")
+    return Labels(p, np.concatenate(xy).astype(np.float64), classes, colors, ignored)
 
 
 def match_labels(xy: np.ndarray, centroids: np.ndarray, *, mpp: float, max_distance_um: float) -> Match:

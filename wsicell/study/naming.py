@@ -49,6 +49,7 @@ class Naming:
     unmatched: list[Unmatched] = field(default_factory=list)
     classifier: Classifier | None = None
     class_counts: np.ndarray | None = None  # (C,) cells per class over the store
+    ignored_cluster_objects: int = 0  # objects in the files classified "Cluster N" (not labels)
 
     @property
     def n_matched(self) -> int:
@@ -174,7 +175,8 @@ def name_store(
         clf = train_classifier(np.concatenate(x), np.concatenate(y), classes=classes, colors=class_colors, seed=seed)
         save_classifier(cells, clf, n_labels=int(confusion.sum()))
         counts = sum(classify_slide(s, clf) for s in cells.slides() if s.has("embedding"))
-    naming = Naming(classes, confusion, styles, agreement, n_labels, unmatched, clf, counts)
+    ignored = sum(lab.ignored_cluster_objects for lab, _, _ in read)
+    naming = Naming(classes, confusion, styles, agreement, n_labels, unmatched, clf, counts, ignored)
     with atomic_output(out) as tmp:
         tmp.write_text(names_yaml(naming))
     return naming
