@@ -104,7 +104,20 @@ def build(path: Path, n: int, slides: int) -> None:
 
 
 def peak_mb() -> float:
+    """This process's peak RSS: VmHWM (reset by exec, unlike ru_maxrss, which keeps the forking
+    parent's high-water mark, e.g. the store builder's), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(step: str, store: Path, out: Path) -> None:
@@ -128,14 +141,14 @@ def run(step: str, store: Path, out: Path) -> None:
         from wsicell.study.h5ad import export_anndata
 
         result = export_anndata(store, out, force=True)
-        seconds, peak = time.perf_counter() - t0, peak_mb()  # the export alone; then a light read-back
+        seconds, peak, cpu = time.perf_counter() - t0, peak_mb(), cpu_s()  # the export alone; then a read-back
         with h5py.File(out, "r") as f:
             obs = read_elem(f["obs"])
             info = {"cells": result.n_cells, "obs": list(obs.shape), "X": list(f["X"].shape),
                     "X_wsicell": list(f["obsm/X_wsicell"].shape), "mb": round(out.stat().st_size / 1e6)}  # fmt: skip
-        print(json.dumps({"seconds": seconds, "peak_mb": peak, **info}))
+        print(json.dumps({"seconds": seconds, "cpu_s": cpu, "peak_mb": peak, **info}))
         return
-    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": peak_mb(), **info}))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": cpu_s(), "peak_mb": peak_mb(), **info}))
 
 
 def main() -> None:
@@ -165,11 +178,11 @@ def main() -> None:
         rows.append((step, json.loads(proc.stdout.strip().splitlines()[-1])))
     a, b, c = os.getloadavg()
     print(f"\n{args.n:,} cells in {args.slides} slides, 512-d embeddings, k = {K}; load {a:.1f} {b:.1f} {c:.1f}")
-    print("| command | seconds | peak RSS | notes |")
-    print("|---|---|---|---|")
+    print("| command | wall s | CPU s | peak RSS | notes |")
+    print("|---|---|---|---|---|")
     for step, r in rows:
-        notes = {k: v for k, v in r.items() if k not in ("seconds", "peak_mb")}
-        print(f"| {step} | {r['seconds']:.1f} | {r['peak_mb']:,.0f} MB | {notes} |")
+        notes = {k: v for k, v in r.items() if k not in ("seconds", "cpu_s", "peak_mb")}
+        print(f"| {step} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {r['peak_mb']:,.0f} MB | {notes} |")
     (WORK / "study.h5ad").unlink(missing_ok=True)
 
 
