@@ -144,3 +144,25 @@ def test_classes_reach_the_anndata_export(clustered: tuple[Path, dict], tmp_path
     adata = anndata.read_h5ad(tmp_path / "a.h5ad")
     assert list(adata.obs["class"].cat.categories) == sorted(CLASSES)
     assert list(adata.uns["class_colors"]) == ["#a05aa0", "#96c896", "#c80000"]  # Lymphocyte, Stroma, Tumor
+
+
+def test_summarize_by_class(clustered: tuple[Path, dict], tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    store_path = tmp_path / "cells.zarr"
+    shutil.copytree(clustered[0], store_path)
+    slide = CellStore.open(store_path).slides()[0]
+    labels = qupath_labels(tmp_path / "labels.geojson", slide, clustered[1][slide.id])
+    args = ["name", "-s", str(store_path), "--labels", str(labels), "--slide", slide.id, "-o", str(tmp_path / "n.yaml")]
+    assert CliRunner().invoke(main, [*args, "--classifier", "-q"]).exit_code == 0
+    out = tmp_path / "classes.csv"
+    result = CliRunner().invoke(main, ["summarize", "-s", str(store_path), "-o", str(out), "--classes",
+                                       "--permutations", "5", "--png"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert list(table["name"][:3]) == sorted(CLASSES) and "class" in table.columns
+    for s in CellStore.open(store_path).slides():
+        rows = table[table["slide_id"] == s.id].sort_values("class")
+        np.testing.assert_array_equal(rows["count"], np.bincount(s.array("cell_class")[:], minlength=3))

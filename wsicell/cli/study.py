@@ -26,12 +26,13 @@ def picture_path(out: Path, png: str | None) -> Path | None:
               help="µm: cells closer than this are neighbours for the enrichment z-scores; 0 = none.")  # fmt: skip
 @click.option("--permutations", type=int, default=200, show_default=True, help="Label shuffles of the enrichment.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffles.")
+@click.option("--classes", is_flag=True, help="Rows per class of the cell classifier (`wsicell name --classifier`).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary (errors still print).")
 @user_errors
 def summarize_command(
     store: Path, out: Path, names: Path | None, png: str | None, radius: float, permutations: int, seed: int,
-    force: bool, quiet: bool,
+    classes: bool, force: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """One row per slide and cluster: cells, share, density per mm² of tissue, mean
     morphology and neighbourhood enrichment z-scores (squidpy's statistic) against every
@@ -51,7 +52,7 @@ def summarize_command(
     cells = CellStore.open(store)
     with progress_bars(not quiet, unit="cells") as bars:
         task = bars.add_task("summarize", total=cells.total_cells(), info="")
-        summary = summarize_store(store, names=names, config=config,
+        summary = summarize_store(store, names=names, config=config, classes=classes,
                                   progress=lambda s: bars.advance(task, int(s.counts.sum())))  # fmt: skip
     table = summary_table(summary)
     write_table(table, out, force=force)
@@ -65,20 +66,21 @@ def summarize_command(
     if quiet:
         return
     console = stderr_console()
-    console.print(study_table(table, styles=summary.styles))
+    console.print(study_table(table, styles=summary.styles, label=summary.label))
     sources = sorted({s.tissue.source for s in summary.slides})
     plural = "s" if len(summary.slides) != 1 else ""
+    kinds = "clusters" if summary.label == "cluster" else "classes"
     console.print(
-        f"{out}: {len(table):,} rows ({len(summary.slides)} slide{plural} x {summary.k} clusters); tissue area from "
+        f"{out}: {len(table):,} rows ({len(summary.slides)} slide{plural} x {summary.k} {kinds}); tissue area from "
         + " and ".join(sources)
         + (f"; enrichment within {radius:g} µm, {permutations} permutations" if radius > 0 else "")
         + (f"; {picture}" if picture else "")
     )
     for sid in summary.skipped:
-        console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
+        console.print(f"[yellow]skipped {sid}: no current {summary.label} labels (run `wsicell map` on it)")
 
 
-def study_table(table, *, styles, max_rows: int = 60):  # noqa: ANN001, ANN201 - rich imported lazily
+def study_table(table, *, styles, label: str = "cluster", max_rows: int = 60):  # noqa: ANN001, ANN201 - rich imported lazily
     """The first ``max_rows`` rows: slide, cluster, cells, share, density, mean area, and the
     cluster it is most enriched with (highest z-score other than itself)."""
     import numpy as np
@@ -86,13 +88,12 @@ def study_table(table, *, styles, max_rows: int = 60):  # noqa: ANN001, ANN201 -
 
     z_cols = [c for c in table.columns if c.startswith("nhood_z_")]
     more = f"... {len(table) - max_rows:,} more rows in the file" if len(table) > max_rows else None
-    out = Table(title="study: cells per slide and cluster", caption=more)
-    heads = ["slide", "cluster", "cells", "share", "per mm²", "area µm²"] + (["z self", "most enriched with"] if z_cols else [])
+    out = Table(title=f"study: cells per slide and {label}", caption=more)
+    heads = ["slide", label, "cells", "share", "per mm²", "area µm²"] + (["z self", "most enriched with"] if z_cols else [])
     for h in heads:
-        out.add_column(h, justify="left" if h in ("slide", "cluster", "most enriched with") else "right")
-    for row in table.head(max_rows).itertuples(index=False):
-        r = row._asdict()
-        c = int(r["cluster"])
+        out.add_column(h, justify="left" if h in ("slide", label, "most enriched with") else "right")
+    for r in table.head(max_rows).to_dict("records"):  # (itertuples would rename "class", a keyword)
+        c = int(r[label])
         red, green, blue = styles[c].color
         cells = [str(r["slide"])[:32], f"[rgb({red},{green},{blue})]■[/] {r['name']}", f"{int(r['count']):,}",
                  f"{100 * r['fraction']:.1f} %", f"{r['density_per_mm2']:,.0f}",

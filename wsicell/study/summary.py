@@ -65,6 +65,7 @@ class StudySummary:
     slides: list[SlideSummary]
     config: SummaryConfig
     skipped: list[str] = field(default_factory=list)  # slides without the current clustering
+    label: str = "cluster"  # what the rows are: "cluster", or "class" (the cell classifier's)
 
     @property
     def k(self) -> int:
@@ -75,13 +76,14 @@ class StudySummary:
         return np.stack([s.counts for s in self.slides]) if self.slides else np.zeros((0, self.k), np.int64)
 
 
-def summarize_slide(slide: SlideCells, *, k: int, config: SummaryConfig) -> SlideSummary:
-    """Counts, tissue area, morphology means and enrichment of one slide's clusters."""
+def summarize_slide(slide: SlideCells, *, k: int, config: SummaryConfig, by: str = "cluster") -> SlideSummary:
+    """Counts, tissue area, morphology means and enrichment of one slide's clusters (or of
+    another per-cell label array ``by`` with values 0..k-1, e.g. ``cell_class``)."""
     t0 = time.perf_counter()
     n = slide.n_cells
     names = slide.feature_names
     columns = [(f, names.index(f)) for f in config.morphology if f in names]
-    labels = np.asarray(slide.array("cluster")[:n])
+    labels = np.asarray(slide.array(by)[:n]).astype(np.int64)
     sums = np.zeros((len(columns), k))
     finite = np.zeros((len(columns), k))
     features = slide.array("features")
@@ -110,24 +112,31 @@ def summarize_slide(slide: SlideCells, *, k: int, config: SummaryConfig) -> Slid
 
 def summarize_store(
     store: PathLikeStr, *, names: PathLikeStr | None = None, config: SummaryConfig = SummaryConfig(),
-    progress: Callable[[SlideSummary], None] | None = None,
+    classes: bool = False, progress: Callable[[SlideSummary], None] | None = None,
 ) -> StudySummary:  # fmt: skip
-    """Summarise every slide of ``store`` that carries the current clustering, one at a time."""
+    """Summarise every slide of ``store`` that carries the current clustering, one at a time
+    (with ``classes``: by the cell classifier's classes, ``wsicell name --classifier``)."""
+    from wsicell.study.classifier import CLASS_ARRAY, classes_current, load_classifier
+
     cells = CellStore.open(store)
     clustering = load_clustering(cells)
-    styles = load_styles(names, k=clustering.k)
+    if classes and names is not None:
+        raise ConfigError("--classes summarises the classifier's classes; --names applies to clusters: give one")
+    clf = load_classifier(cells) if classes else None
+    styles = clf.styles if clf is not None else load_styles(names, k=clustering.k)
     done, skipped = [], []
     for slide in cells.slides():
-        if not slide_labels_current(slide, clustering):
+        current = classes_current(slide, clf) if clf is not None else slide_labels_current(slide, clustering)
+        if not current:
             skipped.append(slide.id)
             continue
-        summary = summarize_slide(slide, k=clustering.k, config=config)
+        summary = summarize_slide(slide, k=len(styles), config=config, by=CLASS_ARRAY if clf else "cluster")
         done.append(summary)
         if progress is not None:
             progress(summary)
     if not done:
         raise StoreError(f"{cells.path}: no slide carries the current clustering; run `wsicell cluster --store {cells.path}`")
-    return StudySummary(styles, done, config, skipped)
+    return StudySummary(styles, done, config, skipped, "class" if clf is not None else "cluster")
 
 
 def summary_table(summary: StudySummary):  # noqa: ANN201 - pandas is imported lazily
@@ -144,7 +153,7 @@ def summary_table(summary: StudySummary):  # noqa: ANN201 - pandas is imported l
         total = int(s.counts.sum())
         add("slide_id", [s.slide_id] * k)
         add("slide", [s.name] * k)
-        add("cluster", list(range(k)))
+        add(summary.label, list(range(k)))
         add("name", [st.name for st in summary.styles])
         add("count", s.counts.tolist())
         add("fraction", (s.counts / max(total, 1)).tolist())
