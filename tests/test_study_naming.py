@@ -166,3 +166,17 @@ def test_summarize_by_class(clustered: tuple[Path, dict], tmp_path: Path) -> Non
     for s in CellStore.open(store_path).slides():
         rows = table[table["slide_id"] == s.id].sort_values("class")
         np.testing.assert_array_equal(rows["count"], np.bincount(s.array("cell_class")[:], minlength=3))
+
+
+def test_which_slide_a_labels_file_belongs_to(clustered: tuple[Path, dict]) -> None:
+    from wsicell.study.naming import slide_for
+
+    cells = CellStore.open(clustered[0])
+    first, second = cells.slides()  # named synthetic0, synthetic1
+    assert slide_for(cells, Path("x.geojson"), second.id).id == second.id
+    assert slide_for(cells, Path("x.geojson"), "/data/synthetic1").id == second.id
+    assert slide_for(cells, Path("synthetic0-labels.geojson"), None).id == first.id
+    with pytest.raises(ConfigError, match="no such slide"):
+        slide_for(cells, Path("x.geojson"), "synthetic7")
+    with pytest.raises(ConfigError, match="which slide"):
+        slide_for(cells, Path("labels.geojson"), None)

@@ -120,6 +120,8 @@ def export_anndata(
             raise StoreError(f"{cells.path}: slide {s.id} has other features or embedding size than {slides[0].id}")
     morph = [f for f in MORPHOLOGY if f in features]
     n = sum(s.n_cells for s in slides)
+    if n == 0:
+        raise StoreError(f"{cells.path}: the clustered slides hold no cells; nothing to export")
     clf = load_classifier(cells) if GROUP in cells.root.group_keys() else None
     with_class = clf is not None and all(classes_current(s, clf) for s in slides)
     class_names = clf.classes if with_class else []

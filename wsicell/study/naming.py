@@ -63,7 +63,7 @@ def slide_for(store: CellStore, labels_path: Path, slide: str | None) -> SlideCe
     if slide is not None:
         for s in slides:
             name = str(s.attrs.get("name") or "")
-            if slide in (s.id, name, Path(name).stem, Path(slide).name):
+            if slide in (s.id, name, Path(name).stem) or (name and Path(slide).name == name):
                 return s
         raise ConfigError(f"--slide {slide}: no such slide in {store.path} (ids: {', '.join(s.id for s in slides)})")
     stems = {s.id: Path(str(s.attrs.get("name") or s.id)).stem for s in slides}
