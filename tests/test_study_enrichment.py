@@ -61,3 +61,16 @@ def test_absent_cluster_is_nan_and_bad_input() -> None:
         nhood_enrichment(labels, np.zeros((0, 2), int), k=2, n_perms=10)  # label 2 >= k
     with pytest.raises(ValueError):
         nhood_enrichment(labels, np.zeros((0, 2), int), k=3, n_perms=1)
+
+
+def test_exact_moments_are_the_limit_of_many_shuffles() -> None:
+    rng = np.random.default_rng(5)
+    xy = np.concatenate([rng.normal((80, 80), 20, (150, 2)), rng.uniform(0, 300, (80, 2)), rng.normal((220, 200), 10, (40, 2))])
+    labels = np.repeat([0, 1, 2], [150, 80, 40])  # unequal sizes: every term of the variance matters
+    exact = slide_enrichment(labels, xy, mpp=1.0, radius_um=15.0, k=4, n_perms=0)
+    shuffled = slide_enrichment(labels, xy, mpp=1.0, radius_um=15.0, k=4, n_perms=8000, seed=2)
+    np.testing.assert_allclose(exact.perm_mean[:3, :3], shuffled.perm_mean[:3, :3], rtol=0.01)
+    np.testing.assert_allclose(exact.perm_std[:3, :3], shuffled.perm_std[:3, :3], rtol=0.04)
+    np.testing.assert_allclose(exact.zscore[:3, :3], shuffled.zscore[:3, :3], rtol=0.05, atol=0.05)
+    assert exact.n_perms == 0 and np.isnan(exact.zscore[3]).all()  # the absent cluster
+    np.testing.assert_array_equal(exact.observed, shuffled.observed)

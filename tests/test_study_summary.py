@@ -78,3 +78,14 @@ def test_occupancy_area_of_a_filled_square() -> None:
     xy = rng.uniform(0, 2000, (40_000, 2))  # 1 mm x 1 mm at 0.5 µm/px, dense
     assert occupancy_area_mm2(xy, mpp=0.5) == pytest.approx(1.0, rel=0.06)
     assert occupancy_area_mm2(np.zeros((0, 2)), mpp=0.5) == 0.0
+
+
+def test_exact_enrichment_from_the_cli(clustered: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exact.csv"
+    result = CliRunner().invoke(main, ["summarize", "-s", str(clustered), "-o", str(out), "--permutations", "0"])
+    assert result.exit_code == 0, result.output
+    assert "exact permutation moments" in result.output
+    z = pd.read_csv(out)[[f"nhood_z_{j}" for j in range(3)]].to_numpy()
+    assert np.isfinite(z).all()
+    bad = CliRunner().invoke(main, ["summarize", "-s", str(clustered), "-o", str(tmp_path / "b.csv"), "--permutations", "1"])
+    assert bad.exit_code == 1 and "0 (exact moments) or >= 2" in bad.output

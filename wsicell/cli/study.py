@@ -24,7 +24,8 @@ def picture_path(out: Path, png: str | None) -> Path | None:
               help="Also write the composition picture (PATH, or OUT-NAME.png): a bar per slide.")  # fmt: skip
 @click.option("--radius", type=float, default=20.0, show_default=True,
               help="µm: cells closer than this are neighbours for the enrichment z-scores; 0 = none.")  # fmt: skip
-@click.option("--permutations", type=int, default=200, show_default=True, help="Label shuffles of the enrichment.")
+@click.option("--permutations", type=int, default=200, show_default=True,
+              help="Label shuffles of the enrichment (squidpy's null); 0 = their exact mean and variance, no shuffles.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffles.")
 @click.option("--classes", is_flag=True, help="Rows per class of the cell classifier (`wsicell name --classifier`).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
@@ -73,7 +74,8 @@ def summarize_command(
     console.print(
         f"{out}: {len(table):,} rows ({len(summary.slides)} slide{plural} x {summary.k} {kinds}); tissue area from "
         + " and ".join(sources)
-        + (f"; enrichment within {radius:g} µm, {permutations} permutations" if radius > 0 else "")
+        + (f"; enrichment within {radius:g} µm, " + (f"{permutations} permutations" if permutations else "exact permutation moments")
+           if radius > 0 else "")
         + (f"; {picture}" if picture else "")
     )
     for sid in summary.skipped:

@@ -37,15 +37,15 @@ class SummaryConfig:
     radius_um: float = 20.0
     """Cells closer than this are neighbours for the enrichment; 0 = no enrichment."""
     n_perms: int = 200
-    """Label permutations of the enrichment's null model."""
+    """Label permutations of the enrichment's null model; 0 = its exact moments (no shuffles)."""
     seed: int = 0
     morphology: tuple[str, ...] = MORPHOLOGY
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.radius_um) and self.radius_um >= 0):
             raise ConfigError(f"the enrichment radius must be >= 0 µm, got {self.radius_um}")
-        if self.n_perms < 2:
-            raise ConfigError(f"permutations must be >= 2, got {self.n_perms}")
+        if self.n_perms < 0 or self.n_perms == 1:
+            raise ConfigError(f"permutations must be 0 (exact moments) or >= 2, got {self.n_perms}")
 
 
 @dataclass(frozen=True)
