@@ -137,7 +137,7 @@ def export_command(store: Path, out: Path, names: Path | None, force: bool, quie
     if quiet:
         return
     console = stderr_console()
-    console.print(f"{result.path}: {result.n_cells:,} cells of {result.n_slides} slides in {result.seconds:.1f} s")
+    console.print(f"{result.path}: {result.n_cells:,} cells of {result.n_slides} slide{'s' if result.n_slides != 1 else ''} in {result.seconds:.1f} s")
     for sid in result.skipped:
         console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
 
