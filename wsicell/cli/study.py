@@ -140,6 +140,9 @@ def export_command(store: Path, out: Path, names: Path | None, force: bool, quie
     console.print(f"{result.path}: {result.n_cells:,} cells of {result.n_slides} slide{'s' if result.n_slides != 1 else ''} in {result.seconds:.1f} s")
     for sid in result.skipped:
         console.print(f"[yellow]skipped {sid}: not assigned to the current clustering (run `wsicell map` on it)")
+    if result.classes_stale:
+        console.print("[yellow]no `class` column: some slides were not classified by the current classifier "
+                      "(run `wsicell map SLIDE --classes` on them, or `wsicell name --classifier` again)")  # fmt: skip
 
 
 @click.command(

@@ -49,6 +49,7 @@ class ExportResult:
     n_slides: int
     skipped: list[str]
     seconds: float
+    classes_stale: bool = False  # a classifier exists but some slide's classes are not current
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
@@ -151,7 +152,7 @@ def export_anndata(
         x = _array(f, "X", (n, len(features)), np.float32, chunk_rows=ROWS // 4)
         obsm = f.create_group("obsm")
         obsm.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
-        emb = _array(obsm, "X_wsicell", (n, dim), np.float32, chunk_rows=ROWS // 4)
+        emb = _array(obsm, "X_wsicell", (n, dim), np.float32, chunk_rows=4096)  # 8 MB chunks at 512-d
         spatial = _array(obsm, "spatial", (n, 2), np.float32, chunk_rows=ROWS)
         obs = f.create_group("obs")
         columns = ["slide", "slide_name", "cluster", "cluster_name", "distance", "x_um", "y_um", *morph]
@@ -199,4 +200,4 @@ def export_anndata(
                 if progress is not None:
                     progress(stop - start)
             offset += s.n_cells
-    return ExportResult(path, n, len(slides), skipped, time.perf_counter() - t0)
+    return ExportResult(path, n, len(slides), skipped, time.perf_counter() - t0, clf is not None and not with_class)
