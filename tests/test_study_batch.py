@@ -38,7 +38,7 @@ def test_folder_to_maps_with_a_bad_slide(study: tuple[Path, Path], tmp_path: Pat
     result = CliRunner().invoke(main, ["map", str(slides), "-s", str(store), "-o", str(out), "--png", "--workers", "2"])
     assert result.exit_code == 1, result.output
     assert "bad.svs" in result.output and "Error:" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["a.geojson", "a.png", "b.geojson", "b.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".wsicell-maps.json", "a.geojson", "a.png", "b.geojson", "b.png"]
     a = json.loads((out / "a.geojson").read_text())
     assert len(a["features"]) == 900 and a == json.loads((out / "b.geojson").read_text())
 
@@ -87,3 +87,21 @@ def test_maps_on_a_distributed_cluster(study: tuple[Path, Path], tmp_path: Path)
                            gzip=True, scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
     assert [s.status for s in report.slides] == ["done", "done"]
     assert (tmp_path / "d" / "a.geojson.gz").is_file() and (tmp_path / "d" / "b.geojson.gz").is_file()
+
+
+def test_other_settings_or_no_manifest_redo_the_maps(study: tuple[Path, Path], tmp_path: Path) -> None:
+    from wsicell.study.batch import MANIFEST
+
+    store, slides = study
+    good = [slides / "a.svs", slides / "sub" / "b.svs"]
+    out = tmp_path / "maps"
+    map_study(good, store=store, out_dir=out, progress=False)
+    assert [s.status for s in map_study(good, store=store, out_dir=out, progress=False).slides] == ["skipped"] * 2
+    names = tmp_path / "names.yaml"
+    names.write_text("clusters:\n  0: {name: Tumour}\n")
+    renamed = map_study(good, store=store, out_dir=out, names=names, progress=False)  # new names: maps are stale
+    assert [s.status for s in renamed.slides] == ["done"] * 2
+    classes = {f["properties"]["classification"]["name"] for f in json.loads((out / "a.geojson").read_text())["features"]}
+    assert "Tumour" in classes
+    (out / MANIFEST).unlink()  # files of unknown making (an older version, or by hand): redone
+    assert [s.status for s in map_study(good, store=store, out_dir=out, names=names, progress=False).slides] == ["done"] * 2

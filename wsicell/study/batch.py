@@ -10,13 +10,18 @@ slide file. Two phases:
 2. the files are written by workers (local threads, or a ``dask.distributed`` cluster at
    ``scheduler``), reading the store only.
 
-A slide whose outputs all exist is skipped unless ``force``; every file is written under a
-temporary name and renamed when complete, so after a kill a rerun redoes exactly the slides
-without all their files. A bad slide is reported and the others go on.
+A slide is skipped when its files all exist and the folder's manifest (``MANIFEST``) says
+they were made with the current clustering and settings (names file content, classifier,
+object type, ...); ``force`` redoes every slide. Every file is written under a temporary
+name and renamed when complete, and a slide enters the manifest only once its files are
+written, so after a kill a rerun redoes exactly the unfinished slides; after re-clustering,
+every slide. A bad slide is reported and the others go on.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +32,7 @@ from wsicell.cluster import load_clustering
 from wsicell.errors import ConfigError, SlideError, StoreError, WsicellError
 from wsicell.export.geojson import ObjectType
 from wsicell.export.names import load_styles
+from wsicell.export.output import atomic_output
 from wsicell.io.slide import find_slides
 from wsicell.store import CellStore
 from wsicell.types import PathLikeStr
@@ -69,6 +75,23 @@ class StudyMapReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+MANIFEST = ".wsicell-maps.json"
+"""In the output folder: slide file name -> the settings its files were made with."""
+
+
+def read_manifest(out: Path) -> dict:
+    try:
+        data = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    with atomic_output(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def outputs_for(slide: Path, out_dir: Path, *, gzip: bool, png: bool) -> tuple[Path, Path | None]:
@@ -129,16 +152,27 @@ def map_study(
         load_styles(names, k=clustering.k)  # a bad names file fails the run before any work
     out.mkdir(parents=True, exist_ok=True)
     report = StudyMapReport(str(out))
+    settings = {
+        "clustering": clustering.created, "classifier": classifier.created if classifier else None,
+        "names_sha256": hashlib.sha256(Path(names).read_bytes()).hexdigest() if names else None,
+        "object_type": object_type, "cell_expansion_um": cell_expansion_um,
+    }  # fmt: skip
+    manifest = read_manifest(out)
+    key_of = {str(p.resolve()): p.name for p in paths}
 
     def note(outcome: SlideMap) -> None:
         report.slides.append(outcome)
+        if outcome.status == "done":
+            manifest[key_of.get(outcome.path, Path(outcome.path).name)] = settings
+            write_manifest(out, manifest)
         if on_slide is not None:
             on_slide(outcome)
 
     jobs: list[MapJob] = []
     for p in paths:
         geojson, picture = outputs_for(p, out, gzip=gzip, png=png)
-        if not force and geojson.exists() and (picture is None or picture.exists()):
+        current = manifest.get(p.name) == settings
+        if not force and current and geojson.exists() and (picture is None or picture.exists()):
             note(SlideMap(str(p), "skipped", str(geojson)))
             continue
         try:
