@@ -102,6 +102,11 @@ def test_read_labels_accepts_qupath_lists_and_rejects_junk(tmp_path: Path) -> No
                               "properties": {"classification": {"name": "Tumor", "colorRGB": -65536}}}]))  # fmt: skip
     lab = read_labels(p)
     assert lab.classes == ["Tumor"] and lab.xy.tolist() == [[5.0, 6.0]] and lab.colors["Tumor"] == (255, 0, 0)
+    cell = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [40, 0], [40, 40], [0, 40], [0, 0]]]},
+            "nucleusGeometry": {"type": "Polygon", "coordinates": [[[2, 2], [6, 2], [6, 6], [2, 6], [2, 2]]]},
+            "properties": {"objectType": "cell", "classification": {"name": "Lymphocyte", "color": [1, 2, 3]}}}
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [cell]}))
+    assert read_labels(p).xy.tolist() == [[4.0, 4.0]]  # the nucleus's centroid, not the cell's (20, 20)
     p.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
     with pytest.raises(ConfigError, match="no classified"):
         read_labels(p)

@@ -4,7 +4,7 @@ QuPath's *File > Export objects as GeoJSON* writes a FeatureCollection (or, with
 "Export as FeatureCollection", a bare list of Features). Each labelled object gives one or
 more points: a Point or MultiPoint (the Points tool: one annotation holds many points of
 one class), or a Polygon / MultiPolygon (a detection, cell or small annotation: its
-centroid). The class is ``properties.classification.name`` (QuPath 0.4+; a plain string
+centroid; for a cell with a ``nucleusGeometry``, the nucleus's). The class is ``properties.classification.name`` (QuPath 0.4+; a plain string
 and the older ``colorRGB`` are accepted too); objects without a class, and wsicell's own
 default classes ("Cluster N": the map's nuclei exported back by mistake), are ignored.
 Coordinates are level-0 pixels, as in wsicell's own GeoJSON.
@@ -98,8 +98,8 @@ def read_labels(path: PathLikeStr) -> Labels:
         if DEFAULT_CLASS.fullmatch(str(name)):
             ignored += 1
             continue
-        try:
-            geom = shapely.geometry.shape(feature["geometry"])
+        try:  # a QuPath cell: its nucleus, not the cell boundary around it
+            geom = shapely.geometry.shape(feature.get("nucleusGeometry") or feature["geometry"])
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(f"{p}: feature {feature.get('id', '?')} has an unreadable geometry") from None
         if geom.is_empty:
