@@ -47,10 +47,10 @@ def map_command(
     settings, embedded with the store's model and assigned to the nearest centroid (no
     retraining), and added to the store.
 
-    Several slides or a folder (--out a folder): one file per slide; slides whose files
-    exist are skipped (rerun after a kill to finish), a bad slide is reported and the others
-    go on (exit status 1), and the files are written by --workers threads or a
-    dask.distributed --scheduler.
+    Several slides or a folder (--out a folder): one file per slide; slides already mapped
+    there with the same clustering and settings are skipped (rerun after a kill to finish),
+    a bad slide is reported and the others go on (exit status 1), and the files are written
+    by --workers threads or a dask.distributed --scheduler.
     """
     from wsicell.progress import stderr_console
 
