@@ -30,8 +30,11 @@ demo: $(STAMP)
 	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6 --context-radius 20
 	$(BIN)/wsicell map $(SLIDE) --store $(OUT)/cells.zarr --out $(OUT)/CMU-1-Small-Region.geojson --png
 	$(BIN)/wsicell gallery --store $(OUT)/cells.zarr --out $(OUT)/gallery.png
+	$(BIN)/wsicell export --store $(OUT)/cells.zarr --anndata $(OUT)/study.h5ad
+	$(BIN)/wsicell summarize --store $(OUT)/cells.zarr --out $(OUT)/study.csv --png
 	@echo "Done: open $(SLIDE) in QuPath and drag $(OUT)/CMU-1-Small-Region.geojson onto it;"
-	@echo "      pictures: $(OUT)/CMU-1-Small-Region.png, $(OUT)/gallery.png"
+	@echo "      pictures: $(OUT)/CMU-1-Small-Region.png, $(OUT)/gallery.png; composition: $(OUT)/study.png"
+	@echo "      study table: $(OUT)/study.csv; AnnData for scanpy/squidpy: $(OUT)/study.h5ad"
 
 # The main suite in .venv, then the tiatoolbox backend's tests in a second environment
 # (.venv-tia, layered over .venv) so that tiatoolbox's pins never touch the main one.

@@ -49,3 +49,13 @@ def test_margin_dilates_the_mask() -> None:
     wide = detect_tissue(s, margin_um=80.0)
     assert tight.fraction == pytest.approx(np.pi * 200**2 / 2000**2, rel=0.15)
     assert wide.mask.sum() > tight.mask.sum() and (wide.mask | tight.mask).sum() == wide.mask.sum()
+
+
+def test_tissue_area_is_measured_before_the_margin() -> None:
+    image = np.full((2000, 2000, 3), 255, np.uint8)
+    cv2.circle(image, (1000, 1000), 200, (150, 60, 170), -1)  # radius 100 µm at 0.5 µm/px
+    s = VirtualSlide(image, mpp=0.5)
+    disc_mm2 = np.pi * 0.1**2
+    for margin in (0.0, 80.0):  # the margin widens the mask, not the tissue area
+        assert detect_tissue(s, margin_um=margin).area_mm2 == pytest.approx(disc_mm2, rel=0.15)
+    assert detect_tissue(s, method="none").area_mm2 == pytest.approx(1.0, rel=0.02)  # 1 mm x 1 mm

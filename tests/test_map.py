@@ -131,3 +131,37 @@ def test_new_slide_is_extracted_embedded_and_assigned(
     after = CellStore.open(store_path).slide(sid).array("cluster")[:]
     assert (after == before).mean() > 0.999  # same settings + same model -> same clusters
     assert result.geojson.written + result.geojson.skipped == len(before)
+
+
+def test_map_classes_from_the_cell_classifier(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
+    """`name --classifier` then `map --classes`: cells named and coloured by class, cluster kept."""
+    import numpy as np
+
+    store = tmp_path / "cells.zarr"
+    shutil.copytree(clustered, store)
+    slide = CellStore.open(store).find_slide(fingerprint=fingerprint(sample_slide))
+    cluster = slide.array("cluster")[:]
+    xy = slide.array("centroid")[:]
+    rng = np.random.default_rng(0)
+    features = []
+    for c in range(4):
+        rows = rng.choice(np.flatnonzero(cluster == c), 10, replace=False)
+        features.append({"type": "Feature", "geometry": {"type": "MultiPoint", "coordinates": xy[rows].tolist()},
+                         "properties": {"classification": {"name": f"Type {c % 2}", "color": [40 * c, 100, 100]}}})  # fmt: skip
+    labels = tmp_path / "labels.geojson"
+    labels.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    args = ["name", "-s", str(store), "--labels", str(labels), "--slide", slide.id, "-o", str(tmp_path / "n.yaml")]
+    assert CliRunner().invoke(main, [*args, "--classifier", "-q"]).exit_code == 0
+    out = tmp_path / "classes.geojson"
+    result = CliRunner().invoke(main, ["map", str(sample_slide), "-s", str(store), "-o", str(out), "--classes", "--png", "-q"])
+    assert result.exit_code == 0, result.output
+    feats = json.loads(out.read_text())["features"]
+    names = [f["properties"]["classification"]["name"] for f in feats]
+    clusters = [f["properties"]["measurements"]["cluster"] for f in feats]
+    assert set(names) == {"Type 0", "Type 1"}
+    assert np.mean([n == f"Type {c % 2}" for n, c in zip(names, clusters, strict=True)]) > 0.95
+    assert {tuple(f["properties"]["classification"]["color"]) for f in feats} == {(0, 100, 100), (40, 100, 100)}
+    assert png_path(out).is_file()
+    both = CliRunner().invoke(main, ["map", str(sample_slide), "-s", str(store), "-o", str(out), "--classes",
+                                     "--names", str(tmp_path / "n.yaml"), "-f"])  # fmt: skip
+    assert both.exit_code == 1 and "give one" in both.output

@@ -17,7 +17,7 @@ import numpy as np
 from wsicell.cluster import Clustering, assign_slide, load_clustering, slide_labels_current
 from wsicell.cluster.context import CONTEXT_ARRAY, write_slide_context
 from wsicell.cluster.vectors import VECTOR_ARRAY, write_slide_vectors
-from wsicell.errors import SlideError, StoreError
+from wsicell.errors import ConfigError, SlideError, StoreError
 from wsicell.export.geojson import CellChunk, ExportStats, ObjectType, write_geojson
 from wsicell.export.names import load_styles
 from wsicell.export.output import check_output
@@ -25,6 +25,13 @@ from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
 from wsicell.progress import progress_bars
 from wsicell.store import CellStore, SlideCells
+from wsicell.study.classifier import (
+    CLASS_ARRAY,
+    Classifier,
+    classes_current,
+    classify_slide,
+    load_classifier,
+)
 from wsicell.types import PathLikeStr
 
 ROWS = 16_384
@@ -55,14 +62,17 @@ def png_path(out: PathLikeStr) -> Path:
     return p.with_name(name + ".png")
 
 
-def iter_cells(slide: SlideCells, *, rows: int = ROWS) -> Iterator[CellChunk]:
-    """The slide's contours, clusters, distances and features, ``rows`` cells at a time."""
+def iter_cells(slide: SlideCells, *, rows: int = ROWS, style: str | None = None) -> Iterator[CellChunk]:
+    """The slide's contours, clusters, distances and features, ``rows`` cells at a time
+    (with ``style`` the name of a per-cell array, e.g. ``cell_class``, that colours them)."""
     n = slide.n_cells
-    arrays = {name: slide.array(name) for name in ("contour", "cluster", "distance", "features")}
+    names = ("contour", "cluster", "distance", "features", *((style,) if style else ()))
+    arrays = {name: slide.array(name) for name in names}
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         part = {name: arr[start:stop] for name, arr in arrays.items()}
-        yield CellChunk(start, part["contour"], part["cluster"], part["distance"], part["features"])
+        yield CellChunk(start, part["contour"], part["cluster"], part["distance"], part["features"],
+                        part[style] if style else None)  # fmt: skip
 
 
 def map_slide(
@@ -77,6 +87,7 @@ def map_slide(
     force: bool = False,
     slide_mpp: float | None = None,
     cell_expansion_um: float = 5.0,
+    classes: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> MapResult:
@@ -85,6 +96,8 @@ def map_slide(
     ``png`` True writes the picture next to ``out`` (:func:`png_path`); a path writes it
     there. Every input is checked before anything is written: the outputs (exist without
     ``force``), the slide file, the store, its clustering and the names file.
+    ``classes`` names and colours the cells by the store's cell classifier (``wsicell name
+    --classifier``) instead of by cluster; ``counts`` are then per class.
     """
     out = Path(out) if out is not None else default_output(slide_path)
     check_output(out, force=force)
@@ -101,29 +114,20 @@ def map_slide(
             f"{cells_store.path}: the embeddings changed since the last clustering; "
             f"run `wsicell cluster --store {cells_store.path}` again"
         )
-    styles = load_styles(names, k=clustering.k)
-    fp = fingerprint(path)
-    slide = cells_store.find_slide(fingerprint=fp)
-    added = slide is None
-    if slide is None:
-        with open_slide(path, mpp=slide_mpp):  # unreadable, or no resolution: say so before any work
-            pass
-        log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
-        slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress)
-    if not slide_labels_current(slide, clustering):
-        steps = 2  # the cell vectors (embedding + morphology), then the assignment
-        if clustering.context.enabled:
-            log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
-            steps = 3  # + the context vectors
-        with progress_bars(progress, unit="cells") as bars:
-            task = bars.add_task(f"clusters {path.name}"[:40], total=steps * slide.n_cells, info="")
-            slide = label_slide(cells_store.path, slide.id, clustering, progress=lambda m: bars.advance(task, m))
-    counts = np.bincount(slide.array("cluster")[:], minlength=clustering.k)
+    if classes and names is not None:
+        raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
+    clf = load_classifier(cells_store) if classes else None
+    styles = clf.styles if clf is not None else load_styles(names, k=clustering.k)
+    slide, added = prepare_slide(path, cells_store=cells_store, clustering=clustering, classifier=clf,
+                                 slide_mpp=slide_mpp, progress=progress, log=log)  # fmt: skip
+    fp = str(slide.attrs["fingerprint"])
+    by = CLASS_ARRAY if clf is not None else "cluster"
+    counts = np.bincount(slide.array(by)[:], minlength=len(styles))
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
     with progress_bars(progress, unit="cells") as bars:
         task = bars.add_task(out.name[:40], total=slide.n_cells, info="")
         stats = write_geojson(
-            out, iter_cells(slide), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
+            out, iter_cells(slide, style=CLASS_ARRAY if clf else None), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
             size=size, mpp=slide.mpp, object_type=object_type, cell_expansion_um=cell_expansion_um, force=force,
             progress=lambda m: bars.advance(task, m),
         )  # fmt: skip
@@ -133,17 +137,50 @@ def map_slide(
             task = bars.add_task(picture.name[:40], total=slide.n_cells, info="")
 
             def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-                for c in iter_cells(slide):
-                    yield c.contour, c.cluster
+                for c in iter_cells(slide, style=CLASS_ARRAY if clf else None):
+                    yield c.contour, c.cluster if c.style is None else c.style
                     bars.advance(task, len(c.cluster))
 
             how = f"{clustering.algorithm}, morphology {clustering.representation.blend.morphology_weight:g}"
             if clustering.context.enabled:
                 how += f", context {clustering.context.radius_um:g} um"  # the picture font has no µ
             title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({how})"]
+            if clf is not None:
+                title[1] = f"{slide.n_cells:,} nuclei, {len(styles)} classes (classifier on the embeddings)"
             image = overlay_picture(thumb, factor, chunks(), styles=styles, counts=counts, title=title, mpp=slide.mpp)
             save_png(image, picture, force=force)
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
+
+
+def prepare_slide(
+    path: Path, *, cells_store: CellStore, clustering: Clustering, classifier: Classifier | None = None,
+    slide_mpp: float | None = None, progress: bool = True, log: Callable[[str], None] = lambda message: None,
+    scheduler: str | None = None, workers: int | None = None,
+) -> tuple[SlideCells, bool]:  # fmt: skip
+    """The slide's group, made ready to map: found by fingerprint or extracted and embedded
+    (``scheduler`` / ``workers`` as for extract), its cells assigned to the current clustering
+    and, with ``classifier``, classified. Returns it and whether it was added to the store."""
+    fp = fingerprint(path)
+    slide = cells_store.find_slide(fingerprint=fp)
+    added = slide is None
+    if slide is None:
+        with open_slide(path, mpp=slide_mpp):  # unreadable, or no resolution: say so before any work
+            pass
+        log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
+        slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress,
+                          scheduler=scheduler, workers=workers)  # fmt: skip
+    if not slide_labels_current(slide, clustering):
+        steps = 2  # the cell vectors (embedding + morphology), then the assignment
+        if clustering.context.enabled:
+            log(f"assigning {slide.n_cells:,} cells with tissue context ({clustering.context.radius_um:g} µm)")
+            steps = 3  # + the context vectors
+        with progress_bars(progress, unit="cells") as bars:
+            task = bars.add_task(f"clusters {path.name}"[:40], total=steps * slide.n_cells, info="")
+            slide = label_slide(cells_store.path, slide.id, clustering, progress=lambda m: bars.advance(task, m))
+    if classifier is not None and not classes_current(slide, classifier):
+        log(f"classifying {slide.n_cells:,} cells with the store's cell classifier")
+        classify_slide(CellStore.open(cells_store.path, mode="r+").slide(slide.id), classifier)
+    return slide, added
 
 
 def label_slide(
@@ -176,7 +213,10 @@ def label_slide(
     return slide
 
 
-def add_slide(path: Path, *, store: CellStore, slide_mpp: float | None, progress: bool) -> SlideCells:
+def add_slide(
+    path: Path, *, store: CellStore, slide_mpp: float | None, progress: bool, scheduler: str | None = None,
+    workers: int | None = None,
+) -> SlideCells:  # fmt: skip
     """Extract a new slide into the store with its settings, then embed it with its model."""
     from wsicell.config import from_mapping
     from wsicell.extract import ExtractConfig, extract_slide
@@ -188,7 +228,8 @@ def add_slide(path: Path, *, store: CellStore, slide_mpp: float | None, progress
     if not model:
         raise StoreError(f"{store.path}: has no embedding model; run `wsicell embed --store {store.path}` first")
     config = from_mapping(ExtractConfig, settings, source=f"{store.path} extract_settings")
-    slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress)
+    slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress,
+                          scheduler=scheduler, workers=workers)  # fmt: skip
     embed_slide(store.path, slide.id, model=model, progress=progress)
     return CellStore.open(store.path).slide(slide.id)
 

@@ -50,28 +50,12 @@ def spatial_neighbours(
     are ``offset +`` row numbers (so slides can be concatenated). Cells whose ``groups`` (n,)
     differ are never neighbours.
     """
-    centroids = np.asarray(centroids, dtype=np.float64)
-    if centroids.ndim != 2 or centroids.shape[1] != 2:
-        raise ValueError(f"centroids must be (n, 2), got {centroids.shape}")
-    if not mpp > 0:
-        raise ValueError(f"mpp must be > 0, got {mpp}")
-    if not radius_um > 0:
-        raise ValueError(f"radius_um must be > 0, got {radius_um}")
     if max_neighbours is not None and max_neighbours < 1:
         raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
-    n = len(centroids)
+    points, pairs = _pairs(centroids, mpp=mpp, radius_um=radius_um, groups=groups)
+    n = len(points)
     if n == 0:
         return Neighbours(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    points = centroids * mpp  # µm
-    if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != (n,):
-            raise ValueError(f"groups must be ({n},), got {groups.shape}")
-        # lay the groups side by side, further apart than the radius: exact, and the tree stays small
-        _, group_id = np.unique(groups, return_inverse=True)
-        span = float(np.ptp(points[:, 0])) + 2 * radius_um + 1.0
-        points = points + np.stack([group_id * span, np.zeros(n)], 1)
-    pairs = cKDTree(points).query_pairs(radius_um, output_type="ndarray")  # (m, 2), i < j
     src = np.concatenate([pairs[:, 0], pairs[:, 1]])
     dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
     dist = np.linalg.norm(points[src] - points[dst], axis=1)
@@ -86,6 +70,43 @@ def spatial_neighbours(
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     return Neighbours(indptr, (dst + offset).astype(np.int64), dist.astype(np.float32))
+
+
+def neighbour_pairs(
+    centroids: np.ndarray, *, mpp: float, radius_um: float, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Each pair of cells within ``radius_um`` once, as (m, 2) row numbers with i < j.
+
+    The undirected edge list behind :func:`spatial_neighbours`, without the CSR, sorting or
+    distances: the cheap form for statistics over edges (e.g. neighbourhood enrichment).
+    """
+    return _pairs(centroids, mpp=mpp, radius_um=radius_um, groups=groups)[1]
+
+
+def _pairs(
+    centroids: np.ndarray, *, mpp: float, radius_um: float, groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points in µm (groups laid apart) and their pairs within the radius (m, 2), i < j."""
+    centroids = np.asarray(centroids, dtype=np.float64)
+    if centroids.ndim != 2 or centroids.shape[1] != 2:
+        raise ValueError(f"centroids must be (n, 2), got {centroids.shape}")
+    if not mpp > 0:
+        raise ValueError(f"mpp must be > 0, got {mpp}")
+    if not radius_um > 0:
+        raise ValueError(f"radius_um must be > 0, got {radius_um}")
+    n = len(centroids)
+    if n == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2), np.int64)
+    points = centroids * mpp  # µm
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"groups must be ({n},), got {groups.shape}")
+        # lay the groups side by side, further apart than the radius: exact, and the tree stays small
+        _, group_id = np.unique(groups, return_inverse=True)
+        span = float(np.ptp(points[:, 0])) + 2 * radius_um + 1.0
+        points = points + np.stack([group_id * span, np.zeros(n)], 1)
+    return points, cKDTree(points).query_pairs(radius_um, output_type="ndarray")
 
 
 def concat_neighbours(parts: Sequence[Neighbours]) -> Neighbours:

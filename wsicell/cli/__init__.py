@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from wsicell import __version__
-from wsicell.cli import cluster, embed, evaluate, extract, info, map, train
+from wsicell.cli import cluster, embed, evaluate, extract, info, map, study, train
 
 
 @click.group(
@@ -25,6 +25,6 @@ def main() -> None:
     """
 
 
-for _module in (extract, info, train, embed, cluster, map, evaluate):
+for _module in (extract, info, train, embed, cluster, map, study, evaluate):
     for _command in _module.COMMANDS:
         main.add_command(_command)

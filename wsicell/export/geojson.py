@@ -48,6 +48,7 @@ class CellChunk:
     cluster: np.ndarray  # (m,) int
     distance: np.ndarray  # (m,) float
     features: np.ndarray  # (m, F) float
+    style: np.ndarray | None = None  # (m,) index into the styles; None = the cluster (e.g. a cell class)
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def chunk_features(
     """The GeoJSON features of one chunk (skipping cells without a valid polygon)."""
     rings, repaired, skipped = valid_rings(chunk.contour, size=size)
     meas = measurements(chunk, names)
-    clusters = chunk.cluster.tolist()
+    clusters = (chunk.cluster if chunk.style is None else chunk.style).tolist()  # the classification's index
     ids = uuids(fingerprint, chunk.start, len(rings))
     feats = []
     if object_type == "detection":

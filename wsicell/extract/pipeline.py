@@ -199,6 +199,7 @@ def _extract_new(
         "path": str(path.resolve()), "name": path.name, "fingerprint": fp, "mpp": slide.mpp,
         "width": width, "height": height, "settings": settings_mapping(config),
         "working_mpp": config.mpp, "overlap_px": overlap, "tissue_fraction": tissue.fraction,
+        "tissue_area_mm2": tissue.area_mm2,
         "segment_threshold": segment.threshold if uses_threshold(segment) else None,
     }  # fmt: skip
     writer = cs.begin_slide(slide_id, attrs=attrs, crop_size=config.crop_size,

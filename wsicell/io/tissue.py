@@ -41,6 +41,7 @@ class TissueMask:
 
     mask: Mask  # (h, w) bool
     downsample: float  # level-0 pixels per mask pixel
+    area_mm2: float = float("nan")  # tissue before the margin's dilation (NaN: not measured)
 
     @property
     def fraction(self) -> float:
@@ -87,16 +88,18 @@ def detect_tissue(
     mpp = max(tissue_mpp, slide.mpp)
     w, h = slide.grid_size(mpp)
     downsample = slide.grid_scale(mpp)
+    pixel_mm2 = (downsample * slide.mpp / 1000.0) ** 2  # one mask pixel
     if method == "none":
-        return TissueMask(np.ones((h, w), bool), downsample)
+        return TissueMask(np.ones((h, w), bool), downsample, float(w * h * pixel_mm2))
     image = slide.read_grid((0, 0), (w, h), mpp=mpp)
     raw = hsv_foreground(image) if method == "hsv" else otsu_foreground(image)
     close = _disk(max(1, round(10.0 / mpp)))  # 10 µm: fill holes between stained structures
     mask = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_CLOSE, close)
+    area_mm2 = float(np.count_nonzero(mask) * pixel_mm2)  # what densities are per (no margin)
     radius = math.ceil(margin_um / mpp)
     if radius > 0:
         mask = cv2.dilate(mask, _disk(radius))
-    return TissueMask(mask.astype(bool), downsample)
+    return TissueMask(mask.astype(bool), downsample, area_mm2)
 
 
 def _disk(radius: int) -> np.ndarray:
