@@ -77,8 +77,11 @@ def test_probe_runs_on_real_consep_tiles(tmp_path, shared_data) -> None:
     state = {"config": to_mapping(config), "epoch": 1, "step": 1, "model": build_method(config).state_dict()}
     checkpoint.save(run / "last.pt", state)
     rows = probe_runs([run], train_store=stores["train"], test_store=stores["test"])
-    assert len(rows) == 1 and rows[0]["n_train"] > 50 and rows[0]["n_test"] > 20
-    assert 0.0 <= rows[0]["macro_f1"] <= 1.0
+    # the run's embedding, the embedding joined with the measurements, the measurements alone
+    assert [r["run"] for r in rows] == [str(run), f"{run} + morphology", "morphology (30 measurements)"]
+    assert rows[0]["n_train"] > 50 and rows[0]["n_test"] > 20
+    assert len({r["macro_f1"] for r in rows}) == 3  # three different probes
+    assert all(0.0 <= r["macro_f1"] <= 1.0 for r in rows)
     assert set(rows[0]["per_class_f1"]) <= {"other", "inflammatory", "epithelial", "spindle"}
     assert "| run |" in linear_markdown(rows)
     # the same through `wsicell evaluate --model RUN --linear`

@@ -78,20 +78,30 @@ def probe_runs(
 ) -> list[dict]:
     """The linear probe of each trained run: embeddings of a labelled train and test split
     store (``wsicell.evaluate.dataset``) with the run's ``encoder``; one dict per run."""
+    from wsicell.cluster.represent import Blend, fit_representation
     from wsicell.evaluate.dataset import load_split
     from wsicell.evaluate.protocol import embed
 
     train, test = load_split(train_store), load_split(test_store)
+    names = {i + 1: n for i, n in enumerate(test.class_names)}
+
+    def row(name: str, train_x: np.ndarray, test_x: np.ndarray) -> dict:
+        result = linear_probe(train_x=train_x, train_y=train.labels, test_x=test_x, test_y=test.labels, C=C)
+        out = result.as_dict()
+        out["per_class_f1"] = {names.get(int(k), k): v for k, v in out["per_class_f1"].items()}
+        return {"run": name, **out}
+
+    def finite(f: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(f), f, np.nanmean(np.where(np.isfinite(f), f, np.nan), axis=0))
+
     rows = []
     for run in runs:
-        result = linear_probe(
-            train_x=embed(run, train.crops, encoder=encoder), train_y=train.labels,
-            test_x=embed(run, test.crops, encoder=encoder), test_y=test.labels, C=C,
-        )  # fmt: skip
-        names = {i + 1: n for i, n in enumerate(test.class_names)}
-        row = result.as_dict()
-        row["per_class_f1"] = {names.get(int(k), k): v for k, v in row["per_class_f1"].items()}
-        rows.append({"run": str(run), **row})
+        e_train, e_test = embed(run, train.crops, encoder=encoder), embed(run, test.crops, encoder=encoder)
+        rows.append(row(str(run), e_train, e_test))
+        # the vector `wsicell cluster` clusters: the embedding joined with the measurements
+        rep = fit_representation(e_train, train.features, feature_names=list(train.feature_names), blend=Blend())
+        rows.append(row(f"{run} + morphology", rep.transform(e_train, train.features), rep.transform(e_test, test.features)))
+    rows.append(row("morphology (30 measurements)", finite(train.features), finite(test.features)))
     return rows
 
 
