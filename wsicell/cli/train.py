@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,10 @@ def train_command(
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
         click.echo(f"Trained {config.epochs} epochs -> {run} (next: wsicell embed --store {store} --model {run})")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: a deterministic exit
+        from wsicell.train import dist
+
+        dist.end_process(0)
 
 
 COMMANDS = [train_command]

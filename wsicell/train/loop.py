@@ -164,6 +164,7 @@ def train(
         raise WsicellError(f"{out}: a run is already here; pass --resume to continue it or choose another --out")
 
     device = resolve_device(config.device)
+    joins_group = not dist.is_distributed()  # under torchrun: join here, leave at the end
     distributed = dist.init_from_env(device.type)
     world, rank = dist.world_size(), dist.rank()
     if config.batch_size % world:
@@ -246,6 +247,8 @@ def train(
             dist.barrier()
     finally:
         bar.close()
+    if distributed and joins_group:
+        dist.shutdown()  # the caller ends the process with dist.end_process (see there)
     return out
 
 
