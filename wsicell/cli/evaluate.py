@@ -78,6 +78,7 @@ def evaluate_command(
     """
     import torch
 
+    from wsicell.atomic import output_folder
     from wsicell.cli.train import parse_sets
     from wsicell.cluster.context import Context
     from wsicell.config import load_config
@@ -86,6 +87,7 @@ def evaluate_command(
     from wsicell.train.config import TrainConfig
 
     names = parse_baselines(baselines)
+    output_folder(out)  # an unwritable --out fails before any work
     if model is not None and (config_path is not None or sets or ablations):
         raise ConfigError("--model evaluates a trained run: it cannot be combined with --config, --set or --ablations")
     config = None
@@ -109,8 +111,8 @@ def evaluate_command(
     if linear:  # issue 6: the linear probe of the trained run(s), on the same split stores
         import json
 
+        from wsicell.atomic import write_text_atomic
         from wsicell.evaluate.linear import linear_markdown, probe_runs
-        from wsicell.train.loop import write_text_atomic
 
         runs = [model] if model is not None else [out / "runs" / f"{config.method}-seed{s}" for s in range(seeds)]
         rows = probe_runs(runs, train_store=out / "cells" / f"{train_split}.zarr", test_store=out / "cells" / f"{test_split}.zarr")

@@ -21,14 +21,13 @@ cell store with one group (id = the split's name) holding the usual per-cell arr
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.errors import DatasetError, StoreError
 from wsicell.store import CellBatch, CellStore
 from wsicell.types import PathLikeStr
@@ -230,33 +229,29 @@ def build_split_store(
     if len(cells) == 0:
         raise DatasetError(f"{Path(dataset) / split}: the tiles hold no labelled instances")
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    store = CellStore.create_or_open(tmp)
-    writer = store.begin_slide(
-        split,
-        attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": mpp},
-        crop_size=crop_size,
-        contour_points=cells.contour.shape[1],
-        feature_names=list(FEATURE_NAMES),
-    )
-    writer.append(cells)
-    extra = {
-        "label": np.concatenate(labels).astype(np.int32),
-        "tile": np.concatenate(tile_idx),
-        "source": np.concatenate(source_idx),
-        "inst": np.concatenate(inst_ids),
-    }
-    for name, values in extra.items():
-        arr = writer.cells.create_array(name, shape=values.shape, dtype="int32", chunks=(1 << 16,))
-        arr[:] = values
-    writer.finish(
-        settings=settings, tiles=[t.name for t in tiles], sources=sources,
-        class_names=class_names(dataset, n_classes), labelled=True,
-    )  # fmt: skip
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # a folder (Zarr store): built aside, renamed into place
+        store = CellStore.create_or_open(tmp)
+        writer = store.begin_slide(
+            split,
+            attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": mpp},
+            crop_size=crop_size,
+            contour_points=cells.contour.shape[1],
+            feature_names=list(FEATURE_NAMES),
+        )
+        writer.append(cells)
+        extra = {
+            "label": np.concatenate(labels).astype(np.int32),
+            "tile": np.concatenate(tile_idx),
+            "source": np.concatenate(source_idx),
+            "inst": np.concatenate(inst_ids),
+        }
+        for name, values in extra.items():
+            arr = writer.cells.create_array(name, shape=values.shape, dtype="int32", chunks=(1 << 16,))
+            arr[:] = values
+        writer.finish(
+            settings=settings, tiles=[t.name for t in tiles], sources=sources,
+            class_names=class_names(dataset, n_classes), labelled=True,
+        )  # fmt: skip
     return out
 
 

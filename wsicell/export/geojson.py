@@ -25,8 +25,9 @@ import numpy as np
 import orjson
 import shapely
 
+from wsicell.atomic import atomic_path
 from wsicell.export.names import ClusterStyle
-from wsicell.export.output import atomic_output, check_output
+from wsicell.export.output import check_output
 from wsicell.types import PathLikeStr
 
 ObjectType = Literal["detection", "cell"]
@@ -93,7 +94,7 @@ def write_geojson(
     classes = [{"name": s.name, "color": list(s.color)} for s in styles]
     names = ["cluster", "distance", *feature_names]
     written = repaired = skipped = 0
-    with atomic_output(out) as tmp:
+    with atomic_path(out) as tmp:
         gz = out.name.endswith(".gz")
         with gzip.open(tmp, "wb", compresslevel=GZIP_LEVEL) if gz else tmp.open("wb") as fh:  # noqa: SIM115
             fh.write(b'{"type":"FeatureCollection","features":[\n')
