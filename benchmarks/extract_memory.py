@@ -5,6 +5,7 @@ at 0.5 µm/px mosaicked from the sample slide (see benchmarks/slides.py; mpp fro
 resolution tags, no --slide-mpp), then runs `wsicell extract` on the sample slide and on the
 mosaic in a subprocess each, polling the RSS of the process tree with psutil.
 
+    .venv/bin/python -m pip install -e '.[bench]'   # psutil, imagecodecs
     .venv/bin/python benchmarks/extract_memory.py [--side 30720] [--workers 2]
 """
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from wsicell.atomic import atomic_path
 from wsicell.errors import DatasetError, StoreError
+from wsicell.progress import track
 from wsicell.store import CellBatch, CellStore
 from wsicell.types import PathLikeStr
 
@@ -209,7 +210,7 @@ def build_split_store(
     sources: list[str] = []
     source_idx = []
     n_classes = 0
-    for i, tile in enumerate(_progress(tiles, f"cells of {split}", progress)):
+    for i, tile in enumerate(track(tiles, label=f"cells of {split}", enabled=progress, unit="tiles")):
         image, inst, types = read_tile(tile)
         if len(types) == 0:
             continue  # a tile without nuclei
@@ -284,16 +285,3 @@ def _reusable(out: Path, split: str, settings: dict) -> bool:
     except StoreError:
         return False
     return len(slides) == 1 and slides[0].id == split and slides[0].attrs.get("settings") == settings
-
-
-def _progress(items: list, label: str, enabled: bool):
-    if not enabled:
-        yield from items
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=len(items))
-        for item in items:
-            yield item
-            bar.advance(task)
