@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SLIDE := wsicell/data/CMU-1-Small-Region.svs
 
-.PHONY: demo test test-tiatoolbox lint install tiatoolbox clean
+.PHONY: demo test test-fast test-tiatoolbox lint install tiatoolbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks
 	$(BIN)/python -m pytest -q -ra
 	$(MAKE) test-tiatoolbox
+
+# The development lane: everything but training, multi-process and end-to-end tests
+# (marked `slow`); CI runs `make test`, which runs them all.
+test-fast: $(STAMP)
+	$(BIN)/ruff check wsicell tests benchmarks
+	$(BIN)/python -m pytest -q -ra -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks

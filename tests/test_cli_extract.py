@@ -153,6 +153,7 @@ def test_info_shows_embedding_and_clusters(tmp_path: Path, extracted_store: Path
     assert code == 0 and slide["embedding"] == [s.n_cells, 8] and slide["clustered"] is True
 
 
+@pytest.mark.slow
 def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
     tmp_path: Path, extracted_store: Path, sample_slide: Path
 ) -> None:

@@ -34,6 +34,7 @@ def dataset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(dataset: Path, tmp_path: Path):
     weights = tmp_path / "resnet18.pth"  # random weights: checks the local-file plumbing only
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-from test_cluster_synthetic import FEATURES, nuclei
+from helpers.synthetic import FEATURES, nuclei
 
 from wsicell.errors import WsicellError
 from wsicell.export.geojson import (

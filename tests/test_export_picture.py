@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_cluster_synthetic import build_store, nuclei
+from helpers.synthetic import build_store, nuclei
 
 from wsicell.cluster import ClusterConfig, cluster_store, load_clustering
 from wsicell.errors import WsicellError

@@ -19,6 +19,7 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
     store = tmp_path / "cells.zarr"
     shutil.copytree(extracted_store, store)

@@ -54,6 +54,7 @@ def test_rejects_bad_input() -> None:
         linear_probe(train_x=bad, train_y=y, test_x=x, test_y=y)
 
 
+@pytest.mark.slow
 def test_probe_runs_on_real_consep_tiles(tmp_path, shared_data) -> None:
     import torch
 
