@@ -1,5 +1,5 @@
 """The streaming GeoJSON writer, checked by real readers (pyogrio/GDAL, shapely, gzip, json)
-against each QuPath rule of DESIGN.md."""
+against each QuPath rule of docs/qupath.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Streaming GeoJSON for QuPath: one Feature per nucleus, constant memory.
 
-What QuPath 0.4-0.7 parses (DESIGN.md, docs/qupath.md): a FeatureCollection; ``id`` a UUID
+What QuPath 0.4-0.7 parses (docs/qupath.md): a FeatureCollection; ``id`` a UUID
 string; ``geometry`` a Polygon in level-0 pixels; ``properties.objectType`` "detection" or
 "cell" (with ``nucleusGeometry``); ``properties.classification`` {"name", "color": [r, g, b]};
 ``properties.measurements`` a flat name -> number object.

@@ -1,9 +1,9 @@
 """The default segmenter: foreground mask + distance-transform watershed (no downloaded weights).
 
-Modelled on QuPath's built-in cell detection. The foreground is either the in-project pixel
-classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train; default), a small
-U-Net (``unet.py``, torch, trained on CoNSeP train) or a
-threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
+Modelled on QuPath's built-in cell detection. The foreground is either a small U-Net
+(``unet.py``, torch, trained on CoNSeP train; the default, ``foreground: cnn``), the
+in-project pixel classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train)
+or a threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
 nuclei are split by a watershed of the distance transform (plus, with the classifier, its
 "nucleus interior" probability), seeded at its maxima. Everything is OpenCV/numpy on the
 whole tile except the watershed itself (scikit-image), which runs only over the pixels of
