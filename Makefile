@@ -23,8 +23,8 @@ install: $(STAMP)
 # The whole pipeline on the bundled sample slide, each step a plain wsicell command.
 demo: $(STAMP)
 	rm -rf $(OUT)
-	$(BIN)/wsicell extract $(SLIDE) --out $(OUT)/cells.zarr
-	$(BIN)/wsicell info $(OUT)/cells.zarr
+	$(BIN)/wsicell extract $(SLIDE) --store $(OUT)/cells.zarr
+	$(BIN)/wsicell info --store $(OUT)/cells.zarr
 	$(BIN)/wsicell train --store $(OUT)/cells.zarr --out $(OUT)/run --config configs/demo.yaml
 	$(BIN)/wsicell embed --store $(OUT)/cells.zarr --model $(OUT)/run
 	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6 --context-radius 20

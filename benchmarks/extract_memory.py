@@ -40,7 +40,7 @@ def run_extract(slide: Path, workers: int, foreground: str | None) -> dict:
     store = WORK / f"mem-{slide.stem}.zarr"
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-c", "from wsicell.cli import main; main()", "extract", str(slide),
-           "--out", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
+           "--store", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
     if foreground:
         config = WORK / f"mem-{foreground}.yaml"
         config.write_text(f"segment:\n  foreground: {foreground}\n")

@@ -1,4 +1,5 @@
-"""Every command that writes a file or folder: an unwritable output is one clear line.
+"""What every command shares: an example in its help, the same option names, and an
+unwritable output reported as one clear line.
 
 ``/proc`` takes no new files, even for root, so it stands for any unwritable place. Embed and
 cluster write into an existing store (its writability is the store's, see test_store.py)."""
@@ -17,7 +18,7 @@ SLIDE = "wsicell/data/CMU-1-Small-Region.svs"
 
 def commands(store: Path, dataset: Path) -> dict[str, list[str]]:
     return {
-        "extract": ["extract", SLIDE, "--out", "/proc/wsicell-test/cells.zarr"],
+        "extract": ["extract", SLIDE, "--store", "/proc/wsicell-test/cells.zarr"],
         "train": ["train", "--store", str(store), "--out", "/proc/wsicell-test/run", "--epochs", "1", "--device", "cpu"],
         "evaluate": ["evaluate", "--dataset", str(dataset), "--config", "configs/ccrl-cpu-fast.yaml", "--out", "/proc/wsicell-test/eval"],
         "map": ["map", SLIDE, "--store", str(store), "--out", "/proc/m.geojson"],
@@ -37,3 +38,24 @@ def test_unwritable_output_is_one_clear_line(name: str, crop_store: Path, tmp_pa
     assert len(lines) == 1 and lines[0].startswith("Error: /proc/"), result.output
     assert "cannot" in lines[0] and "Traceback" not in result.output
     assert not list(tmp_path.glob(".*tmp*"))  # nothing left behind
+
+
+COMMANDS = ["extract", "info", "train", "embed", "cluster", "map", "gallery", "evaluate"]
+
+
+def test_every_command_is_listed_here() -> None:
+    assert sorted(main.commands) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_an_example_and_the_shared_names(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # click wraps lines
+    assert f"Example: wsicell {command} " in text
+    if command != "evaluate":  # evaluate reads labelled tiles, not a store
+        assert "-s, --store" in text
+    if command != "info":
+        assert "-q, --quiet" in text
+    if command in ("train", "map", "gallery", "evaluate"):  # commands writing outside the store
+        assert "-o, --out" in text

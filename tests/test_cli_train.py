@@ -70,9 +70,3 @@ def test_train_and_embed_bad_paths(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "x.yaml: config file not found" in result.output
     result = invoke("embed", "--store", str(tmp_path / "empty.zarr"), "--model", str(tmp_path / "no_run"))
     assert result.exit_code == 1 and "checkpoint not found" in result.output
-
-
-def test_help_has_examples() -> None:
-    for command in ("train", "embed"):
-        result = invoke(command, "--help")
-        assert result.exit_code == 0 and "Example:" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -24,3 +25,30 @@ def user_errors(func: F) -> F:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def pick_store(store: Path | None, legacy: Path | None, *, legacy_name: str, quiet: bool = False) -> Path:
+    """The store from ``-s/--store``, or from its deprecated spelling ``legacy_name`` (still
+    accepted so existing scripts work; a note on stderr says so)."""
+    if store is not None and legacy is not None and store != legacy:
+        raise click.UsageError(f"-s/--store and {legacy_name} name different stores; give only -s/--store")
+    if store is None and legacy is None:
+        raise click.UsageError("Missing option '-s' / '--store'.")
+    if store is None:
+        if not quiet:
+            click.echo(f"Note: {legacy_name} for the store is deprecated; use -s/--store.", err=True)
+        return legacy  # type: ignore[return-value]
+    return store
+
+
+def dataclass_default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (help texts show it, never a copy)."""
+    import dataclasses
+
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise KeyError(f"{cls.__name__} has no field {name!r}")

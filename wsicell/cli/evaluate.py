@@ -54,13 +54,13 @@ def parse_baselines(value: str) -> list[str]:
               help="Weight of the neighbours' mean with --context-radius.")  # fmt: skip
 @click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
 @click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Folder for cell stores, runs, results.json and results.md (reused when run again).")  # fmt: skip
 # -- linear evaluation (issue 6, docs/methods.md) --
 @click.option("--linear", is_flag=True,
               help="Also fit a logistic-regression probe on the train split's frozen embeddings and report macro F1 "
                    "on the test split (OUT/linear.json).")  # fmt: skip
-@click.option("--quiet", is_flag=True, help="Only the final table.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
 @user_errors
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,

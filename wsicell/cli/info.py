@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from wsicell.cli.common import user_errors
+from wsicell.cli.common import pick_store, user_errors
 
 
 def store_summary(path: Path) -> dict[str, Any]:
@@ -42,13 +42,15 @@ def store_summary(path: Path) -> dict[str, Any]:
     }
 
 
-@click.command("info", epilog="Example: wsicell info cells.zarr --json")
-@click.argument("store", type=click.Path(path_type=Path))
+@click.command("info", epilog="Example: wsicell info --store cells.zarr --json")
+@click.argument("legacy_store", required=False, metavar="[STORE]", type=click.Path(path_type=Path))
+@click.option("-s", "--store", type=click.Path(path_type=Path), help="The cell store.  [required]")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 @user_errors
-def info_command(store: Path, as_json: bool) -> None:
+def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -> None:
     """Show the slides of a cell store: status, cells, resolution, size, settings, and
-    the embedding/clustering state."""
+    the embedding/clustering state. (A positional STORE still works; -s/--store is the name.)"""
+    store = pick_store(store, legacy_store, legacy_name="a positional STORE", quiet=as_json)
     summary = store_summary(store)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))

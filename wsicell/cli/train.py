@@ -30,10 +30,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command(
     "train",
-    epilog="Example: wsicell train --store cells.zarr --out runs/ccrl --config configs/ccrl.yaml --epochs 50",
+    epilog="Example: wsicell train -s cells.zarr -o runs/ccrl --config configs/ccrl.yaml --epochs 50",
 )
-@click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML settings (default: the paper's recipe; with --resume: the run's config.yaml).")
 @click.option("--method", type=click.Choice(["ccrl", "simclr", "sslp"]),
               help="Training method (default ccrl); see docs/methods.md. Without --config, its paper's batch size, learning "
@@ -45,7 +45,7 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other setting, e.g. --set queue_size=4096 (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train_command(
     store: Path, out: Path, config_path: Path | None, method: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
