@@ -59,3 +59,17 @@ def test_help_has_an_example_and_the_shared_names(command: str) -> None:
         assert "-q, --quiet" in text
     if command in ("train", "map", "gallery", "evaluate"):  # commands writing outside the store
         assert "-o, --out" in text
+
+
+def test_help_defaults_come_from_the_config_dataclasses() -> None:
+    from wsicell.cluster.config import ClusterConfig
+    from wsicell.extract.config import ExtractConfig
+
+    for command, config, option, field in (("cluster", ClusterConfig(), "--sample-size", "sample_size"),
+                                           ("extract", ExtractConfig(), "--tile-size", "tile_size"),
+                                           ("extract", ExtractConfig(), "--segmenter", "segment")):  # fmt: skip
+        text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+        value = getattr(config, field)
+        value = value.method if field == "segment" else value
+        after = text[text.index(option) :]
+        assert after[: after.index("--", len(option))].rstrip().endswith(f"[default: {value}]"), option

@@ -42,13 +42,39 @@ def pick_store(store: Path | None, legacy: Path | None, *, legacy_name: str, qui
 
 
 def dataclass_default(cls: type, name: str) -> Any:
-    """The default of field ``name`` of dataclass ``cls`` (help texts show it, never a copy)."""
+    """The default of field ``name`` (dotted for a nested dataclass: ``segment.method``) of
+    dataclass ``cls``."""
     import dataclasses
 
+    head, _, rest = name.partition(".")
     for f in dataclasses.fields(cls):
-        if f.name == name:
+        if f.name == head:
             if f.default is not dataclasses.MISSING:
-                return f.default
-            if f.default_factory is not dataclasses.MISSING:
-                return f.default_factory()
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
+                value = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                raise KeyError(f"{cls.__name__}.{head} has no default")
+            return getattr(value, rest) if rest else value
+    raise KeyError(f"{cls.__name__} has no field {head!r}")
+
+
+class DefaultFrom(click.Option):
+    """An option whose help ends with ``[default: X]``, X read from a config dataclass field,
+    so help never repeats a default by hand. The dataclass is imported only when the help is
+    drawn (``wsicell --help`` stays instant). ``default_from=("module:Class", "field")``."""
+
+    def __init__(self, *args: Any, default_from: tuple[str, str], **kwargs: Any) -> None:
+        self.default_from = default_from
+        super().__init__(*args, **kwargs)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        import importlib
+
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        target, field = self.default_from
+        module, cls = target.split(":")
+        value = dataclass_default(getattr(importlib.import_module(module), cls), field)
+        return record[0], f"{record[1]}  [default: {value}]"

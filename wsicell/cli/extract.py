@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from wsicell.cli.common import pick_store, user_errors
+from wsicell.cli.common import DefaultFrom, pick_store, user_errors
+
+EXTRACT = "wsicell.extract.config:ExtractConfig"  # option defaults shown in --help come from here
 
 
 @click.command(
@@ -18,14 +20,14 @@ from wsicell.cli.common import pick_store, user_errors
 @click.option("-s", "--store", type=click.Path(path_type=Path), help="The cell store to write (a .zarr folder).  [required]")
 @click.option("-o", "--out", "legacy_out", type=click.Path(path_type=Path), hidden=True)  # deprecated spelling of --store
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML file of extraction settings.")
-@click.option("--mpp", type=float, help="Working resolution in µm/px [default: 0.5].")
+@click.option("--mpp", type=float, help="Working resolution in µm/px.", cls=DefaultFrom, default_from=(EXTRACT, "mpp"))
 @click.option("--slide-mpp", type=float, help="Level-0 µm/px for slides whose metadata lacks it or is wrong.")
-@click.option("--tile-size", type=int, help="Tile side in working px, overlap included [default: 1024].")
+@click.option("--tile-size", type=int, help="Tile side in working px, overlap included.", cls=DefaultFrom, default_from=(EXTRACT, "tile_size"))
 @click.option("--overlap", type=int, help="Tile overlap per side in px [default: from the largest nucleus].")
-@click.option("--tissue", type=click.Choice(["hsv", "otsu", "none"]), help="Tissue detection [default: hsv].")
-@click.option("--crop-size", type=int, help="Side of the stored nucleus crops in px [default: 32].")
-@click.option("--window-scale", type=float, help="Crop window = this x nucleus size [default: 2.0].")
-@click.option("--segmenter", type=click.Choice(["watershed", "tiatoolbox"]), help="Nucleus segmenter [default: watershed].")
+@click.option("--tissue", type=click.Choice(["hsv", "otsu", "none"]), help="Tissue detection.", cls=DefaultFrom, default_from=(EXTRACT, "tissue_method"))
+@click.option("--crop-size", type=int, help="Side of the stored nucleus crops in px.", cls=DefaultFrom, default_from=(EXTRACT, "crop_size"))
+@click.option("--window-scale", type=float, help="Crop window = this x nucleus size.", cls=DefaultFrom, default_from=(EXTRACT, "window_scale"))
+@click.option("--segmenter", type=click.Choice(["watershed", "tiatoolbox"]), help="Nucleus segmenter.", cls=DefaultFrom, default_from=(EXTRACT, "segment.method"))
 @click.option("--weights", type=click.Path(path_type=Path), help="tiatoolbox: a local weights file.")
 @click.option("--scheduler", metavar="ADDRESS", help="A dask.distributed scheduler (e.g. tcp://host:8786).")
 @click.option("--workers", type=int, help="Local worker threads [default: all cores].")
