@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SLIDE := wsicell/data/CMU-1-Small-Region.svs
 
-.PHONY: demo test test-tiatoolbox lint install tiatoolbox clean
+.PHONY: demo test test-fast test-tiatoolbox lint install tiatoolbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ install: $(STAMP)
 # The whole pipeline on the bundled sample slide, each step a plain wsicell command.
 demo: $(STAMP)
 	rm -rf $(OUT)
-	$(BIN)/wsicell extract $(SLIDE) --out $(OUT)/cells.zarr
-	$(BIN)/wsicell info $(OUT)/cells.zarr
+	$(BIN)/wsicell extract $(SLIDE) --store $(OUT)/cells.zarr
+	$(BIN)/wsicell info --store $(OUT)/cells.zarr
 	$(BIN)/wsicell train --store $(OUT)/cells.zarr --out $(OUT)/run --config configs/demo.yaml
 	$(BIN)/wsicell embed --store $(OUT)/cells.zarr --model $(OUT)/run
 	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6 --context-radius 20
@@ -42,6 +42,12 @@ test: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks
 	$(BIN)/python -m pytest -q -ra
 	$(MAKE) test-tiatoolbox
+
+# The development lane: everything but training, multi-process and end-to-end tests
+# (marked `slow`); CI runs `make test`, which runs them all.
+test-fast: $(STAMP)
+	$(BIN)/ruff check wsicell tests benchmarks
+	$(BIN)/python -m pytest -q -ra -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsicell tests benchmarks

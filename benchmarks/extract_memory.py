@@ -5,6 +5,7 @@ at 0.5 µm/px mosaicked from the sample slide (see benchmarks/slides.py; mpp fro
 resolution tags, no --slide-mpp), then runs `wsicell extract` on the sample slide and on the
 mosaic in a subprocess each, polling the RSS of the process tree with psutil.
 
+    .venv/bin/python -m pip install -e '.[bench]'   # psutil, imagecodecs
     .venv/bin/python benchmarks/extract_memory.py [--side 30720] [--workers 2]
 """
 
@@ -39,7 +40,7 @@ def run_extract(slide: Path, workers: int, foreground: str | None) -> dict:
     store = WORK / f"mem-{slide.stem}.zarr"
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-c", "from wsicell.cli import main; main()", "extract", str(slide),
-           "--out", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
+           "--store", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
     if foreground:
         config = WORK / f"mem-{foreground}.yaml"
         config.write_text(f"segment:\n  foreground: {foreground}\n")

@@ -30,10 +30,13 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_help_has_examples() -> None:
-    for cmd in ("extract", "info"):
-        code, out = run(cmd, "--help")
-        assert code == 0 and "Example: wsicell " + cmd in out
+def test_old_spellings_of_the_store_still_work(tmp_path: Path, extracted_store: Path) -> None:
+    code, out = run("info", extracted_store, "--json")  # positional STORE (deprecated)
+    assert code == 0 and json.loads(out)["complete_slides"] == 1
+    code, out = run("info", extracted_store)
+    assert code == 0 and "deprecated; use -s/--store" in out
+    code, out = run("info")
+    assert code == 2 and "Missing option '-s' / '--store'" in out
 
 
 def corrupt_tiff(path: Path, sample: Path) -> Path:
@@ -66,7 +69,7 @@ def test_bad_inputs_fail_alone_and_lose_nothing(tmp_path: Path, extracted_store:
                                  size=(2500, 2500), mpp=0.5)  # fmt: skip
     missing = tmp_path / "missing.svs"
     corrupt = corrupt_tiff(tmp_path / "corrupt.tiff", sample_slide)  # opens; fails mid-slide
-    code, out = run("extract", missing, text, truncated, blank, corrupt, sample_slide, "--out", store, "--quiet")
+    code, out = run("extract", missing, text, truncated, blank, corrupt, sample_slide, "--store", store, "--quiet")
     assert code == 1
     lines = out.strip().splitlines()
     assert lines[:3] == [
@@ -85,16 +88,16 @@ def test_bad_inputs_fail_alone_and_lose_nothing(tmp_path: Path, extracted_store:
 def test_progress_and_summary_go_to_stderr(tmp_path: Path) -> None:
     blank = write_pyramidal_tiff(tmp_path / "blank.tiff", lambda b, s: np.full((s[1], s[0], 3), 255, np.uint8),
                                  size=(1500, 1500), mpp=0.5)  # fmt: skip
-    result = CliRunner().invoke(main, ["extract", str(blank), "--out", str(tmp_path / "c.zarr")])
+    result = CliRunner().invoke(main, ["extract", str(blank), "--store", str(tmp_path / "c.zarr")])
     assert result.exit_code == 0 and result.stdout == ""
     assert "extract ->" in result.stderr and "blank.tiff" in result.stderr and "done" in result.stderr
-    quiet = CliRunner().invoke(main, ["extract", str(blank), "--out", str(tmp_path / "c.zarr"), "-q"])
+    quiet = CliRunner().invoke(main, ["extract", str(blank), "--store", str(tmp_path / "c.zarr"), "-q"])
     assert quiet.exit_code == 0 and quiet.output == ""
 
 
 def test_slide_lacking_mpp(shared_data: Path, tmp_path: Path) -> None:
     tcga = shared_data / "slides" / "TCGA-CR-7395-01A-01-TS1.svs"
-    code, out = run("extract", tcga, "--out", tmp_path / "c.zarr", "--quiet")
+    code, out = run("extract", tcga, "--store", tmp_path / "c.zarr", "--quiet")
     assert code == 1 and out.strip() == (
         f"Error: {tcga}: no resolution (microns-per-pixel) metadata; "
         "pass --slide-mpp (for example 0.25 for a 40x scan, 0.5 for 20x)"
@@ -116,29 +119,29 @@ def test_unwritable_output(tmp_path: Path, sample_slide: Path, kind: str) -> Non
         ro.mkdir()
         ro.chmod(0o500)
         out = ro / "cells.zarr"
-    code, text = run("extract", sample_slide, "--out", out, "--quiet")
+    code, text = run("extract", sample_slide, "--store", out, "--quiet")
     assert code == 1 and len(text.strip().splitlines()) == 1 and str(out) in text
     assert blocker.read_text() == "x"
 
 
 def test_bad_option_values(tmp_path: Path, sample_slide: Path) -> None:
-    code, out = run("extract", sample_slide, "--out", tmp_path / "c.zarr", "--crop-size", "2")
+    code, out = run("extract", sample_slide, "--store", tmp_path / "c.zarr", "--crop-size", "2")
     assert code == 1 and "crop_size must be within 8-512" in out and "Traceback" not in out
-    code, out = run("extract", sample_slide, "--out", tmp_path / "c.zarr", "--slide-mpp", "400")
+    code, out = run("extract", sample_slide, "--store", tmp_path / "c.zarr", "--slide-mpp", "400")
     assert code == 1 and "outside the plausible range" in out
 
 
 def test_info(extracted_store: Path) -> None:
-    code, out = run("info", extracted_store, "--json")
+    code, out = run("info", "--store", extracted_store, "--json")
     assert code == 0
     info = json.loads(out)
     [slide] = info["slides"]
     assert slide["status"] == "complete" and slide["cells"] == info["cells"] > 1000
     assert slide["mpp"] == pytest.approx(0.499) and (slide["width"], slide["height"]) == (2220, 2967)
     assert info["extract_settings"]["segment"]["method"] == "watershed"
-    code, out = run("info", extracted_store)
+    code, out = run("info", "--store", extracted_store)
     assert code == 0 and "complete" in out and f"{info['cells']:,}" in out
-    code, out = run("info", extracted_store.parent / "nope.zarr")
+    code, out = run("info", "--store", extracted_store.parent / "nope.zarr")
     assert code == 1 and "no cell store here" in out
 
 
@@ -148,17 +151,18 @@ def test_info_shows_embedding_and_clusters(tmp_path: Path, extracted_store: Path
     s = CellStore.open(store, mode="r+").slides()[0]
     s.create_array("embedding", shape=(s.n_cells, 8), dtype="float16", chunks=(1024, 8))
     s.create_array("cluster", shape=(s.n_cells,), dtype="int32", chunks=(16384,))
-    code, out = run("info", store, "--json")
+    code, out = run("info", "-s", store, "--json")
     [slide] = json.loads(out)["slides"]
     assert code == 0 and slide["embedding"] == [s.n_cells, 8] and slide["clustered"] is True
 
 
+@pytest.mark.slow
 def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
     tmp_path: Path, extracted_store: Path, sample_slide: Path
 ) -> None:
     store = tmp_path / "cells.zarr"
     cmd = [sys.executable, "-c", "from wsicell.cli import main; main()", "extract", str(sample_slide),
-           "--out", str(store), "--workers", "1"]  # fmt: skip
+           "--store", str(store), "--workers", "1"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     crops_meta = None
     deadline = time.monotonic() + 300
@@ -177,14 +181,14 @@ def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
     cs = CellStore.open(store)
     [partial] = cs.slides(complete_only=False)
     assert not partial.complete and cs.slides() == []
-    code, text = run("info", store, "--json")
+    code, text = run("info", "-s", store, "--json")
     assert code == 0 and json.loads(text)["slides"][0]["status"] == "incomplete"
-    code, text = run("extract", sample_slide, "--out", store, "--quiet")  # resume
+    code, text = run("extract", sample_slide, "--store", store, "--quiet")  # resume
     assert code == 0, text
     got = CellStore.open(store).slides()[0]
     ref = CellStore.open(extracted_store).slides()[0]
     assert got.n_cells == ref.n_cells > killed_at
     for name in ("centroid", "crops", "features"):
         assert np.array_equal(got.array(name)[:], ref.array(name)[:]), name
-    code, text = run("extract", sample_slide, "--out", store, "--quiet")  # now complete: skipped
+    code, text = run("extract", sample_slide, "--store", store, "--quiet")  # now complete: skipped
     assert code == 0 and CellStore.open(store).slides()[0].attrs["seconds"] == got.attrs["seconds"]

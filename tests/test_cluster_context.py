@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers.synthetic import SAMPLE_SIZE, build_store
 from sklearn.metrics import adjusted_rand_score
-from test_cluster_synthetic import SAMPLE_SIZE, build_store
 
 from wsicell.cli import main
 from wsicell.cluster import ClusterConfig, cluster_store, load_clustering

@@ -14,6 +14,7 @@ from wsicell.store import CellStore
 from wsicell.train.config import TrainConfig
 from wsicell.train.loop import train
 
+pytestmark = pytest.mark.slow  # every test embeds with a model trained by the module's fixture
 
 @pytest.fixture(scope="module")
 def run(crop_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

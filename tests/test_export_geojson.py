@@ -1,5 +1,5 @@
 """The streaming GeoJSON writer, checked by real readers (pyogrio/GDAL, shapely, gzip, json)
-against each QuPath rule of DESIGN.md."""
+against each QuPath rule of docs/qupath.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-from test_cluster_synthetic import FEATURES, nuclei
+from helpers.synthetic import FEATURES, nuclei
 
 from wsicell.errors import WsicellError
 from wsicell.export.geojson import (

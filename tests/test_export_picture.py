@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_cluster_synthetic import build_store, nuclei
+from helpers.synthetic import build_store, nuclei
 
 from wsicell.cluster import ClusterConfig, cluster_store, load_clustering
 from wsicell.errors import WsicellError
@@ -42,6 +42,10 @@ def test_overlay_has_legend_and_scale_bar(tmp_path: Path) -> None:
     panel = image[:, 300:]
     for s in styles:  # each swatch present
         assert (np.abs(panel.astype(int) - np.array(s.color)).max(axis=2) == 0).sum() > 50
+    # scale bar: 300 thumbnail px x 10 level-0 px x 0.5 µm = 1500 µm wide; a fifth is 300 µm,
+    # so 200 µm: 40 px (at 5 µm/px), black, 12 px from the left and 24 px from the bottom
+    bar = image[376:382, 12:53]
+    assert (bar == 0).all() and not (image[378, 53:60] == 0).all(axis=1).any()
     out = save_png(image, tmp_path / "o.png", force=False)
     back = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(back, image)
@@ -60,12 +64,35 @@ def test_gallery_rows_are_clusters(tmp_path: Path) -> None:
         assert means.std(axis=0).max() < 6
     again, _ = sample_crops(slides, k=3, per_cluster=10, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(crops, again, strict=True))
-    image = gallery_picture(crops, styles=default_styles(3), sizes=sizes, per_row=5, cell_px=48, title="t")
-    assert image.shape[1] > 5 * 48 and image.shape[0] > 3 * 2 * 48  # 3 bands of 2 lines
+    styles = default_styles(3)
+    image = gallery_picture(crops, styles=styles, sizes=sizes, per_row=5, cell_px=48, title="t")
+    # layout: a 29-px title, then per cluster a band of 2 lines of 5 tiles (48 px, 3-px gaps)
+    # after a 192-px label column; band c shows cluster c's crops in sampling order
+    label_w, gap, title_h = 192, 3, 29
+    band_h = 2 * (48 + gap) + gap
+    assert image.shape == (title_h + 3 * (band_h + gap), label_w + 5 * (48 + gap) + gap, 3)
+    for c in range(3):
+        y = title_h + c * (band_h + gap)
+        assert (image[y + 5, :10] == styles[c].color).all()  # the band's colour swatch
+        for j in (0, 7):  # first line, first tile; second line, third tile
+            x0, y0 = label_w + (j % 5) * (48 + gap) + gap, y + (j // 5) * (48 + gap) + gap
+            want = cv2.resize(crops[c][j], (48, 48), interpolation=cv2.INTER_CUBIC)
+            np.testing.assert_array_equal(image[y0 : y0 + 48, x0 : x0 + 48], want)
     assert load_clustering(store).k == 3
 
 
 def test_gallery_of_a_small_cluster(tmp_path: Path) -> None:
-    crops = [np.zeros((2, 8, 8, 3), np.uint8), np.zeros((0, 1, 1, 3), np.uint8)]
-    image = gallery_picture(crops, styles=default_styles(2), sizes=np.array([2, 0]), per_row=4, cell_px=32)
-    assert image.ndim == 3 and image.shape[2] == 3
+    red, green = np.full((8, 8, 3), (200, 10, 10), np.uint8), np.full((8, 8, 3), (10, 200, 10), np.uint8)
+    crops = [np.stack([red, green]), np.zeros((0, 1, 1, 3), np.uint8)]
+    styles = default_styles(2)
+    image = gallery_picture(crops, styles=styles, sizes=np.array([2, 0]), per_row=4, cell_px=32)
+    label_w, gap = 192, 3
+    band_h = 32 + 2 * gap  # one line per band, even the empty one
+    assert image.shape == (2 * (band_h + gap), label_w + 4 * (32 + gap) + gap, 3)
+    tile = lambda j: image[gap : gap + 32, label_w + j * (32 + gap) + gap :][:, :32]  # noqa: E731
+    assert (tile(0) == (200, 10, 10)).all() and (tile(1) == (10, 200, 10)).all()
+    assert (tile(2) == 245).all()  # the rest of the line is the band's shade
+    second = band_h + gap
+    assert (image[second + 5, :10] == styles[1].color).all()  # the empty cluster keeps its band
+    crop_pixels = (np.abs(image[second:, label_w:].astype(int) - (200, 10, 10)).max(axis=2) == 0)
+    assert not crop_pixels.any()  # and shows no crop

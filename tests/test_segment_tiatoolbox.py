@@ -28,6 +28,7 @@ def random_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_hovernet_backend_runs_on_a_slide_region(sample_slide, random_weights):
     with open_slide(sample_slide) as slide:
         # ~41 x 41 µm read at the model's 0.25 µm/px: 164 px, one output patch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,15 @@ def test_ranks_get_disjoint_shards_and_equal_steps(crop_store: Path) -> None:
 
 
 def test_stopping_early_ends_the_thread(crop_store: Path) -> None:
-    it = loader(crop_store).epoch(0)
+    def loader_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith(("crop-loader", "zarr-read"))]
+
+    assert loader_threads() == []
+    it = loader(crop_store, prefetch=1).epoch(0)
     next(it)
-    it.close()  # must not hang
+    time.sleep(0.5)  # the producer fills the queue and blocks on it
+    assert "crop-loader-0" in loader_threads()
+    start = time.perf_counter()
+    it.close()
+    assert time.perf_counter() - start < 5  # woken by the stop event, not the join's 10 s timeout
+    assert loader_threads() == []  # the producer and its chunk readers are gone

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from helpers.ranks import run_ranks
 
 B = 8  # per rank
 
 
-def _worker(rank: int, init_file: str, store: str, out: str) -> None:
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)})
-    torch.set_num_threads(1)
-    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+def _worker(rank: int, store: str, out: str) -> dict:
     from wsicell.train.augment import Augment
     from wsicell.train.config import TrainConfig
     from wsicell.train.loop import train
@@ -39,14 +35,12 @@ def _worker(rank: int, init_file: str, store: str, out: str) -> None:
     }
     run = train(store=store, out=out, config=TrainConfig(**{**vars(config), "batch_size": 128, "queue_size": 256}), progress=False)
     result["run"] = str(run)
-    Path(out).parent.joinpath(f"rank{rank}.json").write_text(json.dumps(result))
-    torch_dist.barrier()  # no rank tears gloo down while the other is mid-collective
-    torch_dist.destroy_process_group()
+    return result
 
 
+@pytest.mark.slow
 def test_two_process_ddp_gathers_keys_from_both_ranks(crop_store: Path, tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(str(tmp_path / "init"), str(crop_store), str(tmp_path / "run")), nprocs=2, join=True)
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    r0, r1 = run_ranks(_worker, str(crop_store), str(tmp_path / "run"), workdir=tmp_path / "ranks")
     assert r0["ptr"] == r1["ptr"] == 2 * B  # one step enqueued the keys of both ranks
     assert r0["own_slot"] == [0] and r1["own_slot"] == [1]  # rank order, each rank's keys present
     assert r0["queue_sum"] == r1["queue_sum"]  # identical queues on both ranks
@@ -58,3 +52,33 @@ def test_two_process_ddp_gathers_keys_from_both_ranks(crop_store: Path, tmp_path
     # ranks run the steps of the smaller share: 500 // 64
     assert state["step"] == 7
     assert int(state["model"]["queue_ptr"]) == (7 * 128) % 256
+
+
+
+@pytest.mark.slow
+def test_wsicell_train_under_torchrun_exits_cleanly(crop_store: Path, tmp_path: Path) -> None:
+    """What torchrun does: RANK/WORLD_SIZE/MASTER_* in the environment, one process per rank.
+    Both ranks must exit with 0, never SIGABRT from a Gloo thread outliving the interpreter
+    (see wsicell.train.dist.end_process)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "wsicell", "train", "--store", str(crop_store), "--out", str(tmp_path / "run"),
+               "--epochs", "1", "--batch-size", "128", "--device", "cpu", "--precision", "fp32", "--quiet",
+               "--set", "width=4", "--set", "crop_size=16", "--set", "queue_size=256", "--set", "threads=1",
+               "--set", "warmup_epochs=0"]  # fmt: skip
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}  # fmt: skip
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for rank, (p, (_, stderr)) in enumerate(zip(procs, outputs, strict=True)):
+        assert p.returncode == 0, f"rank {rank} exited with {p.returncode}:\n{stderr[-3000:]}"
+    from wsicell.train import checkpoint
+
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["world_size"] == 2

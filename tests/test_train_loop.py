@@ -21,6 +21,7 @@ TINY = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_few_epochs_lower_the_loss(crop_store: Path, tmp_path: Path) -> None:
     config = TrainConfig(**{**TINY, "epochs": 4, "warmup_epochs": 0})
     run = train(store=crop_store, out=tmp_path / "run", config=config, progress=False)
@@ -29,6 +30,7 @@ def test_a_few_epochs_lower_the_loss(crop_store: Path, tmp_path: Path) -> None:
     assert losses[-1] < losses[0] - 0.1, losses  # ~0.4 lower here (seeds fixed)
 
 
+@pytest.mark.slow
 def test_run_directory_contents(crop_store: Path, tmp_path: Path) -> None:
     config = TrainConfig(**{**TINY, "epochs": 2, "checkpoint_every": 1})
     run = train(store=crop_store, out=tmp_path / "run", config=config, progress=True)
@@ -49,6 +51,7 @@ def test_run_directory_contents(crop_store: Path, tmp_path: Path) -> None:
         train(store=crop_store, out=run, config=config, progress=False)
 
 
+@pytest.mark.slow
 def test_resume_is_exact(crop_store: Path, tmp_path: Path) -> None:
     config = TrainConfig(**{**TINY, "epochs": 2})
     straight = train(store=crop_store, out=tmp_path / "straight", config=config, progress=False)
@@ -68,6 +71,7 @@ def test_resume_is_exact(crop_store: Path, tmp_path: Path) -> None:
     assert [json.loads(x)["loss"] for x in la] == [json.loads(x)["loss"] for x in lb]
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_and_missing_checkpoint(crop_store: Path, tmp_path: Path) -> None:
     config = TrainConfig(**{**TINY, "epochs": 2})
     with pytest.raises(CheckpointError, match="nothing to resume"):

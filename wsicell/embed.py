@@ -19,6 +19,7 @@ from torch import nn
 
 from wsicell.config import from_mapping
 from wsicell.errors import CheckpointError
+from wsicell.progress import progress_bars
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
 from wsicell.train.augment import to_float_batch
@@ -163,9 +164,9 @@ def embed_store(
         start = int(s.attrs.get("embedding_rows", 0)) if done and s.has("embedding") else 0
         todo.append((s, start))
     total = sum(s.n_cells - start for s, start in todo)
-    bar = _bar(progress, total)
     embedded = 0
-    try:
+    with progress_bars(progress and total > 0, unit="cells") as bars:
+        task = bars.add_task("embed", total=total, info="")
         for s, start in todo:
             if start == 0:
                 s.set_attrs(
@@ -181,31 +182,10 @@ def embed_store(
                 arr[a:b] = feats.astype(np.float16)
                 s.set_attrs(embedding_rows=b)
                 embedded += b - a
-                if bar is not None:
-                    bar.update(bar.task_ids[0], advance=b - a)
+                bars.advance(task, b - a)
             s.set_attrs(embedding_complete=True)
-    finally:
-        if bar is not None:
-            bar.stop()
     cells.root.attrs["embedding_model"] = {
         "run": str(run_dir), "checkpoint": str(ckpt), "sha256": sha, "encoder": encoder, "dim": dim,
         "crop_size": config.crop_size, "precision": precision, "views": views,
     }  # fmt: skip
     return embedded
-
-
-def _bar(enabled: bool, total: int):  # -> rich.progress.Progress | None
-    if not enabled or total == 0:
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("embed"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"), TimeRemainingColumn())
-    bar.start()
-    bar.add_task("embed", total=total)
-    return bar

@@ -35,3 +35,12 @@ class CheckpointError(WsicellError):
 
 class DatasetError(WsicellError):
     """A labelled dataset folder is missing or not in the expected layout."""
+
+
+class OutputError(WsicellError):
+    """An output file or folder cannot be written (unwritable place, disk full, ...)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: cannot write it ({reason})")

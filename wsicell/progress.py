@@ -1,9 +1,13 @@
-"""Shared rich helpers: progress bars and tables on stderr, silenced by ``--quiet``."""
+"""Shared rich helpers: progress bars and tables on stderr, silenced by ``--quiet``.
+
+The one progress convention: every bar goes through :func:`progress_bars` or :func:`track`
+(stderr, so stdout stays for results that scripts read).
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -60,3 +64,14 @@ def progress_bars(enabled: bool = True, *, unit: str = "tiles") -> Iterator[Prog
     )
     with progress:
         yield progress
+
+
+def track(items: Iterable, *, label: str, total: int | None = None, enabled: bool = True, unit: str = "") -> Iterator:
+    """Yield ``items`` under one progress bar (:func:`progress_bars`) advanced per item."""
+    if total is None and isinstance(items, Sized):
+        total = len(items)
+    with progress_bars(enabled, unit=unit) as bars:
+        task = bars.add_task(label, total=total, info="")
+        for item in items:
+            yield item
+            bars.advance(task)

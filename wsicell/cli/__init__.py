@@ -14,7 +14,7 @@ from wsicell.cli import cluster, embed, evaluate, extract, info, map, study, tra
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="Example: wsicell extract slides/ --out cells.zarr && wsicell train --store cells.zarr --out runs/ccrl",
+    epilog="Example: wsicell extract slides/ --store cells.zarr && wsicell train --store cells.zarr --out runs/ccrl",
 )
 @click.version_option(__version__, prog_name="wsicell")
 def main() -> None:

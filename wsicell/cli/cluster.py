@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wsicell.cli.common import user_errors
+from wsicell.cli.common import DefaultFrom, user_errors
 
 
 def parse_k(value: str | None) -> int | str | None:
@@ -18,25 +18,31 @@ def parse_k(value: str | None) -> int | str | None:
         raise click.BadParameter(f"{value!r} is neither an integer nor 'auto'") from None
 
 
+CLUSTER = "wsicell.cluster.config:ClusterConfig"  # option defaults shown in --help come from here
+
+
 @click.command("cluster", epilog="Example: wsicell cluster --store cells.zarr -k auto --k-max 15 --context-radius 20")
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The cell store (embedded).")
-@click.option("-k", "k", metavar="K|auto", help="Number of clusters, or 'auto' (elbow rule) [default: auto].")
+@click.option("-k", "k", metavar="K|auto", help="Number of clusters, or 'auto' (elbow rule).", cls=DefaultFrom, default_from=(CLUSTER, "k"))
 @click.option("--algorithm", type=click.Choice(["spectral", "kmeans"]),
-              help="spectral = partition the cells' nearest-neighbour graph; kmeans = FAISS k-means [default: spectral].")
+              help="spectral = partition the cells' nearest-neighbour graph; kmeans = FAISS k-means.",
+              cls=DefaultFrom, default_from=(CLUSTER, "algorithm"))  # fmt: skip
 @click.option("--morphology-weight", type=float, metavar="W",
-              help="Share of the morphology measurements in each cell's vector, 0..1 (0 = embedding only) [default: 0.5].")
-@click.option("--k-max", type=int, help="Largest k tried by -k auto [default: 20].")
-@click.option("--k-min", type=int, help="Smallest k tried by -k auto [default: 2].")
-@click.option("--iterations", type=int, help="k-means iterations [default: 25].")
-@click.option("--restarts", type=int, help="k-means runs from different seeds; the best is kept [default: 1].")
-@click.option("--seed", type=int, help="Random seed (sample, initialisation) [default: 0].")
-@click.option("--metric", type=click.Choice(["cosine", "l2"]), help="cosine = unit-normalised vectors [default: l2].")
-@click.option("--sample-size", type=int, help="Cells k-means trains on (all are assigned) [default: 200000].")
+              help="Share of the morphology measurements in each cell's vector, 0..1 (0 = the embedding alone).",
+              cls=DefaultFrom, default_from=(CLUSTER, "morphology_weight"))  # fmt: skip
+@click.option("--k-max", type=int, help="Largest k tried by -k auto.", cls=DefaultFrom, default_from=(CLUSTER, "k_max"))
+@click.option("--k-min", type=int, help="Smallest k tried by -k auto.", cls=DefaultFrom, default_from=(CLUSTER, "k_min"))
+@click.option("--iterations", type=int, help="k-means iterations.", cls=DefaultFrom, default_from=(CLUSTER, "iterations"))
+@click.option("--restarts", type=int, help="k-means runs from different seeds; the best is kept.", cls=DefaultFrom, default_from=(CLUSTER, "restarts"))
+@click.option("--seed", type=int, help="Random seed (sample, initialisation).", cls=DefaultFrom, default_from=(CLUSTER, "seed"))
+@click.option("--metric", type=click.Choice(["cosine", "l2"]), help="cosine = unit-normalised vectors.", cls=DefaultFrom, default_from=(CLUSTER, "metric"))
+@click.option("--sample-size", type=int, help="Cells the clustering is fitted on (all are assigned).", cls=DefaultFrom, default_from=(CLUSTER, "sample_size"))
 @click.option(
     "--context-radius", type=float, metavar="UM",
-    help="Blend in the mean embedding of the neighbours within UM µm before clustering; 0 = off [default: 0].",
+    help="Blend in the mean embedding of the neighbours within UM µm before clustering; 0 = off.",
+    cls=DefaultFrom, default_from=(CLUSTER, "context_radius_um"),
 )  # fmt: skip
-@click.option("--context-weight", type=float, help="Weight of the neighbours' mean in --context-radius [default: 1].")
+@click.option("--context-weight", type=float, help="Weight of the neighbours' mean in --context-radius.", cls=DefaultFrom, default_from=(CLUSTER, "context_weight"))
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML file of cluster settings.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or tables (errors still print).")
 @user_errors

@@ -10,7 +10,7 @@ from wsicell.cli.common import user_errors
 
 
 @click.command("embed", epilog="Example: wsicell embed --store cells.zarr --model runs/ccrl")
-@click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store to annotate.")
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="Cell store to annotate.")
 @click.option("--model", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a checkpoint file) of `wsicell train`.")
 @click.option("--encoder", type=click.Choice(["momentum", "query"]),
               help="momentum: the EMA encoder (the paper's ensembling); query: the ablation. Default: the run's embed_encoder.")
@@ -22,7 +22,7 @@ from wsicell.cli.common import user_errors
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
               help="bf16 autocast is 2-3x faster on CPUs with AMX (auto: where it pays).")  # fmt: skip
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def embed_command(
     store: Path, run: Path, encoder: str | None, views: str | None, batch_size: int, device: str, precision: str, quiet: bool

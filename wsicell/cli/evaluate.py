@@ -59,13 +59,13 @@ def parse_baselines(value: str) -> list[str]:
               help="`wsicell cluster` settings (YAML) for the \"→ wsicell cluster\" rows [default: its defaults].")
 @click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
 @click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Folder for cell stores, runs, results.json and results.md (reused when run again).")  # fmt: skip
 # -- linear evaluation (issue 6, docs/methods.md) --
 @click.option("--linear", is_flag=True,
               help="Also fit a logistic-regression probe on the train split's frozen embeddings and report macro F1 "
                    "on the test split (OUT/linear.json).")  # fmt: skip
-@click.option("--quiet", is_flag=True, help="Only the final table.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
 @user_errors
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
@@ -86,6 +86,7 @@ def evaluate_command(
     """
     import torch
 
+    from wsicell.atomic import output_folder
     from wsicell.cli.train import parse_sets
     from wsicell.cluster import ClusterConfig
     from wsicell.cluster.context import Context
@@ -95,6 +96,7 @@ def evaluate_command(
     from wsicell.train.config import TrainConfig
 
     names = parse_baselines(baselines)
+    output_folder(out)  # an unwritable --out fails before any work
     if model is not None and (config_path is not None or sets or ablations):
         raise ConfigError("--model evaluates a trained run: it cannot be combined with --config, --set or --ablations")
     config = None
@@ -119,8 +121,8 @@ def evaluate_command(
     if linear:  # issue 6: the linear probe of the trained run(s), on the same split stores
         import json
 
+        from wsicell.atomic import write_text_atomic
         from wsicell.evaluate.linear import linear_markdown, probe_runs
-        from wsicell.train.loop import write_text_atomic
 
         run_dir = out / ("runs-transductive" if protocol == "transductive" else "runs")
         runs = [model] if model is not None else [run_dir / f"{config.method}-seed{s}" for s in range(seeds)]

@@ -7,37 +7,40 @@ from pathlib import Path
 
 import click
 
-from wsicell.cli.common import user_errors
+from wsicell.cli.common import DefaultFrom, pick_store, user_errors
+
+EXTRACT = "wsicell.extract.config:ExtractConfig"  # option defaults shown in --help come from here
 
 
 @click.command(
     "extract",
-    epilog="Example: wsicell extract slides/ more/slide.svs --out cells.zarr --mpp 0.5 --workers 2",
+    epilog="Example: wsicell extract slides/ more/slide.svs --store cells.zarr --mpp 0.5 --workers 2",
 )
 @click.argument("slides", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="The cell store (a .zarr folder).")
+@click.option("-s", "--store", type=click.Path(path_type=Path), help="The cell store to write (a .zarr folder).  [required]")
+@click.option("-o", "--out", "legacy_out", type=click.Path(path_type=Path), hidden=True)  # deprecated spelling of --store
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML file of extraction settings.")
-@click.option("--mpp", type=float, help="Working resolution in µm/px [default: 0.5].")
+@click.option("--mpp", type=float, help="Working resolution in µm/px.", cls=DefaultFrom, default_from=(EXTRACT, "mpp"))
 @click.option("--slide-mpp", type=float, help="Level-0 µm/px for slides whose metadata lacks it or is wrong.")
-@click.option("--tile-size", type=int, help="Tile side in working px, overlap included [default: 1024].")
+@click.option("--tile-size", type=int, help="Tile side in working px, overlap included.", cls=DefaultFrom, default_from=(EXTRACT, "tile_size"))
 @click.option("--overlap", type=int, help="Tile overlap per side in px [default: from the largest nucleus].")
-@click.option("--tissue", type=click.Choice(["hsv", "otsu", "none"]), help="Tissue detection [default: hsv].")
-@click.option("--crop-size", type=int, help="Side of the stored nucleus crops in px [default: 32].")
-@click.option("--window-scale", type=float, help="Crop window = this x nucleus size [default: 2.0].")
-@click.option("--segmenter", type=click.Choice(["watershed", "tiatoolbox"]), help="Nucleus segmenter [default: watershed].")
+@click.option("--tissue", type=click.Choice(["hsv", "otsu", "none"]), help="Tissue detection.", cls=DefaultFrom, default_from=(EXTRACT, "tissue_method"))
+@click.option("--crop-size", type=int, help="Side of the stored nucleus crops in px.", cls=DefaultFrom, default_from=(EXTRACT, "crop_size"))
+@click.option("--window-scale", type=float, help="Crop window = this x nucleus size.", cls=DefaultFrom, default_from=(EXTRACT, "window_scale"))
+@click.option("--segmenter", type=click.Choice(["watershed", "tiatoolbox"]), help="Nucleus segmenter.", cls=DefaultFrom, default_from=(EXTRACT, "segment.method"))
 @click.option("--weights", type=click.Path(path_type=Path), help="tiatoolbox: a local weights file.")
 @click.option("--scheduler", metavar="ADDRESS", help="A dask.distributed scheduler (e.g. tcp://host:8786).")
 @click.option("--workers", type=int, help="Local worker threads [default: all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary (errors still print).")
 @user_errors
 def extract_command(
-    slides: tuple[Path, ...], out: Path, config_path: Path | None, mpp: float | None, slide_mpp: float | None,
+    slides: tuple[Path, ...], store: Path | None, legacy_out: Path | None, config_path: Path | None, mpp: float | None, slide_mpp: float | None,
     tile_size: int | None, overlap: int | None, tissue: str | None, crop_size: int | None,
     window_scale: float | None, segmenter: str | None, weights: Path | None, scheduler: str | None,
     workers: int | None, quiet: bool,
 ) -> None:  # fmt: skip
     """Find every nucleus of SLIDES (files or folders) and store crops, outlines and
-    measurements in the cell store --out.
+    measurements in the cell store --store.
 
     Rerunning skips slides already complete in the store and redoes interrupted ones.
     Exit status is 1 if any slide failed (the others are still extracted).
@@ -46,6 +49,7 @@ def extract_command(
     from wsicell.extract import ExtractConfig, extract_slides
     from wsicell.progress import stderr_console
 
+    out = pick_store(store, legacy_out, legacy_name="--out", quiet=quiet)
     values = read_yaml(config_path) if config_path else {}
     overrides = {"mpp": mpp, "tile_size": tile_size, "overlap": overlap, "tissue_method": tissue,
                  "crop_size": crop_size, "window_scale": window_scale}  # fmt: skip

@@ -5,50 +5,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from wsicell.cli.common import user_errors
+from wsicell.cli.common import pick_store, user_errors
 
 
-def store_summary(path: Path) -> dict[str, Any]:
-    """Plain-data summary of a store (what `info --json` prints)."""
-    from wsicell.store import CellStore
-
-    cs = CellStore.open(path)
-    slides = []
-    for s in cs.slides(complete_only=False):
-        a = s.attrs
-        arrays = set(s.group.array_keys())
-        slides.append({
-            "id": s.id, "name": a.get("name"), "path": a.get("path"),
-            "status": "complete" if s.complete else "incomplete",
-            "cells": s.n_cells if s.complete else (s.group["centroid"].shape[0] if "centroid" in arrays else 0),
-            "mpp": a.get("mpp"), "width": a.get("width"), "height": a.get("height"),
-            "tiles": a.get("n_tiles"), "seconds": a.get("seconds"),
-            "embedding": list(s.group["embedding"].shape) if "embedding" in arrays else None,
-            "clustered": "cluster" in arrays,
-        })  # fmt: skip
-    clustering = cs.clustering
-    return {
-        "store": str(path),
-        "schema_version": cs.root.attrs.get("schema_version"),
-        "extract_settings": cs.root.attrs.get("extract_settings"),
-        "slides": slides,
-        "complete_slides": sum(s["status"] == "complete" for s in slides),
-        "cells": sum(s["cells"] for s in slides if s["status"] == "complete"),
-        "clustering": dict(clustering.attrs) if clustering is not None else None,
-    }
-
-
-@click.command("info", epilog="Example: wsicell info cells.zarr --json")
-@click.argument("store", type=click.Path(path_type=Path))
+@click.command("info", epilog="Example: wsicell info --store cells.zarr --json")
+@click.argument("legacy_store", required=False, metavar="[STORE]", type=click.Path(path_type=Path))
+@click.option("-s", "--store", type=click.Path(path_type=Path), help="The cell store.  [required]")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 @user_errors
-def info_command(store: Path, as_json: bool) -> None:
+def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -> None:
     """Show the slides of a cell store: status, cells, resolution, size, settings, and
-    the embedding/clustering state."""
+    the embedding/clustering state. (A positional STORE still works; -s/--store is the name.)"""
+    store = pick_store(store, legacy_store, legacy_name="a positional STORE", quiet=as_json)
+    from wsicell.store_summary import store_summary
+
     summary = store_summary(store)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))

@@ -135,30 +135,12 @@ def gallery_command(
 ) -> None:
     """A montage of random cell crops per cluster, one labelled band each: look at it to
     name the clusters (then write the names into a --names YAML for `wsicell map`)."""
-    from wsicell.cluster import load_clustering, slide_labels_current
-    from wsicell.errors import ConfigError, StoreError
-    from wsicell.export.gallery import gallery_picture, sample_crops
-    from wsicell.export.names import load_styles
-    from wsicell.export.output import check_output
-    from wsicell.export.picture import save_png
+    from wsicell.export.gallery import write_gallery
     from wsicell.progress import stderr_console
-    from wsicell.store import CellStore
 
-    if per_cluster < 1 or per_row < 1:
-        raise ConfigError("--per-cluster and --per-row must be >= 1")
-    check_output(out, force=force)
-    cells = CellStore.open(store)
-    clustering = load_clustering(cells)
-    styles = load_styles(names, k=clustering.k)
-    slides = [s for s in cells.slides() if slide_labels_current(s, clustering)]
-    if not slides:
-        raise StoreError(f"{store}: no slide carries the current clustering; run `wsicell cluster --store {store}`")
-    crops, sizes = sample_crops(slides, k=clustering.k, per_cluster=per_cluster, seed=seed)
-    title = f"{cells.path.name}: k = {clustering.k}, {int(sizes.sum()):,} cells, {per_cluster} random crops per cluster"
-    image = gallery_picture(crops, styles=styles, sizes=sizes, per_row=min(per_row, per_cluster), title=title)
-    save_png(image, out, force=force)
+    result = write_gallery(store=store, out=out, per_cluster=per_cluster, per_row=per_row, names=names, seed=seed, force=force)
     if not quiet:
-        stderr_console().print(f"{out}: {clustering.k} clusters x up to {per_cluster} crops ({image.shape[1]}x{image.shape[0]} px)")
+        stderr_console().print(f"{result.path}: {result.k} clusters x up to {per_cluster} crops ({result.width}x{result.height} px)")
 
 
 COMMANDS = [map_command, gallery_command]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command(
     "train",
-    epilog="Example: wsicell train --store cells.zarr --out runs/ccrl --config configs/ccrl.yaml --epochs 50",
+    epilog="Example: wsicell train -s cells.zarr -o runs/ccrl --config configs/ccrl.yaml --epochs 50",
 )
-@click.option("--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU the "
                    "method's CPU configuration, configs/<method>-cpu-fast.yaml; with --resume: the run's config.yaml).")  # fmt: skip
@@ -46,7 +47,7 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other setting, e.g. --set queue_size=4096 (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train_command(
     store: Path, out: Path, config_path: Path | None, method: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
@@ -79,6 +80,10 @@ def train_command(
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
         click.echo(f"Trained {config.epochs} epochs -> {run} (next: wsicell embed --store {store} --model {run})")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: a deterministic exit
+        from wsicell.train import dist
+
+        dist.end_process(0)
 
 
 def default_config(method: str, *, device: str, quiet: bool) -> Path | None:

@@ -47,33 +47,16 @@ PLUS_PLUS_POINTS = 50_000
 
 
 def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; scikit-learn's variant) from
-    a subsample of ``x`` (NxD): each step draws 2 + ln(k) candidates by squared distance
-    and keeps the one that lowers the potential most. Returns (k, D) float32."""
+    """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; 2 + ln(k) candidates a step) by
+    :func:`sklearn.cluster.kmeans_plusplus`, from a subsample of ``x`` (NxD). Returns (k, D)
+    float32. (A hand-written numpy version was ~25 % faster, 1.0 vs 1.24 s for 50k x 128,
+    k = 20, one thread: about 4 % of a k-means, not worth its code.)"""
+    from sklearn.cluster import kmeans_plusplus
+
     if len(x) > PLUS_PLUS_POINTS:
         x = x[np.sort(rng.choice(len(x), size=PLUS_PLUS_POINTS, replace=False))]
-    trials = 2 + int(np.log(k))
-    sq_norms = np.einsum("ij,ij->i", x, x).astype(np.float64)  # (n,)
-
-    def sq_dist(rows: np.ndarray) -> np.ndarray:  # (n, len(rows))
-        c = x[rows]
-        return np.maximum(sq_norms[:, None] - 2 * (x @ c.T) + sq_norms[rows][None, :], 0)
-
-    centres = np.empty((k, x.shape[1]), np.float32)
-    first = int(rng.integers(len(x)))
-    centres[0] = x[first]
-    best = sq_dist(np.array([first]))[:, 0]
-    for i in range(1, k):
-        total = best.sum()
-        if total <= 0:
-            rows = rng.integers(len(x), size=trials)
-        else:
-            rows = rng.choice(len(x), size=trials, p=best / total)
-        candidate = np.minimum(best[:, None], sq_dist(rows))  # (n, trials)
-        pick = int(np.argmin(candidate.sum(axis=0)))
-        centres[i] = x[rows[pick]]
-        best = candidate[:, pick]
-    return centres
+    centres, _ = kmeans_plusplus(x, k, random_state=int(rng.integers(2**31 - 1)))
+    return np.ascontiguousarray(centres, dtype=np.float32)
 
 
 def train_kmeans(

@@ -21,15 +21,15 @@ cell store with one group (id = the split's name) holding the usual per-cell arr
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.errors import DatasetError, StoreError
+from wsicell.progress import track
 from wsicell.store import CellBatch, CellStore
 from wsicell.types import PathLikeStr
 
@@ -210,7 +210,7 @@ def build_split_store(
     sources: list[str] = []
     source_idx = []
     n_classes = 0
-    for i, tile in enumerate(_progress(tiles, f"cells of {split}", progress)):
+    for i, tile in enumerate(track(tiles, label=f"cells of {split}", enabled=progress, unit="tiles")):
         image, inst, types = read_tile(tile)
         if len(types) == 0:
             continue  # a tile without nuclei
@@ -230,33 +230,29 @@ def build_split_store(
     if len(cells) == 0:
         raise DatasetError(f"{Path(dataset) / split}: the tiles hold no labelled instances")
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    store = CellStore.create_or_open(tmp)
-    writer = store.begin_slide(
-        split,
-        attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": mpp},
-        crop_size=crop_size,
-        contour_points=cells.contour.shape[1],
-        feature_names=list(FEATURE_NAMES),
-    )
-    writer.append(cells)
-    extra = {
-        "label": np.concatenate(labels).astype(np.int32),
-        "tile": np.concatenate(tile_idx),
-        "source": np.concatenate(source_idx),
-        "inst": np.concatenate(inst_ids),
-    }
-    for name, values in extra.items():
-        arr = writer.cells.create_array(name, shape=values.shape, dtype="int32", chunks=(1 << 16,))
-        arr[:] = values
-    writer.finish(
-        settings=settings, tiles=[t.name for t in tiles], sources=sources,
-        class_names=class_names(dataset, n_classes), labelled=True,
-    )  # fmt: skip
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # a folder (Zarr store): built aside, renamed into place
+        store = CellStore.create_or_open(tmp)
+        writer = store.begin_slide(
+            split,
+            attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": mpp},
+            crop_size=crop_size,
+            contour_points=cells.contour.shape[1],
+            feature_names=list(FEATURE_NAMES),
+        )
+        writer.append(cells)
+        extra = {
+            "label": np.concatenate(labels).astype(np.int32),
+            "tile": np.concatenate(tile_idx),
+            "source": np.concatenate(source_idx),
+            "inst": np.concatenate(inst_ids),
+        }
+        for name, values in extra.items():
+            arr = writer.cells.create_array(name, shape=values.shape, dtype="int32", chunks=(1 << 16,))
+            arr[:] = values
+        writer.finish(
+            settings=settings, tiles=[t.name for t in tiles], sources=sources,
+            class_names=class_names(dataset, n_classes), labelled=True,
+        )  # fmt: skip
     return out
 
 
@@ -291,19 +287,6 @@ def _reusable(out: Path, split: str, settings: dict) -> bool:
     return len(slides) == 1 and slides[0].id == split and slides[0].attrs.get("settings") == settings
 
 
-def _progress(items: list, label: str, enabled: bool):
-    if not enabled:
-        yield from items
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=len(items))
-        for item in items:
-            yield item
-            bar.advance(task)
-
-
 def build_union_store(*, stores: list[PathLikeStr], out: PathLikeStr) -> Path:
     """Write (or reuse) ``out``: one cell store holding the cells of several split stores, one
     group per split, without their labels (the transductive protocol trains on it)."""
@@ -316,20 +299,17 @@ def build_union_store(*, stores: list[PathLikeStr], out: PathLikeStr) -> Path:
                 return out
         except StoreError:
             pass
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    union = CellStore.create_or_open(tmp)
-    for path in stores:
-        (cells,) = CellStore.open(path).slides()
-        batch = CellBatch(*(np.asarray(cells.array(name)[:]) for name in ("crops", "centroid", "contour", "bbox", "features")))
-        writer = union.begin_slide(
-            cells.id, attrs={k: cells.attrs[k] for k in ("path", "name", "fingerprint", "mpp")},
-            crop_size=batch.crops.shape[1], contour_points=batch.contour.shape[1], feature_names=cells.feature_names,
-        )  # fmt: skip
-        writer.append(batch)
-        writer.finish()
-    union.root.attrs["union_of"] = sources
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # a folder (Zarr store): built aside, renamed into place
+        union = CellStore.create_or_open(tmp)
+        for path in stores:
+            (cells,) = CellStore.open(path).slides()
+            names = ("crops", "centroid", "contour", "bbox", "features")
+            batch = CellBatch(*(np.asarray(cells.array(name)[:]) for name in names))
+            writer = union.begin_slide(
+                cells.id, attrs={k: cells.attrs[k] for k in ("path", "name", "fingerprint", "mpp")},
+                crop_size=batch.crops.shape[1], contour_points=batch.contour.shape[1], feature_names=cells.feature_names,
+            )  # fmt: skip
+            writer.append(batch)
+            writer.finish()
+        union.root.attrs["union_of"] = sources
     return out

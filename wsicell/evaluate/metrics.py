@@ -26,12 +26,10 @@ class ClusterScores:
 
 def contingency(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """Counts table: rows = distinct labels (sorted), columns = distinct clusters (sorted)."""
+    from sklearn.metrics.cluster import contingency_matrix
+
     labels, clusters = _check(labels, clusters)
-    _, li = np.unique(labels, return_inverse=True)
-    _, ci = np.unique(clusters, return_inverse=True)
-    table = np.zeros((li.max() + 1, ci.max() + 1), dtype=np.int64)  # (n_labels, n_clusters)
-    np.add.at(table, (li, ci), 1)
-    return table
+    return contingency_matrix(labels, clusters).astype(np.int64)  # (n_labels, n_clusters)
 
 
 def purity(labels: np.ndarray, clusters: np.ndarray) -> float:

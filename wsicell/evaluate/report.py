@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from wsicell.atomic import output_folder, write_text_atomic
 
 PAPER_CONSEP = [
     # (model, AMI, ARI, purity) in %, CCRL paper Table 2 (CoNSeP, original 1000-px images)
@@ -89,12 +90,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_report(results: dict[str, Any], *, out: Path) -> tuple[Path, Path]:
     """Write OUT/results.json and OUT/results.md atomically; returns their paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     paths = (out / "results.json", out / "results.md")
     texts = (json.dumps(results, indent=1) + "\n", markdown(results))
     for path, text in zip(paths, texts, strict=True):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     return paths

@@ -7,15 +7,18 @@ cluster-names YAML.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from wsicell.errors import ConfigError, StoreError
 from wsicell.export.names import ClusterStyle
 from wsicell.export.picture import font
 from wsicell.store import SlideCells
-from wsicell.types import RGBImage
+from wsicell.types import PathLikeStr, RGBImage
 
 
 def sample_crops(
@@ -99,3 +102,39 @@ def gallery_picture(
             canvas.paste(Image.fromarray(tile), (x0, y0))
         y += band_h[c] + gap
     return np.asarray(canvas)
+
+
+@dataclass(frozen=True)
+class GalleryResult:
+    path: Path
+    k: int
+    width: int
+    height: int
+
+
+def write_gallery(
+    *, store: PathLikeStr, out: PathLikeStr, per_cluster: int = 32, per_row: int = 16,
+    names: PathLikeStr | None = None, seed: int = 0, force: bool = False,
+) -> GalleryResult:  # fmt: skip
+    """The gallery PNG of the store's current clustering: ``per_cluster`` random crops per
+    cluster (``seed``), ``per_row`` a line, names and colours from ``names`` (YAML)."""
+    from wsicell.cluster import load_clustering, slide_labels_current
+    from wsicell.export.names import load_styles
+    from wsicell.export.output import check_output
+    from wsicell.export.picture import save_png
+    from wsicell.store import CellStore
+
+    if per_cluster < 1 or per_row < 1:
+        raise ConfigError("--per-cluster and --per-row must be >= 1")
+    check_output(out, force=force)
+    cells = CellStore.open(store)
+    clustering = load_clustering(cells)
+    styles = load_styles(names, k=clustering.k)
+    slides = [s for s in cells.slides() if slide_labels_current(s, clustering)]
+    if not slides:
+        raise StoreError(f"{store}: no slide carries the current clustering; run `wsicell cluster --store {store}`")
+    crops, sizes = sample_crops(slides, k=clustering.k, per_cluster=per_cluster, seed=seed)
+    title = f"{cells.path.name}: k = {clustering.k}, {int(sizes.sum()):,} cells, {per_cluster} random crops per cluster"
+    image = gallery_picture(crops, styles=styles, sizes=sizes, per_row=min(per_row, per_cluster), title=title)
+    path = save_png(image, out, force=force)
+    return GalleryResult(path, clustering.k, image.shape[1], image.shape[0])

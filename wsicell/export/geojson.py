@@ -1,6 +1,6 @@
 """Streaming GeoJSON for QuPath: one Feature per nucleus, constant memory.
 
-What QuPath 0.4-0.7 parses (DESIGN.md, docs/qupath.md): a FeatureCollection; ``id`` a UUID
+What QuPath 0.4-0.7 parses (docs/qupath.md): a FeatureCollection; ``id`` a UUID
 string; ``geometry`` a Polygon in level-0 pixels; ``properties.objectType`` "detection" or
 "cell" (with ``nucleusGeometry``); ``properties.classification`` {"name", "color": [r, g, b]};
 ``properties.measurements`` a flat name -> number object.
@@ -25,8 +25,9 @@ import numpy as np
 import orjson
 import shapely
 
+from wsicell.atomic import atomic_path
 from wsicell.export.names import ClusterStyle
-from wsicell.export.output import atomic_output, check_output
+from wsicell.export.output import check_output
 from wsicell.types import PathLikeStr
 
 ObjectType = Literal["detection", "cell"]
@@ -94,7 +95,7 @@ def write_geojson(
     classes = [{"name": s.name, "color": list(s.color)} for s in styles]
     names = ["cluster", "distance", *feature_names]
     written = repaired = skipped = 0
-    with atomic_output(out) as tmp:
+    with atomic_path(out) as tmp:
         gz = out.name.endswith(".gz")
         with gzip.open(tmp, "wb", compresslevel=GZIP_LEVEL) if gz else tmp.open("wb") as fh:  # noqa: SIM115
             fh.write(b'{"type":"FeatureCollection","features":[\n')

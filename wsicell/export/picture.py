@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from wsicell.atomic import write_bytes_atomic
 from wsicell.export.names import ClusterStyle
-from wsicell.export.output import atomic_output, check_output
+from wsicell.export.output import check_output
 from wsicell.types import PathLikeStr, RGBImage
 
 SHIFT = 4  # cv2 sub-pixel bits: contours drawn at 1/16 px precision
@@ -124,6 +125,4 @@ def save_png(image: RGBImage, path: PathLikeStr, *, force: bool) -> Path:
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    with atomic_output(out) as tmp:
-        tmp.write_bytes(data.tobytes())
-    return out
+    return write_bytes_atomic(out, data.tobytes())

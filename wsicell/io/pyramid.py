@@ -8,12 +8,12 @@ mosaicked test/benchmark slides.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.types import Bounds, PathLikeStr, RGBImage, Size
 
 RenderFn = Callable[[Bounds, Size], RGBImage]
@@ -43,22 +43,17 @@ def write_pyramidal_tiff(
     while min(levels[-1]) // 2 >= min_side:
         w, h = levels[-1]
         levels.append((w // 2, h // 2))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     kwargs = {"compressionargs": {"level": quality}} if compression == "jpeg" else {}
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
-            for index, (w, h) in enumerate(levels):
-                ds = width / w
-                res = 1e4 / (mpp * ds)  # pixels per centimetre
-                tif.write(
-                    _tiles(render, w, h, ds, tile),
-                    shape=(h, w, 3), dtype=np.uint8, tile=(tile, tile), photometric="rgb",
-                    compression=compression, resolution=(res, res), resolutionunit="CENTIMETER",
-                    subfiletype=1 if index else 0, **kwargs,
-                )  # fmt: skip
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=True) as tif:
+        for index, (w, h) in enumerate(levels):
+            ds = width / w
+            res = 1e4 / (mpp * ds)  # pixels per centimetre
+            tif.write(
+                _tiles(render, w, h, ds, tile),
+                shape=(h, w, 3), dtype=np.uint8, tile=(tile, tile), photometric="rgb",
+                compression=compression, resolution=(res, res), resolutionunit="CENTIMETER",
+                subfiletype=1 if index else 0, **kwargs,
+            )  # fmt: skip
     return path
 
 

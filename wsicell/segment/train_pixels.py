@@ -10,13 +10,13 @@ Deterministic (fixed seed). Uses scikit-learn's MLPClassifier; inference is plai
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from wsicell.atomic import write_text_atomic
 from wsicell.segment.pixels import FEATURES, pixel_features
 
 STAIN_SCALE = (0.7, 3.0)
@@ -77,9 +77,7 @@ def write_weights(path: Path, *, mean: np.ndarray, std: np.ndarray, weights: lis
         f"BIASES = [{', '.join(arr(b) for b in biases)}]",
         "",
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.segment.train_pixels import inner_mask
 from wsicell.segment.unet import UNET_MPP, WEIGHTS_PATH, UNetForeground, build_unet
 
@@ -151,9 +152,8 @@ def main() -> None:
             if f1 > best_f1:
                 best_f1, best_epoch = f1, epoch
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                tmp = args.out.with_name(args.out.name + ".tmp")
-                torch.save(best_state, tmp)
-                os.replace(tmp, args.out)
+                with atomic_path(args.out) as tmp:
+                    torch.save(best_state, tmp)
         print(msg, flush=True)
         if out_of_time:
             print(f"stopping: over {args.minutes} min", flush=True)

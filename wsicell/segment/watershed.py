@@ -1,9 +1,9 @@
 """The default segmenter: foreground mask + distance-transform watershed (no downloaded weights).
 
-Modelled on QuPath's built-in cell detection. The foreground is either the in-project pixel
-classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train; default), a small
-U-Net (``unet.py``, torch, trained on CoNSeP train) or a
-threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
+Modelled on QuPath's built-in cell detection. The foreground is either a small U-Net
+(``unet.py``, torch, trained on CoNSeP train; the default, ``foreground: cnn``), the
+in-project pixel classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train)
+or a threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
 nuclei are split by a watershed of the distance transform (plus, with the classifier, its
 "nucleus interior" probability), seeded at its maxima. Everything is OpenCV/numpy on the
 whole tile except the watershed itself (scikit-image), which runs only over the pixels of
@@ -15,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
 from wsicell.segment.base import Segmenter
@@ -100,18 +101,7 @@ def otsu_on_tissue(image: RGBImage, h: np.ndarray) -> float:
         return 0.0
     values = np.clip(tissue, 0.0, 2.0)
     hist, edges = np.histogram(values, bins=256, range=(0.0, 2.0))
-    return float(_otsu(hist, edges))
-
-
-def _otsu(hist: np.ndarray, edges: np.ndarray) -> float:
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist).astype(np.float64)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(hist * centers)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(centers[int(np.argmax(between[:-1]))])
+    return float(threshold_otsu(hist=(hist, (edges[:-1] + edges[1:]) / 2)))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -8,14 +8,13 @@ wrong (missing, empty, truncated, corrupt, someone else's) into a :class:`Checkp
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from wsicell.atomic import atomic_path
 from wsicell.errors import CheckpointError
 from wsicell.types import PathLikeStr
 
@@ -27,17 +26,8 @@ REQUIRED = ("format", "version", "config", "epoch", "step", "model")
 def save(path: PathLikeStr, state: dict[str, Any]) -> Path:
     """Write ``state`` (plus format/version) to ``path`` atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
     return path
 
 

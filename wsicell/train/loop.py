@@ -20,7 +20,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 import yaml
 
+from wsicell.atomic import output_folder, write_text_atomic
 from wsicell.config import to_mapping
 from wsicell.errors import CheckpointError, ConfigError, StoreError, WsicellError
 from wsicell.hardware import cpu_has_bf16
@@ -85,13 +85,6 @@ def store_fingerprint(store: CellStore, slides: list[SlideCells]) -> dict[str, A
     rows = [{"id": s.id, "fingerprint": s.attrs.get("fingerprint", ""), "n_cells": s.n_cells} for s in slides]
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
     return {"path": str(Path(store.path).resolve()), "fingerprint": digest, "n_cells": sum(r["n_cells"] for r in rows), "slides": rows}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _open_store(store: CellStore | PathLikeStr) -> CellStore:
@@ -164,6 +157,7 @@ def train(
         raise WsicellError(f"{out}: a run is already here; pass --resume to continue it or choose another --out")
 
     device = resolve_device(config.device)
+    joins_group = not dist.is_distributed()  # under torchrun: join here, leave at the end
     distributed = dist.init_from_env(device.type)
     world, rank = dist.world_size(), dist.rank()
     if config.batch_size % world:
@@ -209,7 +203,7 @@ def train(
         _set_rng_state(state["rng"], generator)
         start_epoch = int(state["epoch"])
     if dist.is_main():
-        out.mkdir(parents=True, exist_ok=True)
+        output_folder(out)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(_yaml_ready(to_mapping(config)), sort_keys=False))
         write_text_atomic(out / "store.json", json.dumps(fingerprint, indent=1) + "\n")
         _trim_metrics(out / "metrics.jsonl", start_epoch)
@@ -246,6 +240,8 @@ def train(
             dist.barrier()
     finally:
         bar.close()
+    if distributed and joins_group:
+        dist.shutdown()  # the caller ends the process with dist.end_process (see there)
     return out
 
 

@@ -44,18 +44,18 @@ class MemoryBank:
 
     @torch.no_grad()
     def cluster(self, k: int, *, seed: int = 0, niter: int = 20) -> torch.Tensor:
-        """FAISS k-means (spherical) over the filled rows; sets and returns ``labels`` (n,)."""
-        import faiss
+        """Spherical k-means (the project's: k-means++ seeds, FAISS, GPU when there is one)
+        over the filled rows; sets and returns ``labels`` (n,)."""
+        from wsicell.cluster.kmeans import assign, make_index, prepare, train_kmeans
 
         rows = torch.nonzero(self.filled).squeeze(1)
         if len(rows) < k:
             raise ValueError(f"k-means with k={k} needs at least {k} filled bank rows, got {len(rows)}")
-        x = np.ascontiguousarray(self.vectors[rows].cpu().numpy(), dtype=np.float32)
-        km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, max_points_per_centroid=1 << 20)
-        km.train(x)
-        _, assign = km.index.search(x, 1)
+        x = prepare(self.vectors[rows].float().cpu().numpy(), spherical=True)
+        result = train_kmeans(x, k=k, iterations=niter, restarts=1, seed=seed, spherical=True)
+        cluster, _, _ = assign(make_index(result.centroids), x, spherical=True)
         self.labels.fill_(-1)
-        self.labels[rows] = torch.from_numpy(assign[:, 0].astype(np.int64)).to(self.labels.device)
+        self.labels[rows] = torch.from_numpy(cluster.astype(np.int64)).to(self.labels.device)
         return self.labels
 
     def state_dict(self) -> dict:

@@ -23,15 +23,6 @@ from wsicell.train.methods.simclr_augment import simclr_view
 from wsicell.train.model import mlp
 
 
-def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
-    """``z`` of every rank concatenated in rank order, gradients flowing back to each rank."""
-    if not dist.is_distributed():
-        return z
-    from torch.distributed.nn import all_gather
-
-    return torch.cat(all_gather(z), dim=0)
-
-
 class SimCLR(Method):
     """``forward(view1, view2)`` -> the two projections (N x D each)."""
 
@@ -56,7 +47,7 @@ class SimCLR(Method):
 
     def loss(self, output: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         z1, z2 = output
-        return nt_xent(gather_with_grad(z1), gather_with_grad(z2), temperature=self.config.temperature)
+        return nt_xent(dist.gather_with_grad(z1), dist.gather_with_grad(z2), temperature=self.config.temperature)
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         if self.options.optimizer == "adam":

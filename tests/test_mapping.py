@@ -12,7 +12,7 @@ import cv2
 import pytest
 import shapely
 from click.testing import CliRunner
-from test_cluster_synthetic import SAMPLE_SIZE, build_store
+from helpers.synthetic import SAMPLE_SIZE, build_store
 
 from wsicell.cli import main
 from wsicell.cluster import ClusterConfig, cluster_store
@@ -31,6 +31,7 @@ def clustered(tmp_path_factory: pytest.TempPathFactory, sample_slide: Path) -> P
     return path
 
 
+@pytest.mark.slow
 def test_in_store_slide_to_geojson_and_png(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
     import geopandas as gpd
 
@@ -53,6 +54,7 @@ def test_in_store_slide_to_geojson_and_png(clustered: Path, sample_slide: Path, 
     assert image.shape[0] == 800 and image.shape[1] > 800 * SAMPLE_SIZE[0] / SAMPLE_SIZE[1] + 100
 
 
+@pytest.mark.slow
 def test_cli_map_names_gzip_force_and_rerun(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
     names = tmp_path / "names.yaml"
     names.write_text("clusters:\n  0: {name: Tumour, color: [10, 20, 30]}\n")
@@ -77,6 +79,7 @@ def test_cli_map_names_gzip_force_and_rerun(clustered: Path, sample_slide: Path,
         assert a.read() == gzip.decompress(before)  # same ids and content on rerun
 
 
+@pytest.mark.slow
 def test_cli_gallery(clustered: Path, tmp_path: Path) -> None:
     out = tmp_path / "gallery.png"
     result = CliRunner().invoke(main, ["gallery", "--store", str(clustered), "--out", str(out), "--per-cluster", "8"])
@@ -85,6 +88,7 @@ def test_cli_gallery(clustered: Path, tmp_path: Path) -> None:
     assert image is not None and image.shape[0] > 4 * 64
 
 
+@pytest.mark.slow
 def test_map_bad_input(clustered: Path, sample_slide: Path, tmp_path: Path) -> None:
     with pytest.raises(SlideError, match="file not found"):
         map_slide(tmp_path / "missing.svs", store=clustered, out=tmp_path / "a.geojson")
@@ -108,7 +112,7 @@ def test_new_slide_is_extracted_embedded_and_assigned(
     extracted_store: Path, sample_slide: Path, tmp_path: Path
 ) -> None:
     """The sample slide, mapped as a new slide, gets the labels it had in the store."""
-    from conftest import build_crop_store
+    from helpers.stores import build_crop_store
 
     from wsicell.embed import embed_store
     from wsicell.train.config import TrainConfig

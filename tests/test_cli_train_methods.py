@@ -62,6 +62,7 @@ def test_fast_configs_share_the_ccrl_budget() -> None:
     assert load_config(TrainConfig, ROOT / "configs" / "simclr-cpu-fast.yaml").lr == pytest.approx(0.3)
 
 
+@pytest.mark.slow
 def test_sslp_trains_resumes_and_embeds(store: Path, tmp_path: Path) -> None:
     run = tmp_path / "sslp"
     args = ["train", "--store", str(store), "--out", str(run), "--method", "sslp",
@@ -86,6 +87,7 @@ def test_sslp_trains_resumes_and_embeds(store: Path, tmp_path: Path) -> None:
     assert x.shape == (10, 32) and np.isfinite(x).all()
 
 
+@pytest.mark.slow
 def test_simclr_trains_with_lars_from_its_config(store: Path, tmp_path: Path) -> None:
     run = tmp_path / "simclr"
     args = ["train", "--store", str(store), "--out", str(run), "--config", str(ROOT / "configs" / "simclr.yaml"),
@@ -101,6 +103,7 @@ def test_simclr_trains_with_lars_from_its_config(store: Path, tmp_path: Path) ->
     assert embed_crops(encoder, CellStore.open(store).slides()[1].array("crops")[:5]).shape == (5, 32)
 
 
+@pytest.mark.slow
 def test_method_flag_alone_starts_from_its_papers_settings(store: Path, tmp_path: Path) -> None:
     """`--method simclr` without --config: SimCLR's temperature, weight decay and LARS lr
     (0.3 x batch / 256), not CCRL's; flags and --set still win."""

@@ -19,6 +19,7 @@ def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
     store = tmp_path / "cells.zarr"
     shutil.copytree(extracted_store, store)
@@ -69,12 +70,6 @@ def test_train_and_embed_bad_paths(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "x.yaml: config file not found" in result.output
     result = invoke("embed", "--store", str(tmp_path / "empty.zarr"), "--model", str(tmp_path / "no_run"))
     assert result.exit_code == 1 and "checkpoint not found" in result.output
-
-
-def test_help_has_examples() -> None:
-    for command in ("train", "embed"):
-        result = invoke(command, "--help")
-        assert result.exit_code == 0 and "Example:" in result.output
 
 
 def test_no_config_on_a_cpu_uses_the_cpu_preset_and_says_so(extracted_store: Path, tmp_path: Path) -> None:

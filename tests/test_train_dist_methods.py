@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+import pytest
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
+from helpers.ranks import run_ranks
 
 from wsicell.train.methods.ntxent import nt_xent
+
+pytestmark = pytest.mark.slow  # two processes each
 
 N, D = 6, 5  # per rank
 
@@ -20,11 +20,8 @@ def full_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(2 * N, D, generator=gen), torch.randn(2 * N, D, generator=gen)
 
 
-def _worker(rank: int, init_file: str, out: str) -> None:
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)})
-    torch.set_num_threads(1)
-    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    from wsicell.train.methods.simclr import gather_with_grad
+def _worker(rank: int) -> dict:
+    from wsicell.train.dist import gather_with_grad
 
     z1, z2 = full_batch()
     mine = slice(rank * N, (rank + 1) * N)
@@ -32,18 +29,15 @@ def _worker(rank: int, init_file: str, out: str) -> None:
     b = z2[mine].clone().requires_grad_(True)
     loss = nt_xent(gather_with_grad(a), gather_with_grad(b), temperature=0.1)
     loss.backward()
-    Path(out, f"rank{rank}.json").write_text(json.dumps({"loss": loss.item(), "grad_a": a.grad.tolist(), "grad_b": b.grad.tolist()}))
-    torch_dist.barrier()  # no rank tears gloo down while the other is still in backward's all_gather
-    torch_dist.destroy_process_group()
+    return {"loss": loss.item(), "grad_a": a.grad.tolist(), "grad_b": b.grad.tolist()}
 
 
 def test_gathered_nt_xent_equals_the_global_batch(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    results = run_ranks(_worker, workdir=tmp_path)
     z1, z2 = (t.clone().requires_grad_(True) for t in full_batch())
     loss = nt_xent(z1, z2, temperature=0.1)
     loss.backward()
-    for rank in range(2):
-        r = json.loads((tmp_path / f"rank{rank}.json").read_text())
+    for rank, r in enumerate(results):
         mine = slice(rank * N, (rank + 1) * N)
         assert abs(r["loss"] - loss.item()) < 1e-5  # 2N views of the *global* batch
         # each rank's local gradient is world_size x its share of the global one; DDP's mean
@@ -52,10 +46,7 @@ def test_gathered_nt_xent_equals_the_global_batch(tmp_path: Path) -> None:
         assert torch.allclose(torch.tensor(r["grad_b"]), 2 * z2.grad[mine], atol=1e-5)
 
 
-def _sslp_worker(rank: int, init_file: str, store: str, out: str) -> None:
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)})
-    torch.set_num_threads(1)
-    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+def _sslp_worker(rank: int, store: str) -> dict:
     import numpy as np
 
     from wsicell.store import CellStore
@@ -76,12 +67,10 @@ def _sslp_worker(rank: int, init_file: str, store: str, out: str) -> None:
     method.loss(method(*method.views(x, augment=Augment(config), generator=torch.Generator().manual_seed(rank))))
     method.after_step()
     method.after_epoch(0)
-    Path(out, f"sslp{rank}.json").write_text(json.dumps({
+    return {
         "filled": method.bank.filled.nonzero().squeeze(1).tolist(),
         "vectors": method.bank.vectors[:20].tolist(), "labels": method.bank.labels.tolist(),
-    }))  # fmt: skip
-    torch_dist.barrier()  # no rank tears gloo down while the other is mid-collective
-    torch_dist.destroy_process_group()
+    }  # fmt: skip
 
 
 def test_sslp_bank_and_clusters_agree_across_ranks(tmp_path: Path) -> None:
@@ -95,8 +84,7 @@ def test_sslp_bank_and_clusters_agree_across_ranks(tmp_path: Path) -> None:
     writer.append(CellBatch(np.zeros((30, 16, 16, 3), np.uint8), centroid, np.zeros((30, 4, 2), np.float32),
                             np.zeros((30, 4), np.int32), np.zeros((30, 1), np.float32)))  # fmt: skip
     writer.finish(mpp=0.5)
-    mp.spawn(_sslp_worker, args=(str(tmp_path / "init"), str(tmp_path / "cells.zarr"), str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (json.loads((tmp_path / f"sslp{r}.json").read_text()) for r in range(2))
+    r0, r1 = run_ranks(_sslp_worker, str(tmp_path / "cells.zarr"), workdir=tmp_path / "ranks")
     assert r0["filled"] == r1["filled"] == list(range(20))  # both ranks wrote both ranks' cells
     assert r0["vectors"] == r1["vectors"]
     assert r0["labels"] == r1["labels"] and set(r0["labels"][:20]) <= {0, 1, 2} and r0["labels"][20:] == [-1] * 10

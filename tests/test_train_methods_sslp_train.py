@@ -14,7 +14,7 @@ from wsicell.train.methods.config import SSLPConfig
 from wsicell.train.methods.sslp import SSLP
 from wsicell.train.methods.sslp_positives import sslp_targets
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.usefixtures("torch_one_thread"), pytest.mark.slow]  # training end to end
 
 
 def small_config(**sslp) -> TrainConfig:

@@ -1,0 +1,1 @@
+"""Builders shared by several test files (import them from here, never from another test file)."""
