@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_cluster_synthetic import build_store
+from helpers.synthetic import build_store
 
 from wsicell.cli import main
 from wsicell.cluster import ClusterConfig, cluster_store
