@@ -24,10 +24,13 @@ def commands(store: Path, dataset: Path) -> dict[str, list[str]]:
         "map": ["map", SLIDE, "--store", str(store), "--out", "/proc/m.geojson"],
         "map --png": ["map", SLIDE, "--store", str(store), "--out", str(dataset / "m.geojson"), "--png", "/proc/m.png"],
         "gallery": ["gallery", "--store", str(store), "--out", "/proc/g.png"],
+        "summarize": ["summarize", "--store", str(store), "--out", "/proc/study.csv"],
+        "export": ["export", "--store", str(store), "--anndata", "/proc/study.h5ad"],
+        "name": ["name", "--store", str(store), "--labels", str(dataset / "labels.geojson"), "--out", "/proc/names.yaml"],
     }
 
 
-@pytest.mark.parametrize("name", ["extract", "train", "evaluate", "map", "map --png", "gallery"])
+@pytest.mark.parametrize("name", ["extract", "train", "evaluate", "map", "map --png", "gallery", "summarize", "export", "name"])
 def test_unwritable_output_is_one_clear_line(name: str, crop_store: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the repo: SLIDE and configs/ are relative
     args = commands(crop_store, tmp_path)[name]
@@ -40,7 +43,7 @@ def test_unwritable_output_is_one_clear_line(name: str, crop_store: Path, tmp_pa
     assert not list(tmp_path.glob(".*tmp*"))  # nothing left behind
 
 
-COMMANDS = ["extract", "info", "train", "embed", "cluster", "map", "gallery", "evaluate"]
+COMMANDS = ["extract", "info", "train", "embed", "cluster", "map", "gallery", "evaluate", "summarize", "export", "name"]
 
 
 def test_every_command_is_listed_here() -> None:
@@ -57,7 +60,7 @@ def test_help_has_an_example_and_the_shared_names(command: str) -> None:
         assert "-s, --store" in text
     if command != "info":
         assert "-q, --quiet" in text
-    if command in ("train", "map", "gallery", "evaluate"):  # commands writing outside the store
+    if command in ("train", "map", "gallery", "evaluate", "summarize", "name"):  # commands writing outside the store
         assert "-o, --out" in text
 
 

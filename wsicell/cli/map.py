@@ -11,8 +11,8 @@ from wsicell.cli.common import user_errors
 
 @click.command(
     "map",
-    epilog="Examples: wsicell map slide.svs --store cells.zarr --out slide.geojson.gz --names names.yaml --png\n\n"
-    "wsicell map slides/ --store cells.zarr --out maps/ --png --workers 2",
+    epilog="Example: wsicell map slide.svs --store cells.zarr --out slide.geojson.gz --names names.yaml --png\n\n"
+    "Example: wsicell map slides/ --store cells.zarr --out maps/ --png --workers 2",
 )
 @click.argument("slides", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The clustered cell store.")

@@ -124,12 +124,14 @@ def export_command(store: Path, out: Path, names: Path | None, force: bool, quie
     obs; the embedding (X_wsicell) and `spatial` (µm) in obsm; the clustering's provenance
     and the map's colours in uns. Streams: memory does not grow with the number of cells."""
     from wsicell.errors import ConfigError
+    from wsicell.export.output import check_output
     from wsicell.progress import progress_bars, stderr_console
     from wsicell.store import CellStore
     from wsicell.study.h5ad import export_anndata
 
     if out.suffix.lower() != ".h5ad":
         raise ConfigError(f"{out}: the AnnData file must end in .h5ad")
+    check_output(out, force=force)  # an unwritable place fails before any work or progress bar
     total = CellStore.open(store).total_cells()
     with progress_bars(not quiet, unit="cells") as bars:
         task = bars.add_task(out.name[:40], total=total, info="")

@@ -73,6 +73,9 @@ def train_command(
     # a named flag wins over --set only when it was given
     overrides = {**parse_sets(sets), **{k: v for k, v in named.items() if v is not None}}
     if config_path is None and not resume:
+        from wsicell.atomic import check_writable
+
+        check_writable(out / "config.yaml")  # an unwritable --out fails before the choice is announced
         config_path = default_config(method or "ccrl", device=str(overrides.get("device", "auto")), quiet=quiet)
     if config_path is None and method is not None:  # the method's paper settings, then the flags
         overrides = {**method_defaults(method, batch_size=overrides.get("batch_size")), **overrides}

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsicell.atomic import atomic_path
 from wsicell.cluster import load_clustering
 from wsicell.errors import ConfigError, SlideError, StoreError, WsicellError
 from wsicell.export.geojson import ObjectType
 from wsicell.export.names import load_styles
-from wsicell.export.output import atomic_output
 from wsicell.io.slide import find_slides
 from wsicell.store import CellStore
 from wsicell.types import PathLikeStr
@@ -90,7 +90,7 @@ def read_manifest(out: Path) -> dict:
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
-    with atomic_output(out / MANIFEST) as tmp:
+    with atomic_path(out / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 

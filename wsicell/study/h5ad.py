@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.cluster import load_clustering, slide_labels_current
 from wsicell.errors import StoreError
 from wsicell.export.names import load_styles
-from wsicell.export.output import atomic_output, check_output
+from wsicell.export.output import check_output
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.classifier import CLASS_ARRAY, GROUP, classes_current, load_classifier
 from wsicell.study.summary import MORPHOLOGY
@@ -143,7 +144,7 @@ def export_anndata(
     if with_class:
         uns["class_colors"] = np.array([hex_color(c) for c in clf.colors], dtype=object)
 
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
         write(f, "var", pd.DataFrame(index=pd.Index(features, dtype=object)))
         write(f, "uns", uns)

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.cluster import load_clustering, slide_labels_current
 from wsicell.errors import ConfigError, StoreError
 from wsicell.export.names import ClusterStyle, default_styles
-from wsicell.export.output import atomic_output, check_output
+from wsicell.export.output import check_output
 from wsicell.export.palette import RGB, cluster_color
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.classifier import Classifier, classify_slide, save_classifier, train_classifier
@@ -177,6 +178,6 @@ def name_store(
         counts = sum(classify_slide(s, clf) for s in cells.slides() if s.has("embedding"))
     ignored = sum(lab.ignored_cluster_objects for lab, _, _ in read)
     naming = Naming(classes, confusion, styles, agreement, n_labels, unmatched, clf, counts, ignored)
-    with atomic_output(out) as tmp:
+    with atomic_path(out) as tmp:
         tmp.write_text(names_yaml(naming))
     return naming

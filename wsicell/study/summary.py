@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from wsicell.atomic import atomic_path
 from wsicell.cluster import load_clustering, slide_labels_current
 from wsicell.errors import ConfigError, StoreError
 from wsicell.export.names import ClusterStyle, load_styles
-from wsicell.export.output import atomic_output, check_output
+from wsicell.export.output import check_output
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.enrichment import Enrichment, slide_enrichment
 from wsicell.study.tissue import TissueArea, tissue_area
@@ -178,7 +179,7 @@ def write_table(table, path: PathLikeStr, *, force: bool) -> Path:  # noqa: ANN0
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise ConfigError(f"{out}: the table must be a .csv or .parquet file")
-    with atomic_output(out) as tmp:
+    with atomic_path(out) as tmp:
         if suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
