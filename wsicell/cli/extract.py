@@ -24,7 +24,7 @@ from wsicell.cli.common import user_errors
 @click.option("--tissue", type=click.Choice(["hsv", "otsu", "none"]), help="Tissue detection [default: hsv].")
 @click.option("--crop-size", type=int, help="Side of the stored nucleus crops in px [default: 32].")
 @click.option("--window-scale", type=float, help="Crop window = this x nucleus size [default: 2.0].")
-@click.option("--segmenter", type=click.Choice(["watershed", "tiatoolbox"]), help="Nucleus segmenter [default: watershed].")
+@click.option("--segmenter", type=click.Choice(["watershed", "hvnet", "tiatoolbox"]), help="Nucleus segmenter [default: watershed].")
 @click.option("--weights", type=click.Path(path_type=Path), help="tiatoolbox: a local weights file.")
 @click.option("--scheduler", metavar="ADDRESS", help="A dask.distributed scheduler (e.g. tcp://host:8786).")
 @click.option("--workers", type=int, help="Local worker threads [default: all cores].")
