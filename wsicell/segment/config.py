@@ -59,6 +59,9 @@ class SegmentConfig:
     """hvnet: pixels with a higher nucleus probability are foreground."""
     hv_marker_threshold: float = 0.4
     """hvnet: foreground pixels whose HV boundary energy (0-1) is below this seed the watershed."""
+    runtime: Literal["torch", "openvino"] = "torch"
+    """hvnet: the inference runtime of the network: torch eager, or OpenVINO (optional extra
+    ``runtimes``; faster on this CPU, docs/segmentation.md)."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """cnn: the U-Net's arithmetic. ``auto`` = bf16 autocast on CPUs with native bf16 units
     (AMX / AVX512-BF16; ~2x faster, detection F1 unchanged, docs/segmentation.md), else fp32."""
@@ -72,6 +75,8 @@ class SegmentConfig:
             raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {', '.join(FOREGROUNDS)}, got {self.foreground!r}")
+        if self.runtime not in ("torch", "openvino"):
+            raise ValueError(f"runtime must be torch or openvino, got {self.runtime!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("probability_threshold", "hv_threshold", "hv_marker_threshold"):

@@ -28,7 +28,7 @@ class HVNetSegmenter(Segmenter):
     def model(self) -> HVNetModel:
         """The network (loaded on first use)."""
         if self._model is None:
-            self._model = HVNetModel(precision=self.config.precision)
+            self._model = HVNetModel(precision=self.config.precision, runtime=self.config.runtime)
         return self._model
 
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:

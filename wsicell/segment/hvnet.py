@@ -29,6 +29,7 @@ HVNET_MPP = 0.5
 CHANNELS = (8, 16, 32, 64, 128)
 """Channels per level, full resolution first."""
 WEIGHTS_PATH = Path(__file__).with_name("hvnet_weights.pt")
+RUNTIMES = ("torch", "openvino")
 MULTIPLE = 2 ** (len(CHANNELS) - 1)
 """Input sides are padded to a multiple of this (one 2x pooling per level below the first)."""
 
@@ -85,20 +86,39 @@ def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
 class HVNetModel:
     """Nucleus probability and HV maps of an RGB tile at any mpp from the shipped network.
 
-    ``precision``: ``bf16`` runs the network under CPU bf16 autocast, ``auto`` does so only
-    on CPUs with native bf16 units (else fp32)."""
+    ``precision``: ``bf16`` runs the network in bf16 (torch: CPU autocast; OpenVINO: its bf16
+    inference-precision hint), ``auto`` does so only on CPUs with native bf16 units (else
+    fp32). ``runtime``: ``torch`` (eager) or ``openvino`` (optional extra ``runtimes``; the
+    network converted in memory with ``openvino.convert_model``, one compiled model per
+    instance, as many threads as torch uses)."""
 
-    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto") -> None:
+    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "torch") -> None:
         import torch
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         self.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: HV-net weights not found (train with wsicell.segment.train_hvnet)")
         self.net = build_hvnet()
         self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        self.net.eval().to(memory_format=torch.channels_last)  # faster convolutions on CPU
+        self.net.eval()
+        self.compiled = self._openvino() if runtime == "openvino" else None
+        self.net.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+
+    def _openvino(self):
+        import torch
+
+        try:
+            import openvino as ov
+        except ImportError as e:
+            raise ImportError("runtime: openvino needs the openvino package (pip install wsicell[runtimes])") from e
+        model = ov.convert_model(self.net, example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.bf16 else "f32",
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "NUM_STREAMS": 1}  # fmt: skip
+        return ov.Core().compile_model(model, "CPU", config)
 
     @classmethod
     def from_net(cls, net, *, bf16: bool = False) -> HVNetModel:
@@ -106,6 +126,7 @@ class HVNetModel:
         self = cls.__new__(cls)
         self.net = net
         self.bf16 = bf16
+        self.compiled = None
         return self
 
     def maps(self, image: RGBImage, *, mpp: float) -> np.ndarray:
@@ -127,6 +148,12 @@ class HVNetModel:
         if ph or pw:
             border = cv2.BORDER_REFLECT_101 if min(h, w) > MULTIPLE else cv2.BORDER_REPLICATE
             work = cv2.copyMakeBorder(work, 0, ph, 0, pw, border)
+        if self.compiled is not None:
+            raw = self.compiled.create_infer_request().infer({0: to_input(work).numpy()})[0]
+            out = np.array(raw[0, :, :h, :w], dtype=np.float32)
+            out[0] = 1 / (1 + np.exp(-out[0]))
+            np.clip(out[1:], -1, 1, out=out[1:])
+            return out
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             x = to_input(work).contiguous(memory_format=torch.channels_last)
             out = self.net(x).float()[0, :, :h, :w]  # fp32 even under autocast

@@ -10,7 +10,8 @@ nucleus map only. Held out, never trained on: the CoNSeP images ``--val-consep``
 tiles) and the MoNuSeg images ``--val-monuseg`` (4 organs). Every ``--val-every`` epochs the
 full segmenter (network + HoVer-Net post-processing + size filters) is scored on them at
 their own resolution, and the epoch with the best mean PQ (MoNuSeg held-out, CoNSeP
-held-out) is kept. The CoNSeP test split is never read.
+held-out) is kept; then the two thresholds of the post-processing are swept on them
+(``--sweep-only`` repeats that sweep for existing weights). The CoNSeP test split is never read.
 
 Targets: nucleus mask and HoVer-Net's horizontal/vertical maps. Loss (HoVer-Net's):
 BCE + Dice on the nucleus logit, MSE of the HV maps + MSE of their Sobel gradients inside
@@ -146,6 +147,34 @@ def validate(net, sets: dict[str, list], mpp: dict[str, float]) -> dict[str, tup
     return out
 
 
+def sweep(net, sets: dict[str, list], mpp: dict[str, float]) -> list[tuple[float, float, dict]]:
+    """Mean held-out PQ (and each set's DQ, PQ) per (hv_threshold, hv_marker_threshold); the
+    maps are computed once per image."""
+    from wsicell.segment.hv_post import hv_instances
+    from wsicell.segment.hvnet import HVNetModel
+    from wsicell.segment.metrics import panoptic
+    from wsicell.segment.watershed import filter_sizes
+
+    net.eval()
+    model = HVNetModel.from_net(net)
+    maps = {key: [(model.maps(image, mpp=mpp[key]), inst) for _, image, inst, _ in items] for key, items in sets.items()}
+    rows = []
+    for threshold in (0.4, 0.5, 0.6):
+        for marker in (0.3, 0.4, 0.5, 0.6, 0.7):
+            scores = {}
+            for key, pairs in maps.items():
+                m = mpp[key]
+                result = [panoptic(inst, filter_sizes(
+                    hv_instances(*out, mpp=m, threshold=threshold, marker_threshold=marker),
+                    min_px=3 / m**2, max_px=400 / m**2, max_side_px=30 / m)) for out, inst in pairs]  # fmt: skip
+                scores[key] = (float(np.mean([r.dq for r in result])), float(np.mean([r.pq for r in result])))
+            mean_pq = (scores["consep"][1] + scores["monuseg"][1]) / 2
+            rows.append((threshold, marker, mean_pq, scores))
+            print(f"  hv_threshold {threshold:.1f} hv_marker_threshold {marker:.1f}: mean PQ {mean_pq:.4f}"
+                  + "".join(f", {k} DQ {dq:.3f} PQ {pq:.3f}" for k, (dq, pq) in scores.items()), flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consep", required=True, type=Path, help="CoNSeP train tiles folder")
@@ -160,6 +189,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument("--sweep-only", action="store_true", help="load --out, only sweep the thresholds")
     args = parser.parse_args()
     import torch
 
@@ -187,6 +217,12 @@ def main() -> None:
         flush=True,
     )
     net = build_hvnet()
+    mpp = {"consep": CONSEP_MPP, "monuseg": MONUSEG_MPP}
+    if args.sweep_only:
+        net.load_state_dict(torch.load(args.out, map_location="cpu", weights_only=True))
+        print(f"sweep on the held-out images ({args.out}):", flush=True)
+        sweep(net, val, mpp)
+        return
     kernels = sobel_kernels()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * args.steps
@@ -194,7 +230,6 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(s, total) / total))
     )
-    mpp = {"consep": CONSEP_MPP, "monuseg": MONUSEG_MPP}
     best, best_epoch = -1.0, 0
     for epoch in range(1, args.epochs + 1):
         net.train()
@@ -228,6 +263,9 @@ def main() -> None:
         print(msg, flush=True)
     print(f"best mean held-out PQ {best:.4f} at epoch {best_epoch}; wrote {args.out}; "
           f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)  # fmt: skip
+    net.load_state_dict(torch.load(args.out, map_location="cpu", weights_only=True))
+    print("sweep on the held-out images:", flush=True)
+    sweep(net, val, mpp)
 
 
 if __name__ == "__main__":
