@@ -57,7 +57,7 @@ class SegmentConfig:
     """Gaussian sigma applied to the distance transform before seeding (merges ridges)."""
     hv_threshold: float = 0.5
     """hvnet: pixels with a higher nucleus probability are foreground."""
-    hv_marker_threshold: float = 0.4
+    hv_marker_threshold: float = 0.5
     """hvnet: foreground pixels whose HV boundary energy (0-1) is below this seed the watershed."""
     runtime: Literal["torch", "openvino"] = "torch"
     """hvnet: the inference runtime of the network: torch eager, or OpenVINO (optional extra

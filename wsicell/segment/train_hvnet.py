@@ -160,7 +160,7 @@ def sweep(net, sets: dict[str, list], mpp: dict[str, float]) -> list[tuple[float
     maps = {key: [(model.maps(image, mpp=mpp[key]), inst) for _, image, inst, _ in items] for key, items in sets.items()}
     rows = []
     for threshold in (0.4, 0.5, 0.6):
-        for marker in (0.3, 0.4, 0.5, 0.6, 0.7):
+        for marker in (0.4, 0.45, 0.5, 0.55, 0.6):
             scores = {}
             for key, pairs in maps.items():
                 m = mpp[key]
@@ -170,7 +170,7 @@ def sweep(net, sets: dict[str, list], mpp: dict[str, float]) -> list[tuple[float
                 scores[key] = (float(np.mean([r.dq for r in result])), float(np.mean([r.pq for r in result])))
             mean_pq = (scores["consep"][1] + scores["monuseg"][1]) / 2
             rows.append((threshold, marker, mean_pq, scores))
-            print(f"  hv_threshold {threshold:.1f} hv_marker_threshold {marker:.1f}: mean PQ {mean_pq:.4f}"
+            print(f"  hv_threshold {threshold:.2f} hv_marker_threshold {marker:.2f}: mean PQ {mean_pq:.4f}"
                   + "".join(f", {k} DQ {dq:.3f} PQ {pq:.3f}" for k, (dq, pq) in scores.items()), flush=True)  # fmt: skip
     return rows
 
