@@ -89,12 +89,14 @@ def main() -> None:
     ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
                     choices=["hvnet", "cnn", "classifier", "haematoxylin"], help="hvnet or a watershed foreground")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the networks' arithmetic [default: auto]")
+    ap.add_argument("--runtime", choices=["torch", "openvino"], help="the HV-net's runtime [default: its default]")
     args = ap.parse_args()
     path = mosaic_slide(args.side)
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
     extra = {"precision": args.precision} if args.precision else {}
     segments = {
-        name: SegmentConfig(method="hvnet", **extra) if name == "hvnet"
+        name: SegmentConfig(method="hvnet", **extra, **({"runtime": args.runtime} if args.runtime else {}))
+        if name == "hvnet"
         else SegmentConfig(method="watershed", foreground=name, **extra)
         for name in args.segmenters
     }  # fmt: skip

@@ -18,6 +18,9 @@ class SegmentConfig:
     in-project U-Net's nucleus probability; or the pixel classifier, or a haematoxylin
     threshold), hole filling, then a distance transform (+ interior probability) + peak
     detection + watershed to split touching nuclei, then size filters.
+    ``hvnet``: a multi-task U-Net (nucleus + HoVer-Net horizontal/vertical maps, trained on
+    CoNSeP + MoNuSeg; weights CC BY-NC-SA 4.0) and HoVer-Net's marker-controlled watershed,
+    then the same size filters (``hv_post.py``, docs/segmentation.md).
     ``tiatoolbox``: HoVer-Net & co. through tiatoolbox with a local ``weights`` file.
     Defaults were tuned on the CoNSeP train split (see docs/segmentation.md).
     """

@@ -15,6 +15,7 @@ lazily.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -30,6 +31,9 @@ CHANNELS = (8, 16, 32, 64, 128)
 """Channels per level, full resolution first."""
 WEIGHTS_PATH = Path(__file__).with_name("hvnet_weights.pt")
 RUNTIMES = ("torch", "openvino")
+_CONVERT_LOCK = threading.Lock()
+"""OpenVINO converts by tracing the torch module; concurrent traces (one per extraction
+worker thread) fail torch's trace sanity check, so conversions take turns."""
 MULTIPLE = 2 ** (len(CHANNELS) - 1)
 """Input sides are padded to a multiple of this (one 2x pooling per level below the first)."""
 
@@ -90,7 +94,7 @@ class HVNetModel:
     inference-precision hint), ``auto`` does so only on CPUs with native bf16 units (else
     fp32). ``runtime``: ``torch`` (eager) or ``openvino`` (optional extra ``runtimes``; the
     network converted in memory with ``openvino.convert_model``, one compiled model per
-    instance, as many threads as torch uses)."""
+    instance, i.e. per extraction worker thread, each on one thread)."""
 
     def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "torch") -> None:
         import torch
@@ -115,9 +119,10 @@ class HVNetModel:
             import openvino as ov
         except ImportError as e:
             raise ImportError("runtime: openvino needs the openvino package (pip install wsicell[runtimes])") from e
-        model = ov.convert_model(self.net, example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
+        with _CONVERT_LOCK:
+            model = ov.convert_model(self.net, example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
         config = {"INFERENCE_PRECISION_HINT": "bf16" if self.bf16 else "f32",
-                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "NUM_STREAMS": 1}  # fmt: skip
+                  "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1}  # fmt: skip
         return ov.Core().compile_model(model, "CPU", config)
 
     @classmethod
