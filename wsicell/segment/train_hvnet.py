@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
     parser.add_argument("--sweep-only", action="store_true", help="load --out, only sweep the thresholds")
+    parser.add_argument("--init", type=Path, help="start from these weights (a continuation run)")
     args = parser.parse_args()
     import torch
 
@@ -223,6 +224,8 @@ def main() -> None:
         print(f"sweep on the held-out images ({args.out}):", flush=True)
         sweep(net, val, mpp)
         return
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
     kernels = sobel_kernels()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * args.steps
