@@ -36,14 +36,17 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_extract(slide: Path, workers: int, foreground: str | None) -> dict:
+def run_extract(slide: Path, workers: int, segmenter: str | None) -> dict:
     store = WORK / f"mem-{slide.stem}.zarr"
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-c", "from wsicell.cli import main; main()", "extract", str(slide),
            "--store", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
-    if foreground:
-        config = WORK / f"mem-{foreground}.yaml"
-        config.write_text(f"segment:\n  foreground: {foreground}\n")
+    if segmenter:
+        config = WORK / f"mem-{segmenter}.yaml"
+        if segmenter == "hvnet":
+            config.write_text("segment:\n  method: hvnet\n")
+        else:
+            config.write_text(f"segment:\n  method: watershed\n  foreground: {segmenter}\n")
         cmd += ["--config", str(config)]
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd)
@@ -57,7 +60,7 @@ def run_extract(slide: Path, workers: int, foreground: str | None) -> dict:
     [s] = CellStore.open(store).slides()
     a = s.attrs
     size_mb = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 2**20
-    return {"slide": slide.name, "size": f"{a['width']} x {a['height']}", "tiles": a["n_tiles"],
+    return {"segmenter": segmenter or "default", "slide": slide.name, "size": f"{a['width']} x {a['height']}", "tiles": a["n_tiles"],
             "cells": s.n_cells, "seconds": seconds, "peak_rss_mb": peak / 2**20, "store_mb": size_mb}  # fmt: skip
 
 
@@ -65,23 +68,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--foreground", choices=["cnn", "classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
+    ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
+                    choices=["hvnet", "cnn", "classifier", "haematoxylin"], help="hvnet or a watershed foreground")
     args = ap.parse_args()
     big = mosaic_slide(args.side)
     load0 = os.getloadavg()
-    rows = [run_extract(Path(str(wsicell.SAMPLE_SLIDE)), args.workers, args.foreground),
-            run_extract(big, args.workers, args.foreground)]  # fmt: skip
-    print(f"segmenter foreground: {args.foreground or 'default'}; workers: {args.workers}")
+    rows = []
+    for segmenter in args.segmenters:
+        rows += [run_extract(Path(str(wsicell.SAMPLE_SLIDE)), args.workers, segmenter),
+                 run_extract(big, args.workers, segmenter)]  # fmt: skip
+    print(f"workers: {args.workers}")
     load1 = os.getloadavg()
     print(f"\nload average before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores, shared machine)")
-    print("| slide | level-0 size | tissue tiles | cells | wall s | peak RSS (MB) | store (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| segmenter | slide | level-0 size | tissue tiles | cells | wall s | peak RSS (MB) | store (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['slide']} | {r['size']} | {r['tiles']} | {r['cells']:,} | {r['seconds']:.0f} | "
+        print(f"| {r['segmenter']} | {r['slide']} | {r['size']} | {r['tiles']} | {r['cells']:,} | {r['seconds']:.0f} | "
               f"{r['peak_rss_mb']:.0f} | {r['store_mb']:.0f} |")  # fmt: skip
-    ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-    print(f"\npeak RSS large / small: {ratio:.2f} (pixels x {(args.side**2) / (2220 * 2967):.0f}); "
-          f"target < 2048 MB: {'met' if rows[1]['peak_rss_mb'] < 2048 else 'MISSED'}")
+    for small, large in zip(rows[::2], rows[1::2], strict=True):
+        ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+        print(f"{small['segmenter']}: peak RSS large / small: {ratio:.2f} (pixels x {(args.side**2) / (2220 * 2967):.0f}); "
+              f"target < 2048 MB: {'met' if large['peak_rss_mb'] < 2048 else 'MISSED'}")  # fmt: skip
 
 
 if __name__ == "__main__":

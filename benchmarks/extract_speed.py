@@ -4,8 +4,10 @@ On a region of the mosaic slide (benchmarks/slides.py): the tissue tiles extract
 process are (1) read raw with OpenSlide (`read_region` of each tile core at level 0, RGBA ->
 RGB: the floor any extractor pays), with 1 and 2 threads; (2) extracted end to end
 (`extract_slides`: tissue detection, resampled reads with overlap, segmentation, crops,
-features, Zarr writes) with 1 and 2 workers. Throughput is tissue megapixels per second
-(the tiles' core area at 0.5 µm/px) and cells per second.
+features, Zarr writes) with 1 and 2 workers, once per segmenter (``--segmenters``: the
+HV-net, ``hvnet``, and the watershed with a foreground, e.g. ``cnn``; default both, side by
+side in one run). Throughput is tissue megapixels per second (the tiles' core area at
+0.5 µm/px) and cells per second.
 
     .venv/bin/python benchmarks/extract_speed.py [--side 30720] [--region 8192] [--precision fp32]
 """
@@ -84,14 +86,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--region", type=int, default=4096, help="side of the level-0 region (px)")
-    ap.add_argument("--foreground", choices=["cnn", "classifier", "haematoxylin"], help="segmenter foreground [default: its default]")
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the U-Net's arithmetic [default: auto]")
+    ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
+                    choices=["hvnet", "cnn", "classifier", "haematoxylin"], help="hvnet or a watershed foreground")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the networks' arithmetic [default: auto]")
+    ap.add_argument("--runtime", choices=["torch", "openvino"], help="the HV-net's runtime [default: its default]")
     args = ap.parse_args()
     path = mosaic_slide(args.side)
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
-    segment = SegmentConfig(**{k: v for k, v in (("foreground", args.foreground), ("precision", args.precision)) if v})
-    config = ExtractConfig(region=region, segment=segment)
-    print(f"segmenter: {segment.method}, foreground {segment.foreground}, precision {segment.precision}")
+    extra = {"precision": args.precision} if args.precision else {}
+    segments = {
+        name: SegmentConfig(method="hvnet", **extra, **({"runtime": args.runtime} if args.runtime else {}))
+        if name == "hvnet"
+        else SegmentConfig(method="watershed", foreground=name, **extra)
+        for name in args.segmenters
+    }  # fmt: skip
+    # the tiles (their overlap follows max_diameter_um, shared by all segmenters)
+    config = ExtractConfig(region=region, segment=segments[args.segmenters[0]])
     with open_slide(path) as slide:
         seg = make_segmenter(config.segment)
         scale = slide.grid_scale(config.mpp)
@@ -109,16 +119,19 @@ def main() -> None:
         wall, cpu = min(raw_read(path, boxes, threads) for _ in range(2))
         rows.append(("raw OpenSlide read", threads, mp, None, wall, cpu))
         load.append(os.getloadavg()[0])
-    for workers in (1, 2):
-        store = WORK / f"speed-{workers}.zarr"
-        shutil.rmtree(store, ignore_errors=True)
-        c0 = time.process_time()
-        report = extract_slides([path], store=store, config=config, workers=workers, progress=False)
-        cpu = time.process_time() - c0
-        [r] = report.slides
-        assert r.status == "done", r
-        rows.append(("extraction", workers, r.megapixels, r.n_cells, r.seconds, cpu))
-        load.append(os.getloadavg()[0])
+    for name, segment in segments.items():
+        print(f"segmenter {name}: {segment}", flush=True)
+        for workers in (1, 2):
+            store = WORK / f"speed-{workers}.zarr"
+            shutil.rmtree(store, ignore_errors=True)
+            c0 = time.process_time()
+            report = extract_slides([path], store=store, config=ExtractConfig(region=region, segment=segment),
+                                    workers=workers, progress=False)  # fmt: skip
+            cpu = time.process_time() - c0
+            [r] = report.slides
+            assert r.status == "done", r
+            rows.append((f"extraction, {name}", workers, r.megapixels, r.n_cells, r.seconds, cpu))
+            load.append(os.getloadavg()[0])
     print("\n| what | threads/workers | tissue MP/s (wall) | cells/s (wall) | wall s | CPU s | tissue MP per CPU-s |")
     print("|---|---|---|---|---|---|---|")
     for what, n, mpx, cells, wall, cpu in rows:
@@ -126,15 +139,19 @@ def main() -> None:
         print(f"| {what} | {n} | {mpx / wall:.2f} | {cps} | {wall:.1f} | {cpu:.1f} | {mpx / cpu:.2f} |")
     wall_rate = [r[2] / r[4] for r in rows]
     cpu_rate = [r[2] / r[5] for r in rows]
-    print(f"\nextraction / raw read, wall: 1 worker {wall_rate[2] / wall_rate[0]:.3f}, 2 workers "
-          f"{wall_rate[3] / wall_rate[1]:.3f}; per CPU-second: {cpu_rate[2] / cpu_rate[0]:.3f} (target >= 0.5)")
-    print(f"extraction 2 / 1 workers (wall): {wall_rate[3] / wall_rate[2]:.2f}")  # fmt: skip
+    print()
+    for k, name in enumerate(segments):
+        one, two = 2 + 2 * k, 3 + 2 * k
+        print(f"{name}: extraction / raw read, wall: 1 worker {wall_rate[one] / wall_rate[0]:.3f}, 2 workers "
+              f"{wall_rate[two] / wall_rate[1]:.3f}; per CPU-second: {cpu_rate[one] / cpu_rate[0]:.3f} "
+              f"(target >= 0.5); 2 / 1 workers (wall): {wall_rate[two] / wall_rate[one]:.2f}")  # fmt: skip
     print(f"load average during the run: {', '.join(f'{v:.1f}' for v in load)} (2 cores, shared machine)")
-    stages = stage_breakdown(path, tiles, config)
-    total = sum(stages.values())
-    print(f"\nper-tile stages, CPU time ({config.tile_size} px tile incl. overlap, one thread):")
-    for key, seconds in stages.items():
-        print(f"  {key}: {seconds * 1000:.0f} ms ({seconds / total:.0%})")
+    for name, segment in segments.items():
+        stages = stage_breakdown(path, tiles, ExtractConfig(region=region, segment=segment))
+        total = sum(stages.values())
+        print(f"\n{name}: per-tile stages, CPU time ({config.tile_size} px tile incl. overlap, one thread):")
+        for key, seconds in stages.items():
+            print(f"  {key}: {seconds * 1000:.0f} ms ({seconds / total:.0%})")
 
 
 if __name__ == "__main__":

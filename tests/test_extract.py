@@ -84,6 +84,15 @@ def test_two_tile_sizes_with_the_default_segmenter(tmp_path: Path, sample_slide:
     assert (dist < 1.0).mean() > 0.98
 
 
+def test_two_tile_sizes_with_the_hvnet_segmenter(tmp_path: Path, sample_slide: Path) -> None:
+    """The HV post-processing uses fixed scales (not HoVer-Net's per-tile min-max), so other
+    seams give the same nuclei. Measured on this region: 1213 vs 1213, all centroids equal."""
+    (ca, _, _), (cb, _, _) = _two_tilings(tmp_path, sample_slide, SegmentConfig(method="hvnet"))
+    assert abs(len(ca) - len(cb)) <= 0.005 * len(ca) and len(ca) > 500
+    dist, _ = cKDTree(cb).query(ca)
+    assert (dist < 1.0).mean() > 0.99
+
+
 def test_rerun_skips_complete_and_refuses_other_settings(tmp_path: Path, extracted_store: Path, sample_slide: Path) -> None:
     store = tmp_path / "copy.zarr"
     shutil.copytree(extracted_store, store)

@@ -26,6 +26,10 @@ def make_segmenter(config: SegmentConfig) -> Segmenter:
         from wsicell.segment.watershed import WatershedSegmenter
 
         return WatershedSegmenter(config)
+    if config.method == "hvnet":
+        from wsicell.segment.hv_segmenter import HVNetSegmenter
+
+        return HVNetSegmenter(config)
     if config.method == "tiatoolbox":
         from wsicell.segment.tiatoolbox import TiatoolboxSegmenter
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SEGMENT_METHODS = ("watershed", "tiatoolbox")
+SEGMENT_METHODS = ("watershed", "hvnet", "tiatoolbox")
 FOREGROUNDS = ("classifier", "cnn", "haematoxylin")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -18,11 +18,14 @@ class SegmentConfig:
     in-project U-Net's nucleus probability; or the pixel classifier, or a haematoxylin
     threshold), hole filling, then a distance transform (+ interior probability) + peak
     detection + watershed to split touching nuclei, then size filters.
+    ``hvnet``: a multi-task U-Net (nucleus + HoVer-Net horizontal/vertical maps, trained on
+    CoNSeP + MoNuSeg; weights CC BY-NC-SA 4.0) and HoVer-Net's marker-controlled watershed,
+    then the same size filters (``hv_post.py``, docs/segmentation.md).
     ``tiatoolbox``: HoVer-Net & co. through tiatoolbox with a local ``weights`` file.
     Defaults were tuned on the CoNSeP train split (see docs/segmentation.md).
     """
 
-    method: Literal["watershed", "tiatoolbox"] = "watershed"
+    method: Literal["watershed", "hvnet", "tiatoolbox"] = "watershed"
     foreground: Literal["classifier", "cnn", "haematoxylin"] = "cnn"
     """watershed: how nucleus pixels are found: the in-project pixel classifier, the
     in-project small U-Net (``unet.py``), or a threshold on haematoxylin optical density
@@ -55,6 +58,13 @@ class SegmentConfig:
     keeps a single seed)."""
     distance_smooth_um: float = 0.5
     """Gaussian sigma applied to the distance transform before seeding (merges ridges)."""
+    hv_threshold: float = 0.5
+    """hvnet: pixels with a higher nucleus probability are foreground."""
+    hv_marker_threshold: float = 0.5
+    """hvnet: foreground pixels whose HV boundary energy (0-1) is below this seed the watershed."""
+    runtime: Literal["torch", "openvino"] = "torch"
+    """hvnet: the inference runtime of the network: torch eager, or OpenVINO (optional extra
+    ``runtimes``; faster on this CPU, docs/segmentation.md)."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """cnn: the U-Net's arithmetic. ``auto`` = bf16 autocast on CPUs with native bf16 units
     (AMX / AVX512-BF16; ~2x faster, detection F1 unchanged, docs/segmentation.md), else fp32."""
@@ -68,10 +78,13 @@ class SegmentConfig:
             raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {', '.join(FOREGROUNDS)}, got {self.foreground!r}")
+        if self.runtime not in ("torch", "openvino"):
+            raise ValueError(f"runtime must be torch or openvino, got {self.runtime!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not 0 < self.probability_threshold < 1:
-            raise ValueError(f"probability_threshold must be in (0, 1), got {self.probability_threshold}")
+        for name in ("probability_threshold", "hv_threshold", "hv_marker_threshold"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         positive = {
             "min_area_um2": self.min_area_um2,
             "max_area_um2": self.max_area_um2,

@@ -1,0 +1,126 @@
+"""The HV-net on each CPU inference runtime, side by side: MP/s per core and agreement.
+
+    .venv/bin/python benchmarks/segment_runtimes.py [--size 1024] [--repeats 3]
+
+Runs the shipped ``hvnet_weights.pt`` network alone (no post-processing) on a real
+``--size``² region of the bundled sample slide (0.499 µm/px, i.e. at the network's working
+resolution) with one thread per runtime:
+
+- torch eager, fp32 and bf16 autocast (``channels_last``), as ``HVNetModel`` runs it;
+- ONNX Runtime (CPU provider, fp32), on a graph exported with ``torch.onnx.export``;
+- OpenVINO (CPU plugin) with the f32 and the bf16 inference-precision hint.
+
+MP/s per core from this process's CPU time (``time.process_time``; median of ``--repeats``),
+so other jobs on the machine distort it less than wall time; wall time is printed too.
+Agreement: the largest absolute difference of the three output maps from torch fp32, and
+the fraction of pixels on the same side of P(nucleus) = 0.5. ONNX Runtime and OpenVINO are
+optional (``pip install wsicell[runtimes]``); a missing one is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import wsicell
+from wsicell.io.slide import open_slide
+from wsicell.segment.hvnet import HVNetModel, to_input
+
+
+def timed(run, x, repeats: int) -> tuple[np.ndarray, float, float]:
+    """(output, MP/s from CPU time, MP/s wall) of ``run(x)``, medians over ``repeats``."""
+    out = run(x)  # warm-up (graph compilation, allocations)
+    mp = x.shape[2] * x.shape[3] / 1e6
+    cpu, wall = [], []
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = run(x)
+        cpu.append(mp / (time.process_time() - c0))
+        wall.append(mp / (time.perf_counter() - w0))
+    return out, float(np.median(cpu)), float(np.median(wall))
+
+
+def export_onnx(net, path: Path) -> None:
+    import torch
+
+    x = torch.rand(1, 3, 256, 256)
+    torch.onnx.export(
+        net, (x,), str(path), input_names=["image"], output_names=["maps"], opset_version=17, dynamo=False,
+        dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "maps": {0: "n", 2: "h", 3: "w"}},
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    with open_slide(wsicell.SAMPLE_SLIDE) as slide:
+        image = slide.read((600, 1200, 600 + args.size, 1200 + args.size), slide.mpp)
+    x = to_input(image).numpy()
+    model = HVNetModel(precision="fp32")
+    net = model.net.float().to(memory_format=torch.contiguous_format)
+    rows = []
+
+    def torch_run(bf16: bool):
+        def run(a):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                t = torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+                return model.net(t).float().numpy()
+
+        return run
+
+    model.net.to(memory_format=torch.channels_last)
+    rows.append(("torch eager fp32", *timed(torch_run(False), x, args.repeats)))
+    rows.append(("torch eager bf16 autocast", *timed(torch_run(True), x, args.repeats)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hvnet.onnx"
+        export_onnx(net.to(memory_format=torch.contiguous_format), path)
+        try:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            rows.append((f"ONNX Runtime {ort.__version__} fp32", *timed(lambda a: session.run(None, {"image": a})[0], x, args.repeats)))  # fmt: skip
+        except ImportError:
+            print("onnxruntime not installed: skipped")
+        try:
+            import openvino as ov
+
+            core = ov.Core()
+            for hint in ("f32", "bf16"):
+                compiled = core.compile_model(str(path), "CPU", {
+                    "INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": 1,
+                })  # fmt: skip
+                request = compiled.create_infer_request()
+
+                def run(a, request=request):
+                    return request.infer({0: a})[0].copy()
+
+                rows.append((f"OpenVINO {ov.__version__.split('-')[0]} {hint}", *timed(run, x, args.repeats)))
+        except ImportError:
+            print("openvino not installed: skipped")
+    reference = rows[0][1]
+    print(f"HV-net alone on a {args.size}² region of the sample slide (0.499 µm/px), 1 thread, "
+          f"load average {os.getloadavg()[0]:.1f}:")  # fmt: skip
+    print(f"  {'runtime':32} {'MP/s/core':>9} {'wall':>6} {'max |diff|':>10} {'P>0.5 agree':>11}")
+    ref_fg = reference[0, 0] > 0
+    for name, out, cpu, wall in rows:
+        diff = np.abs(out - reference)
+        diff[:, 1:] = np.abs(np.clip(out[:, 1:], -1, 1) - np.clip(reference[:, 1:], -1, 1))
+        agree = float(((out[0, 0] > 0) == ref_fg).mean())
+        print(f"  {name:32} {cpu:9.2f} {wall:6.2f} {diff.max():10.4f} {agree:11.5f}")
+
+
+if __name__ == "__main__":
+    main()

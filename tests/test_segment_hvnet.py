@@ -1,0 +1,195 @@
+"""``method: hvnet``: HV targets and post-processing against naive references; the shipped
+network on real pixels; ONNX export agreement."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from wsicell.io.slide import open_slide
+from wsicell.segment import SegmentConfig, make_segmenter
+from wsicell.segment.hv_post import (
+    MIN_OBJECT_UM2,
+    OPEN_UM,
+    SMOOTH_UM,
+    SOBEL_UM,
+    hv_instances,
+    hv_targets,
+    odd,
+)
+from wsicell.segment.hvnet import WEIGHTS_PATH, HVNetModel, build_hvnet
+from wsicell.segment.metrics import centroids_of, match_centroids
+
+CONSEP_MPP = 0.25 / 1.024
+
+
+def naive_hv_targets(inst: np.ndarray) -> np.ndarray:
+    """HoVer-Net's target maps, one nucleus at a time."""
+    out = np.zeros((2, *inst.shape), np.float32)
+    for i in np.unique(inst)[1:]:
+        ys, xs = np.nonzero(inst == i)
+        for k, coord in enumerate((xs, ys)):
+            d = coord - coord.mean()
+            if (d < 0).any():
+                d[d < 0] /= -d[d < 0].min()
+            if (d > 0).any():
+                d[d > 0] /= d[d > 0].max()
+            out[k, ys, xs] = d
+    return out
+
+
+def naive_hv_instances(prob, h, v, *, mpp, threshold=0.5, marker_threshold=0.5) -> np.ndarray:
+    """The same post-processing written with scipy.ndimage and per-object loops."""
+    eight = np.ones((3, 3), bool)
+    min_px = MIN_OBJECT_UM2 / mpp**2
+
+    def drop_small(mask):
+        lab, n = ndimage.label(mask, structure=eight)
+        for i in range(1, n + 1):
+            if (lab == i).sum() < min_px:
+                lab[lab == i] = 0
+        return lab
+
+    fg = (drop_small(prob > threshold) > 0).astype(np.float64)
+    k = odd(SOBEL_UM / mpp, high=31)
+    deriv, smooth = cv2.getDerivKernels(1, 0, k)
+    kx = np.outer(smooth.ravel(), deriv.ravel())
+
+    unit = kx[kx > 0].sum()  # the kernel's response to a unit step
+    sh = 0.5 - ndimage.correlate(h.astype(np.float64), kx, mode="mirror") / (4 * unit)
+    sv = 0.5 - ndimage.correlate(v.astype(np.float64), kx.T, mode="mirror") / (4 * unit)
+    energy = np.clip(np.maximum(sh, sv) - (1 - fg), 0, None)
+    g = odd(SMOOTH_UM / mpp)
+    gk = cv2.getGaussianKernel(g, 0).ravel()
+    landscape = -ndimage.correlate((1 - energy) * fg, np.outer(gk, gk), mode="mirror")
+    marker = ndimage.binary_fill_holes((fg > 0) & (energy < marker_threshold))
+    r = odd(OPEN_UM / mpp)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r)).astype(bool)
+    marker = ndimage.binary_dilation(ndimage.binary_erosion(marker, disk, border_value=1), disk)
+    return watershed(landscape, drop_small(marker), mask=fg > 0)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of pixels whose label in ``a`` maps to the label in ``b`` it overlaps most."""
+    pairs = a.astype(np.int64) * (int(b.max()) + 1) + b
+    counts = np.bincount(pairs.ravel())
+    best = np.zeros(int(a.max()) + 1, np.int64)
+    np.maximum.at(best, np.arange(len(counts)) // (int(b.max()) + 1), counts)
+    return best.sum() / a.size
+
+
+@pytest.fixture(scope="module")
+def region(sample_slide):
+    with open_slide(sample_slide) as slide:
+        return slide.read((1000, 1400, 1512, 1912), slide.mpp), slide.mpp
+
+
+@pytest.fixture(scope="module")
+def maps(region):
+    image, mpp = region
+    return HVNetModel(precision="fp32").maps(image, mpp=mpp)
+
+
+def test_hv_targets_match_the_per_nucleus_reference(shared_data):
+    inst = np.load(shared_data / "consep-tiles" / "test" / "test_1_005.npz")["inst"].astype(np.int32)
+    np.testing.assert_allclose(hv_targets(inst), naive_hv_targets(inst), atol=1e-5)
+
+
+def test_post_processing_matches_the_naive_reference(maps, region):
+    _, mpp = region
+    fast = hv_instances(*maps, mpp=mpp)
+    slow = naive_hv_instances(*maps, mpp=mpp)
+    assert fast.max() > 30
+    assert same_partition(fast, slow) > 0.995 and same_partition(slow, fast) > 0.995
+    assert abs(len(np.unique(fast)) - len(np.unique(slow))) <= 0.02 * len(np.unique(slow))
+
+
+def test_post_processing_splits_touching_nuclei_from_true_maps(shared_data):
+    """With perfect maps, the instances come back (a check of the whole rule)."""
+    inst = np.load(shared_data / "consep-tiles" / "test" / "test_1_005.npz")["inst"].astype(np.int32)
+    h, v = hv_targets(inst)
+    labels = hv_instances((inst > 0).astype(np.float32), h, v, mpp=CONSEP_MPP)
+    from wsicell.segment.metrics import panoptic
+
+    assert panoptic(inst, labels).dq > 0.85
+
+
+def test_weights_are_small_and_load_with_weights_only():
+    assert WEIGHTS_PATH.stat().st_size < 10_000_000
+    state = torch.load(WEIGHTS_PATH, map_location="cpu", weights_only=True)
+    net = build_hvnet()
+    net.load_state_dict(state)
+    assert set(state) == set(net.state_dict())
+
+
+def test_hvnet_finds_the_labelled_nuclei_of_a_consep_test_tile(shared_data):
+    data = np.load(shared_data / "consep-tiles" / "test" / "test_1_005.npz")
+    image = cv2.cvtColor(cv2.imread(str(shared_data / "consep-tiles" / "test" / "test_1_005.jpg")), cv2.COLOR_BGR2RGB)
+    labels = make_segmenter(SegmentConfig(method="hvnet")).segment(image, mpp=CONSEP_MPP)
+    detection = match_centroids(centroids_of(labels), data["centroid"], radius=6.0)
+    assert len(data["centroid"]) > 20
+    assert detection.recall > 0.6 and detection.precision > 0.6
+
+
+def test_hvnet_on_the_sample_slide(region):
+    image, mpp = region  # 512² at 0.499 µm/px, stained darker than the training data
+    config = SegmentConfig(method="hvnet")
+    labels = make_segmenter(config).segment(image, mpp=mpp)
+    assert labels.shape == image.shape[:2] and labels.dtype == np.int32
+    n = int(labels.max())
+    assert set(np.unique(labels)) == set(range(n + 1))
+    assert 100 <= n <= 3000
+    areas_um2 = np.bincount(labels.ravel())[1:] * mpp**2
+    assert areas_um2.min() >= config.min_area_um2 - 1e-6
+    assert 5 <= np.median(areas_um2) <= 150
+
+
+def test_maps_follow_the_input_resolution(region):
+    image, mpp = region
+    model = HVNetModel(precision="fp32")
+    at_native = model.maps(image[:250, :250], mpp=mpp)  # odd side: padded inside
+    assert at_native.shape == (3, 250, 250) and at_native.dtype == np.float32
+    assert at_native[0].min() >= 0 and at_native[0].max() <= 1
+    assert at_native[1:].min() >= -1 and at_native[1:].max() <= 1
+    doubled = cv2.resize(image[:250, :250], (500, 500), interpolation=cv2.INTER_LINEAR)
+    at_double = model.maps(doubled, mpp=mpp / 2)  # 40x input: the network still sees 0.5 µm/px
+    back = cv2.resize(at_double[0], (250, 250), interpolation=cv2.INTER_AREA)
+    assert ((back > 0.5) == (at_native[0] > 0.5)).mean() > 0.9
+
+
+def test_onnx_export_agrees_with_torch(region, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    image, _ = region
+    model = HVNetModel(precision="fp32")
+    net = model.net.to(memory_format=torch.contiguous_format)
+    path = tmp_path / "hvnet.onnx"
+    torch.onnx.export(
+        net, (torch.rand(1, 3, 64, 64),), str(path), input_names=["image"], opset_version=17, dynamo=False,
+        dynamic_axes={"image": {2: "h", 3: "w"}},
+    )  # fmt: skip
+    x = torch.from_numpy(np.ascontiguousarray(image[:256, :256].transpose(2, 0, 1))).float()[None] / 255
+    with torch.inference_mode():
+        expected = net(x).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_config_validates_hv_thresholds():
+    with pytest.raises(ValueError, match="hv_marker_threshold"):
+        SegmentConfig(method="hvnet", hv_marker_threshold=1.5)
+    with pytest.raises(ValueError, match="method"):
+        SegmentConfig(method="hover")
+
+
+def test_openvino_runtime_agrees_with_torch(region):
+    pytest.importorskip("openvino")
+    image, mpp = region
+    expected = HVNetModel(precision="fp32").maps(image[:256, :256], mpp=mpp)
+    got = HVNetModel(precision="fp32", runtime="openvino").maps(image[:256, :256], mpp=mpp)
+    np.testing.assert_allclose(got, expected, atol=2e-3)

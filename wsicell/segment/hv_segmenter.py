@@ -1,0 +1,46 @@
+"""``method: hvnet``: the multi-task U-Net of ``hvnet.py`` + HoVer-Net's marker-controlled watershed.
+
+The network's nucleus probability and horizontal/vertical maps are computed at 0.5 µm/px and
+resized back to the tile; ``hv_post.hv_instances`` turns them into instances at the tile's
+resolution (sizes in µm), then the size filters of ``SegmentConfig`` apply as for the
+watershed segmenter.
+"""
+
+from __future__ import annotations
+
+from wsicell.segment.base import Segmenter
+from wsicell.segment.config import SegmentConfig
+from wsicell.segment.hv_post import hv_instances
+from wsicell.segment.hvnet import HVNetModel
+from wsicell.segment.watershed import check_image, filter_sizes
+from wsicell.types import LabelImage, RGBImage
+
+
+class HVNetSegmenter(Segmenter):
+    name = "hvnet"
+
+    def __init__(self, config: SegmentConfig | None = None) -> None:
+        self.config = config or SegmentConfig(method="hvnet")
+        self.max_nucleus_um = self.config.max_diameter_um
+        self._model: HVNetModel | None = None
+
+    @property
+    def model(self) -> HVNetModel:
+        """The network (loaded on first use)."""
+        if self._model is None:
+            self._model = HVNetModel(precision=self.config.precision, runtime=self.config.runtime)
+        return self._model
+
+    def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:
+        check_image(image, mpp)
+        c = self.config
+        prob, h, v = self.model.maps(image, mpp=mpp)
+        labels = hv_instances(
+            prob, h, v, mpp=mpp, threshold=c.hv_threshold, marker_threshold=c.hv_marker_threshold
+        )
+        return filter_sizes(
+            labels,
+            min_px=c.min_area_um2 / mpp**2,
+            max_px=c.max_area_um2 / mpp**2,
+            max_side_px=c.max_diameter_um / mpp,
+        )
