@@ -94,3 +94,18 @@ def test_spectral_model_assigns_unseen_cells_by_their_neighbours() -> None:
     cluster, distance, _ = model.assigner()(x[2000:])
     assert adjusted_rand_score(truth[2000:], cluster) == pytest.approx(1.0)
     np.testing.assert_allclose(distance, np.linalg.norm(x[2000:] - model.centroids[cluster], axis=1), rtol=1e-5)
+
+
+def test_large_samples_vote_through_an_inverted_file_index_with_the_same_answers() -> None:
+    from wsicell.cluster.spectral import EXACT_VOTE_CELLS, vote_index
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 3, (6, 8))
+    labels = rng.integers(0, 6, EXACT_VOTE_CELLS + 5000).astype(np.int32)
+    sample = (centres[labels] + rng.normal(0, 1, (len(labels), 8))).astype(np.float32)
+    queries = (centres[rng.integers(0, 6, 3000)] + rng.normal(0, 1, (3000, 8))).astype(np.float32)
+    approximate = vote_index(sample)
+    assert approximate.nprobe == 32 and approximate.ntotal == len(sample)  # an IVF index, not a flat one
+    fast = vote(approximate, labels, queries, k=6, neighbours=15)
+    exact = vote(knn_index(sample), labels, queries, k=6, neighbours=15)
+    assert (fast == exact).mean() > 0.98

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsicell.cluster.kmeans import assign, make_index, prepare, train_kmeans
-from wsicell.cluster.spectral import cluster_means, knn_index, spectral_clusters, vote
+from wsicell.cluster.spectral import cluster_means, spectral_clusters, vote, vote_index
 
 ALGORITHMS = ("spectral", "kmeans")
 
@@ -41,7 +41,7 @@ class ClusterModel:
         centroid_index = make_index(self.centroids)
         if self.algorithm == "kmeans":
             return lambda x: assign(centroid_index, prepare(x, spherical=self.spherical), spherical=self.spherical)
-        sample_index = knn_index(self.sample)
+        sample_index = vote_index(self.sample)
         labels = np.asarray(self.sample_labels, np.int32)
 
         def by_vote(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
