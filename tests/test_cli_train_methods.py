@@ -16,6 +16,7 @@ from wsicell.store import CellBatch, CellStore
 from wsicell.train import checkpoint
 from wsicell.train.config import TrainConfig
 from wsicell.train.methods.config import method_defaults
+from wsicell.train.presets import cpu_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "width=4", "--set", "crop_size=16", "--set", "queue_size=20", "--set", "threads=1",
@@ -104,17 +105,25 @@ def test_simclr_trains_with_lars_from_its_config(store: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_method_flag_alone_starts_from_its_papers_settings(store: Path, tmp_path: Path) -> None:
-    """`--method simclr` without --config: SimCLR's temperature, weight decay and LARS lr
-    (0.3 x batch / 256), not CCRL's; flags and --set still win."""
+def test_method_flag_alone_starts_from_its_own_settings(store: Path, tmp_path: Path) -> None:
+    """`--method simclr` without --config: SimCLR's temperature, weight decay and LARS, not
+    CCRL's; flags and --set still win. On a CPU these come from SimCLR's CPU preset; on a CUDA
+    GPU from its paper (method_defaults: LARS lr 0.3 x batch / 256)."""
+    import torch
+
     run = tmp_path / "simclr-flag"
     drop = TINY.index("projector_dims=[32, 16]")
     tiny = TINY[: drop - 1] + TINY[drop + 1 :]  # keep SimCLR's own projector
     result = CliRunner().invoke(main, ["train", "--store", str(store), "--out", str(run), "--method", "simclr", "--epochs", "1", *tiny])
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["temperature"] == 0.1 and saved["weight_decay"] == 1e-6 and saved["projector_dims"] == [512, 128]
-    assert saved["batch_size"] == 20 and saved["lr"] == pytest.approx(0.3 * 20 / 256)
+    assert saved["method"] == "simclr" and saved["temperature"] == 0.1 and saved["weight_decay"] == 1e-6
+    assert saved["simclr"]["optimizer"] == "lars" and saved["batch_size"] == 20 and saved["epochs"] == 1
+    if not torch.cuda.is_available():  # the CPU preset: SimCLR at the CCRL CPU budget
+        preset = yaml.safe_load(cpu_preset("simclr").read_text())
+        assert saved["projector_dims"] == preset["projector_dims"] and saved["lr"] == preset["lr"]
+    paper = method_defaults("simclr", batch_size=20)
+    assert paper["projector_dims"] == (512, 128) and paper["lr"] == pytest.approx(0.3 * 20 / 256)
     sslp = method_defaults("sslp")
     assert sslp["temperature"] == 0.1 and sslp["batch_size"] == 512 and method_defaults("ccrl") == {}
 
