@@ -101,3 +101,17 @@ def test_split_batchnorm_option_keys_never_share_statistics_with_their_queries()
     torch.testing.assert_close(keys, want, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(keys, plain_order, atol=1e-3)  # other sub-batches: other statistics
     assert torch.isfinite(m.loss((logits, torch.zeros(16, dtype=torch.long)))).all()
+
+
+def test_negative_drop_leaves_out_each_querys_nearest_queue_keys() -> None:
+    m = small(negative_drop=0.25)  # 25 % of a 12-key queue: the 3 nearest keys per query
+    g = torch.Generator().manual_seed(0)
+    logits, labels = m(*m.views(torch.rand(4, 3, 16, 16), augment=Augment(m.config), generator=g))
+    negatives = logits[:, 1:]
+    assert (torch.isinf(negatives).sum(dim=1) == 3).all() and torch.isfinite(logits[:, 0]).all()
+    for row in negatives:  # 9 of the 12 keys stay negatives (which ones: test_train_loss.py)
+        assert row[torch.isfinite(row)].numel() == 9
+    assert torch.isfinite(m.loss((logits, labels)))
+    plain = small()
+    out, _ = plain(*plain.views(torch.rand(4, 3, 16, 16), augment=Augment(plain.config), generator=torch.Generator().manual_seed(0)))
+    assert torch.isfinite(out).all()  # 0 (the default) = the paper's InfoNCE, every key a negative

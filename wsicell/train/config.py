@@ -41,6 +41,9 @@ class TrainConfig:
     queue_size: int = 8192
     projector_dims: tuple[int, int] = (128, 64)
     predictor_hidden: int = 32
+    # share of each query's most similar queue keys left out of its negatives (likely the
+    # same cell type: false negatives); 0 = the paper's InfoNCE
+    negative_drop: float = 0.0
     # BatchNorm over this many sub-batches with the keys regrouped: MoCo's shuffling BN on one
     # device (splitbn.py); 1 = whole-batch BN, as the paper (one V100) presumably trained
     bn_splits: int = 1
@@ -100,6 +103,7 @@ class TrainConfig:
         check(all(d >= 1 for d in self.projector_dims), f"projector_dims must be positive, got {self.projector_dims}")
         check(self.bn_splits >= 1 and self.batch_size % self.bn_splits == 0,
               f"bn_splits must be >= 1 and divide batch_size ({self.batch_size}), got {self.bn_splits}")  # fmt: skip
+        check(0.0 <= self.negative_drop < 1.0, f"negative_drop must be in [0, 1), got {self.negative_drop}")
         check(self.predictor_hidden >= 1, f"predictor_hidden must be >= 1, got {self.predictor_hidden}")
         check(self.crop_size >= 8, f"crop_size must be >= 8 px, got {self.crop_size}")
         lo, hi = self.local_scale

@@ -101,7 +101,8 @@ class CCRL(Method):
             self.momentum_update()
             k = regrouped(lambda v: self.projector_k(self.backbone_k(v)), view_k, splits=self.bn_splits)
             k = F.normalize(k.float(), dim=1)  # NxD
-        logits, labels = contrastive_logits(q, k, self.queue.clone().detach(), self.temperature)
+        drop = int(round(self.config.negative_drop * self.queue.shape[0]))
+        logits, labels = contrastive_logits(q, k, self.queue.clone().detach(), self.temperature, drop_nearest=drop)
         self.enqueue(dist.concat_all_gather(k))
         return logits, labels
 
