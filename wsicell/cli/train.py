@@ -35,8 +35,9 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="Cell store written by `wsicell extract`.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU the "
-                   "method's CPU configuration, configs/<method>-cpu-fast.yaml; with --resume: the run's config.yaml).")  # fmt: skip
+              help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU "
+                   "configs/cpu-untrained.yaml for CCRL, configs/<method>-cpu-fast.yaml for the others; with "
+                   "--resume: the run's config.yaml).")  # fmt: skip
 @click.option("--method", type=click.Choice(["ccrl", "simclr", "sslp"]),
               help="Training method (default ccrl); see docs/methods.md. Without --config, its paper's batch size, learning "
                    "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
@@ -82,7 +83,8 @@ def train_command(
     config = load_config(TrainConfig, config_path, **overrides)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
-        click.echo(f"Trained {config.epochs} epochs -> {run} (next: wsicell embed --store {store} --model {run})")
+        done = f"Trained {config.epochs} epochs" if config.epochs else "Saved the untrained encoder"
+        click.echo(f"{done} -> {run} (next: wsicell embed --store {store} --model {run})")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: a deterministic exit
         from wsicell.train import dist
 
@@ -102,7 +104,10 @@ def default_config(method: str, *, device: str, quiet: bool) -> Path | None:
             click.echo(f"CUDA GPU: training {method} with its paper's recipe (--config to change it)", err=True)
         return None
     preset = cpu_preset(method)
-    if not quiet:
+    if not quiet and preset.name == "cpu-untrained.yaml":
+        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: on CPU budgets it "
+                   "clusters better than trained CCRL); to train: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
+    elif not quiet:
         click.echo(f"No CUDA GPU: training {method} with the CPU configuration {preset.name} "
                    f"(minutes, not days; the paper's recipe: --config configs/{method}.yaml)", err=True)  # fmt: skip
     return preset

@@ -124,6 +124,8 @@ def ccrl_rows(
     """
     n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
     method = METHOD_NAMES.get(config.method, config.method)
+    if config.epochs == 0:
+        method = f"untrained {method} encoder"  # epochs 0: the seeded initial weights
     main = scoring.rows(f"{method} (this config)", "ccrl")
     variants: list[tuple[list[Row], dict, str, bool]] = [(main, {}, "momentum", False)]
     if ablations:

@@ -90,7 +90,7 @@ class TrainConfig:
                 raise ValueError(message)
 
         check(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.epochs >= 0, f"epochs must be >= 0 (0 = an untrained, seeded encoder), got {self.epochs}")
         check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")

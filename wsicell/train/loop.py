@@ -217,7 +217,7 @@ def train(
         model = torch.compile(model)
 
     end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + max(0, stop_after))
-    bar = _Progress(enabled=progress and dist.is_main(), total=(end_epoch - start_epoch) * steps)
+    bar = _Progress(enabled=progress and dist.is_main() and end_epoch > start_epoch, total=(end_epoch - start_epoch) * steps)
     try:
         for epoch in range(start_epoch, end_epoch):
             record = _train_epoch(
@@ -240,6 +240,13 @@ def train(
             dist.barrier()
     finally:
         bar.close()
+    if config.epochs == 0 and dist.is_main():  # an untrained encoder: the seeded initial weights
+        checkpoint.save(last, {
+            "config": to_mapping(config), "epoch": 0, "step": 0, "model": method.state_dict(),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state(generator),
+            "store_fingerprint": fingerprint["fingerprint"], "precision": precision, "world_size": world,
+        })  # fmt: skip
+        (out / "metrics.jsonl").touch()
     if distributed and joins_group:
         dist.shutdown()  # the caller ends the process with dist.end_process (see there)
     return out

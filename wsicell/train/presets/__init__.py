@@ -10,8 +10,10 @@ PRESETS = Path(__file__).resolve().parent
 
 
 def cpu_preset(method: str) -> Path:
-    """The CPU configuration of ``method`` (``ccrl``, ``simclr`` or ``sslp``)."""
-    path = PRESETS / f"{method}-cpu-fast.yaml"
+    """The CPU configuration of ``method``: for ``ccrl`` the untrained encoder
+    (``cpu-untrained.yaml``: at CPU budgets it clustered better than trained CCRL), for
+    ``simclr`` and ``sslp`` their fast CPU configurations."""
+    path = PRESETS / ("cpu-untrained.yaml" if method == "ccrl" else f"{method}-cpu-fast.yaml")
     if not path.is_file():
         raise ValueError(f"no CPU configuration for method {method!r}")
     return path
