@@ -93,7 +93,7 @@ def evaluate_command(
     from wsicell.config import load_config
     from wsicell.evaluate.protocol import run_protocol
     from wsicell.evaluate.report import markdown
-    from wsicell.train.config import TrainConfig
+    from wsicell.train.config import train_config
 
     names = parse_baselines(baselines)
     output_folder(out)  # an unwritable --out fails before any work
@@ -103,7 +103,7 @@ def evaluate_command(
     if model is None:
         if config_path is None:
             raise ConfigError("give --config (e.g. configs/ccrl-cpu-fast.yaml) or --model RUN")
-        config = load_config(TrainConfig, config_path, **parse_sets(sets))
+        config = train_config(config_path, **parse_sets(sets))
     if config is not None and config.threads:
         torch.set_num_threads(config.threads)
 

@@ -10,6 +10,7 @@ import click
 
 from wsicell.cli.common import user_errors
 from wsicell.errors import ConfigError
+from wsicell.train.methods.registry import METHODS
 
 
 def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
               help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU "
                    "configs/cpu-untrained.yaml for CCRL, configs/<method>-cpu-fast.yaml for the others; with "
                    "--resume: the run's config.yaml).")  # fmt: skip
-@click.option("--method", type=click.Choice(["ccrl", "simclr", "sslp"]),
+@click.option("--method", type=click.Choice(list(METHODS)),
               help="Training method (default ccrl); see docs/methods.md. Without --config, its paper's batch size, learning "
                    "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
 @click.option("--epochs", type=int, help="Number of epochs.")
@@ -63,10 +64,8 @@ def train_command(
     OUT/last.pt after every epoch. Under `torchrun --nproc-per-node N` it trains with
     DistributedDataParallel.
     """
-    from wsicell.config import load_config
-    from wsicell.train.config import TrainConfig
+    from wsicell.train.config import train_config
     from wsicell.train.loop import train
-    from wsicell.train.methods.config import method_defaults
 
     if config_path is None and resume and (out / "config.yaml").is_file():
         config_path = out / "config.yaml"
@@ -78,9 +77,7 @@ def train_command(
 
         check_writable(out / "config.yaml")  # an unwritable --out fails before the choice is announced
         config_path = default_config(method or "ccrl", device=str(overrides.get("device", "auto")), quiet=quiet)
-    if config_path is None and method is not None:  # the method's paper settings, then the flags
-        overrides = {**method_defaults(method, batch_size=overrides.get("batch_size")), **overrides}
-    config = load_config(TrainConfig, config_path, **overrides)
+    config = train_config(config_path, **overrides)  # without a file: the method's paper settings
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
         done = f"Trained {config.epochs} epochs" if config.epochs else "Saved the untrained encoder"

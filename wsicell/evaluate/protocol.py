@@ -32,6 +32,7 @@ from wsicell.cluster.context import Context
 from wsicell.errors import WsicellError
 from wsicell.evaluate.metrics import ClusterScores, mean_std
 from wsicell.evaluate.scoring import KMEANS_RESTARTS, Row, Scoring, cluster_and_score
+from wsicell.train.methods.registry import method_title
 from wsicell.types import PathLikeStr
 
 __all__ = ["KMEANS_RESTARTS", "Row", "Scoring", "cluster_and_score", "run_protocol"]
@@ -49,8 +50,7 @@ STORE_CROP = 32
 Log = Callable[[str], None]
 
 
-METHOD_NAMES = {"ccrl": "CCRL", "simclr": "SimCLR", "sslp": "SSLP"}
-"""How a trained method is named in the results table."""
+
 
 
 def train_seconds(run: Path, *, upto_epoch: int | None = None) -> float:
@@ -123,7 +123,7 @@ def ccrl_rows(
     (default: all); the query-encoder ablation reuses CCRL's runs, so it has every seed.
     """
     n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
-    method = METHOD_NAMES.get(config.method, config.method)
+    method = method_title(config.method)
     if config.epochs == 0:
         method = f"untrained {method} encoder"  # epochs 0: the seeded initial weights
     main = scoring.rows(f"{method} (this config)", "ccrl")
@@ -280,7 +280,7 @@ def run_protocol(
         from wsicell.embed import embed_crops, load_encoder
 
         encoder, config = load_encoder(model, encoder="momentum", device="cpu")  # the run's architecture, for the baselines too
-        these = scoring.rows(f"{METHOD_NAMES.get(config.method, config.method)} ({Path(model).name})", "ccrl")
+        these = scoring.rows(f"{method_title(config.method)} ({Path(model).name})", "ccrl")
         x = embed_crops(encoder, test_cells.crops, views=config.embed_views)
         for seed in seeds:
             scoring.add(these, x, seed=seed, spherical=True)

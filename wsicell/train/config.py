@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wsicell.train.methods.config import SimCLRConfig, SSLPConfig
-
-METHODS = ("ccrl", "simclr", "sslp")
-"""Known training methods (see ``wsicell.train.method``)."""
+from wsicell.train.methods.registry import METHODS, method_defaults  # noqa: E402 - the one list of methods
 
 STEMS = ("cifar", "cifar_pool", "imagenet")
 
@@ -134,3 +132,16 @@ class TrainConfig:
     def embed_dim(self) -> int:
         """Backbone output size (512 for the default width 64)."""
         return 8 * self.width
+
+
+def train_config(path: str | None = None, /, **overrides: object) -> TrainConfig:
+    """A ``TrainConfig`` from a YAML file and ``overrides`` (None values ignored). Without a
+    file, a ``method`` other than CCRL starts from its paper's shared settings
+    (``method_defaults``: e.g. SimCLR's temperature and LARS learning rate for its batch),
+    then the overrides: the library does what ``wsicell train --method`` does."""
+    from wsicell.config import load_config
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if path is None and given.get("method") is not None:
+        given = {**method_defaults(str(given["method"]), batch_size=given.get("batch_size")), **given}  # type: ignore[arg-type]
+    return load_config(TrainConfig, path, **given)

@@ -4,7 +4,7 @@ A method is an ``nn.Module`` that owns its heads (and any momentum copies or que
 draws its views from a batch of crops, computes its output and its loss, and hands out the
 backbone used for embeddings. Everything else — backbone, data, augmentation, the loop,
 the run directory, checkpoints — is shared, so a new method (SimCLR, SSLP) is a new file
-with a subclass plus one line in :data:`METHODS` and one name in ``config.METHODS``.
+with a subclass plus one entry in ``wsicell.train.methods.registry``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,7 @@ from wsicell.train.augment import Augment
 from wsicell.train.backbone import PreActResNet18
 from wsicell.train.config import TrainConfig
 from wsicell.train.loss import info_nce
-
-METHODS: dict[str, str] = {
-    "ccrl": "wsicell.train.model:CCRL",
-    "simclr": "wsicell.train.methods.simclr:SimCLR",
-    "sslp": "wsicell.train.methods.sslp:SSLP",
-}
-"""Method name -> "module:class" (imported on use)."""
+from wsicell.train.methods.registry import REGISTRY  # noqa: E402 - method name -> MethodInfo
 
 
 class Method(nn.Module, ABC):
@@ -90,6 +84,6 @@ class Method(nn.Module, ABC):
 
 def build_method(config: TrainConfig) -> Method:
     """A fresh method for ``config`` (weights from ``torch``'s current RNG)."""
-    module_name, cls_name = METHODS[config.method].split(":")
+    module_name, cls_name = REGISTRY[config.method].target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     return cls(config)

@@ -78,16 +78,6 @@ class SSLPConfig:
             raise ValueError(f"sslp.bank_momentum must be in [0, 1), got {self.bank_momentum}")
 
 
-def method_defaults(method: str, *, batch_size: int | None = None) -> dict[str, object]:
-    """The shared settings a method's paper uses where they differ from CCRL's defaults.
+from wsicell.train.methods.registry import method_defaults  # noqa: E402 - re-exported for callers
 
-    ``wsicell train --method simclr`` without ``--config`` starts from these (the
-    ``configs/simclr.yaml`` / ``configs/sslp.yaml`` values), not from CCRL's batch, learning
-    rate and temperature. SimCLR's LARS learning rate follows the batch: 0.3 x batch / 256.
-    """
-    if method == "simclr":
-        batch = batch_size or 512
-        return {"batch_size": batch, "lr": 0.3 * batch / 256, "weight_decay": 1e-6, "temperature": 0.1, "projector_dims": (512, 128)}
-    if method == "sslp":
-        return {"batch_size": batch_size or 512, "temperature": 0.1}
-    return {}
+__all__ = ["SSLPConfig", "SimCLRConfig", "method_defaults"]
