@@ -110,7 +110,7 @@ def test_schedule_warms_up_then_decays() -> None:
         ({"queue_size": 1000}, "multiple of batch_size"),
         ({"temperature": 0}, "temperature"),
         ({"momentum": 1.0}, "momentum"),
-        ({"epochs": 0}, "epochs"),
+        ({"epochs": -1}, "epochs"),  # 0 is allowed: an untrained encoder
         ({"jitter_p": 1.5}, "probability"),
         ({"method": "byol"}, "method"),
     ],
