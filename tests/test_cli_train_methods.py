@@ -15,7 +15,7 @@ from wsicell.embed import embed_crops, load_encoder
 from wsicell.store import CellBatch, CellStore
 from wsicell.train import checkpoint
 from wsicell.train.config import TrainConfig
-from wsicell.train.methods.config import method_defaults
+from wsicell.train.methods.registry import method_defaults
 from wsicell.train.presets import cpu_preset
 
 ROOT = Path(__file__).resolve().parents[1]

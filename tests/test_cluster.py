@@ -185,3 +185,16 @@ def test_in_memory_clustering_equals_the_store_path(tmp_path: Path, algorithm: s
     np.testing.assert_array_equal(labels, s.array("cluster")[:])
     assert adjusted_rand_score(truth[s.id], labels) == pytest.approx(1.0)
     assert load_clustering(store).algorithm == algorithm
+
+
+def test_clear_errors_for_too_few_cells_and_flat_measurements(tmp_path: Path) -> None:
+    store, _ = build_store(tmp_path / "few.zarr", slides=(12,), k=2, dim=8, crop_size=4)
+    with pytest.raises(StoreError, match="only 12 cells, too few for a 15-neighbour graph; use --algorithm kmeans"):
+        cluster_store(store, config=ClusterConfig(k=2))
+    cluster_store(store, config=ClusterConfig(k=2, algorithm="kmeans"))  # k-means copes
+    flat, _ = build_store(tmp_path / "flat.zarr", slides=(300,), k=2, dim=8, crop_size=4)
+    (s,) = flat.slides()
+    s.array("features")[:] = 1.0  # measurements that never vary
+    with pytest.raises(StoreError, match="flat.zarr: the morphology measurements carry no variation"):
+        cluster_store(flat, config=ClusterConfig(k=2))
+    cluster_store(flat, config=ClusterConfig(k=2, morphology_weight=0.0))  # the embedding alone works

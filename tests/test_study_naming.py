@@ -135,8 +135,8 @@ def test_classifier_classifies_every_cell(clustered: tuple[Path, dict], tmp_path
         assert (pred == want).mean() > 0.95  # every cell, the unlabelled slide too
 
 
-def test_classes_reach_the_anndata_export(clustered: tuple[Path, dict], tmp_path: Path) -> None:
-    anndata = pytest.importorskip("anndata")
+def classified_copy(clustered: tuple[Path, dict], tmp_path: Path) -> Path:
+    """A copy of the clustered store whose cells `wsicell name --classifier` classified."""
     import shutil
 
     store_path = tmp_path / "cells.zarr"
@@ -145,6 +145,12 @@ def test_classes_reach_the_anndata_export(clustered: tuple[Path, dict], tmp_path
     labels = qupath_labels(tmp_path / "labels.geojson", slide, clustered[1][slide.id])
     args = ["name", "-s", str(store_path), "--labels", str(labels), "--slide", slide.id, "-o", str(tmp_path / "n.yaml")]
     assert CliRunner().invoke(main, [*args, "--classifier", "-q"]).exit_code == 0
+    return store_path
+
+
+def test_classes_reach_the_anndata_export(clustered: tuple[Path, dict], tmp_path: Path) -> None:
+    anndata = pytest.importorskip("anndata")
+    store_path = classified_copy(clustered, tmp_path)
     assert CliRunner().invoke(main, ["export", "-s", str(store_path), "-o", str(tmp_path / "a.h5ad"), "-q"]).exit_code == 0
     adata = anndata.read_h5ad(tmp_path / "a.h5ad")
     assert list(adata.obs["class"].cat.categories) == sorted(CLASSES)
@@ -152,16 +158,9 @@ def test_classes_reach_the_anndata_export(clustered: tuple[Path, dict], tmp_path
 
 
 def test_summarize_by_class(clustered: tuple[Path, dict], tmp_path: Path) -> None:
-    import shutil
-
     import pandas as pd
 
-    store_path = tmp_path / "cells.zarr"
-    shutil.copytree(clustered[0], store_path)
-    slide = CellStore.open(store_path).slides()[0]
-    labels = qupath_labels(tmp_path / "labels.geojson", slide, clustered[1][slide.id])
-    args = ["name", "-s", str(store_path), "--labels", str(labels), "--slide", slide.id, "-o", str(tmp_path / "n.yaml")]
-    assert CliRunner().invoke(main, [*args, "--classifier", "-q"]).exit_code == 0
+    store_path = classified_copy(clustered, tmp_path)
     out = tmp_path / "classes.csv"
     result = CliRunner().invoke(main, ["summarize", "-s", str(store_path), "-o", str(out), "--classes",
                                        "--permutations", "5", "--png"])  # fmt: skip

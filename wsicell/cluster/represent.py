@@ -141,7 +141,7 @@ def fit_representation(
     z = standardised(f, f_mean, f_std)
     s_f = float(np.sqrt(np.mean(np.einsum("ij,ij->i", z, z)))) if len(columns) else 0.0
     if w > 0 and s_f == 0.0:
-        raise ValueError("the morphology measurements carry no variation (or there are none); use morphology weight 0")
+        raise ValueError("the morphology measurements carry no variation (or there are none); use --morphology-weight 0")
     return Representation(
         blend=blend, embedding_mean=mean.astype(np.float32), embedding_basis=basis,
         embedding_scale=(1.0 - w) / s_e, feature_columns=columns,

@@ -81,6 +81,11 @@ def cluster_store(
         raise StoreError(f"{store.path}: k={config.k} is larger than the number of cells ({total})")
     if total < 3:
         raise StoreError(f"{store.path}: only {total} cells; too few to cluster")
+    if config.algorithm == "spectral" and total <= config.graph_neighbours + 1:
+        raise StoreError(
+            f"{store.path}: only {total} cells, too few for a {config.graph_neighbours}-neighbour graph; "
+            "use --algorithm kmeans"
+        )
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -91,7 +96,10 @@ def cluster_store(
     report("represent", 0, total)
     fit_rows = sample_rows(slides, size=min(config.sample_size, REPRESENT_SAMPLE), seed=config.seed,
                            arrays=("embedding", "features"))  # fmt: skip
-    rep = fit_representation(fit_rows["embedding"], fit_rows["features"], feature_names=names, blend=config.blend)
+    try:
+        rep = fit_representation(fit_rows["embedding"], fit_rows["features"], feature_names=names, blend=config.blend)
+    except ValueError as exc:  # e.g. measurements that do not vary
+        raise StoreError(f"{store.path}: {exc}") from None
     del fit_rows
     for s in slides:
         if not write_slide_vectors(s, rep, progress=lambda n: report("represent", n, 0)):

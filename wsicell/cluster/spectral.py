@@ -128,13 +128,14 @@ def vote(index, sample_labels: np.ndarray, x: np.ndarray, *, k: int, neighbours:
     m = int(index.ntotal)
     nb = min(neighbours, m)
     _, idx = index.search(np.ascontiguousarray(x, dtype=np.float32), nb)  # n x nb, nearest first
-    votes = sample_labels[idx]  # n x nb
-    counts = np.zeros((len(x), k), np.int32)
-    np.add.at(counts, (np.repeat(np.arange(len(x)), nb), votes.ravel()), 1)
-    # a tie is broken by the earliest (nearest) neighbour: weight votes by 1 + tiny rank bonus
-    bonus = np.zeros((len(x), k), np.float64)
-    np.maximum.at(bonus, (np.repeat(np.arange(len(x)), nb), votes.ravel()), np.tile(1.0 - np.arange(nb) / (nb + 1), len(x)))
-    return np.argmax(counts + 0.5 * bonus, axis=1).astype(np.int32)
+    votes = sample_labels[idx].astype(np.int64)  # n x nb
+    n, rows = len(x), np.arange(len(x))
+    counts = np.bincount((rows[:, None] * k + votes).ravel(), minlength=n * k).reshape(n, k)
+    first = np.full((n, k), nb, np.int64)  # rank of each label's nearest voter
+    for rank in range(nb - 1, -1, -1):  # nearer ranks written last: they win
+        first[rows, votes[:, rank]] = rank
+    # most votes first; among equal counts, the label whose voter is nearest
+    return np.argmax(counts * (nb + 1) - first, axis=1).astype(np.int32)
 
 
 def cluster_means(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

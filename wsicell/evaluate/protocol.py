@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from wsicell.evaluate.metrics import ClusterScores, mean_std
 from wsicell.evaluate.scoring import KMEANS_RESTARTS, Row, Scoring, cluster_and_score
 from wsicell.train.methods.registry import method_title
 from wsicell.types import PathLikeStr
+
+if TYPE_CHECKING:
+    from wsicell.cluster.config import ClusterConfig
 
 __all__ = ["KMEANS_RESTARTS", "Row", "Scoring", "cluster_and_score", "run_protocol"]
 
@@ -239,7 +242,7 @@ def run_protocol(
     test_split: str = "test",
     context: Context | None = None,
     protocol: str = "inductive",
-    product: Any = None,
+    product: ClusterConfig | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> dict[str, Any]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from wsicell.cluster.context import Context, context_embeddings
 from wsicell.evaluate.metrics import ClusterScores, mean_std, score_clusters
+
+if TYPE_CHECKING:
+    from wsicell.cluster.config import ClusterConfig
 
 KMEANS_RESTARTS = 10
 
@@ -65,7 +68,7 @@ class Scoring:
 
     cells: Any  # LabelledCells of the test split
     context: Context | None = None
-    product: Any = None  # ClusterConfig | None
+    product: ClusterConfig | None = None
 
     @property
     def with_context(self) -> bool:
@@ -112,7 +115,7 @@ class Scoring:
             row.seeds.append(seed)
 
 
-def product_score(embedding: np.ndarray, cells: Any, config: Any) -> ClusterScores:
+def product_score(embedding: np.ndarray, cells: Any, config: ClusterConfig) -> ClusterScores:
     """`wsicell cluster` with ``config`` on labelled cells, scored against their labels."""
     from wsicell.cluster.cells import cluster_cells
 

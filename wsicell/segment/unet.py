@@ -34,11 +34,7 @@ def build_unet(base: int = BASE_CHANNELS):  # -> torch.nn.Module
     import torch
     from torch import nn
 
-    def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        )  # fmt: skip
+    from wsicell.segment.layers import conv_block as block
 
     class UNet(nn.Module):
         def __init__(self) -> None:

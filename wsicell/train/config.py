@@ -7,10 +7,11 @@ ablations of the paper are switches: ``local_global``, ``predictor``, ``embed_en
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Literal
 
 from wsicell.train.methods.config import SimCLRConfig, SSLPConfig
-from wsicell.train.methods.registry import METHODS, method_defaults  # noqa: E402 - the one list of methods
+from wsicell.train.methods.registry import METHODS, method_defaults  # the one list of methods
 
 STEMS = ("cifar", "cifar_pool", "imagenet")
 
@@ -134,7 +135,7 @@ class TrainConfig:
         return 8 * self.width
 
 
-def train_config(path: str | None = None, /, **overrides: object) -> TrainConfig:
+def train_config(path: str | PathLike[str] | None = None, /, **overrides: object) -> TrainConfig:
     """A ``TrainConfig`` from a YAML file and ``overrides`` (None values ignored). Without a
     file, a ``method`` other than CCRL starts from its paper's shared settings
     (``method_defaults``: e.g. SimCLR's temperature and LARS learning rate for its batch),

@@ -22,7 +22,7 @@ from wsicell.train.augment import Augment
 from wsicell.train.backbone import PreActResNet18
 from wsicell.train.config import TrainConfig
 from wsicell.train.loss import info_nce
-from wsicell.train.methods.registry import REGISTRY  # noqa: E402 - method name -> MethodInfo
+from wsicell.train.methods.registry import REGISTRY  # method name -> MethodInfo
 
 
 class Method(nn.Module, ABC):

@@ -76,8 +76,3 @@ class SSLPConfig:
             raise ValueError(f"sslp.cluster_every must be >= 1, got {self.cluster_every}")
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ValueError(f"sslp.bank_momentum must be in [0, 1), got {self.bank_momentum}")
-
-
-from wsicell.train.methods.registry import method_defaults  # noqa: E402 - re-exported for callers
-
-__all__ = ["SSLPConfig", "SimCLRConfig", "method_defaults"]
