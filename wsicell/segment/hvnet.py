@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsicell.hardware import cpu_has_bf16
+from wsicell.device import choose_precision
 from wsicell.segment.config import PRECISIONS
 from wsicell.types import RGBImage
 
@@ -99,7 +99,7 @@ class HVNetModel:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-        self.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+        self.bf16 = choose_precision(precision, "cpu")[0] == "bf16"  # the one policy (wsicell.device)
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: HV-net weights not found (train with wsicell.segment.train_hvnet)")
         self.net = build_hvnet()
