@@ -134,11 +134,12 @@ def run_curve(args: argparse.Namespace) -> None:
     from wsicell.evaluate.dataset import load_split
     from wsicell.evaluate.protocol import embed
     from wsicell.train.config import TrainConfig
+    from wsicell.train.run_dir import RunDir
 
     folds = fold_datasets(args.dataset, args.out)
     for name, seed, (k, fold) in ((n, s, f) for n in args.variants for s in args.seeds for f in enumerate(folds)):
         run = args.out / "runs" / f"{name}-fold{k}-seed{seed}"
-        if not (run / "last.pt").exists():
+        if not RunDir(run).has_checkpoint():
             print(f"{run.name}: not trained (run the variant first); skipped")
             continue
         config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", seed=seed, **VARIANTS[name])
@@ -149,7 +150,7 @@ def run_curve(args: argparse.Namespace) -> None:
                 model = random_encoder(stem=config.stem, width=config.width, seed=seed)
                 x = embed_crops(model, held_out.crops, crop_size=config.crop_size, views=config.embed_views)
             else:
-                x = embed(run / f"epoch_{epoch:04d}.pt", held_out.crops, encoder="momentum")
+                x = embed(RunDir(run).checkpoint(epoch), held_out.crops, encoder="momentum")
             grid = score_grid(held_out, x, CURVE_GRID)
             record = {"variant": name, "fold": k, "seed": seed, "epoch": epoch, "grid": grid, "time": time.strftime("%H:%M:%S")}
             with open(args.out / "curve.jsonl", "a") as f:

@@ -50,8 +50,9 @@ def main() -> None:
 
     from wsicell.config import load_config
     from wsicell.evaluate.dataset import build_split_store, load_split
-    from wsicell.evaluate.protocol import cluster_and_score, embed, ensure_trained, train_seconds
+    from wsicell.evaluate.protocol import cluster_and_score, embed, ensure_trained
     from wsicell.train.config import TrainConfig
+    from wsicell.train.run_dir import RunDir
 
     torch.set_num_threads(args.threads)
     stores = {s: build_split_store(dataset=args.dataset, split=s, out=args.out / "cells" / f"{s}.zarr", progress=False)
@@ -64,14 +65,13 @@ def main() -> None:
         torch.set_num_threads(config.threads)
         run = args.out / "runs" / name
         ensure_trained(store=stores["train"], run=run, config=config, progress=False, log=lambda m: None)
-        ckpts = sorted(run.glob("epoch_*.pt"))
+        ckpts = RunDir(run).epoch_checkpoints()
         step = max(1, len(ckpts) // 5)  # at most ~5 checkpoints per run
-        for ckpt in ckpts[step - 1 :: step]:
-            epoch = int(ckpt.stem.split("_")[1])
+        for epoch, ckpt in ckpts[step - 1 :: step]:
             for views in (1, 8):
                 s = {split: cluster_and_score(embed(ckpt, c.crops, encoder="momentum", views=views), c.labels, seed=0, spherical=True)
                      for split, c in cells.items()}  # fmt: skip
-                minutes = train_seconds(run, upto_epoch=epoch) / 60
+                minutes = RunDir(run).training_seconds(upto_epoch=epoch) / 60
                 row = {"variant": name, "epoch": epoch, "train_minutes": round(minutes, 2), "views": views,
                        **{f"{split}_{m}": round(100 * getattr(v, m), 1) for split, v in s.items() for m in ("ami", "ari", "purity")},
                        "load": round(os.getloadavg()[0], 1), "time": time.strftime("%H:%M:%S")}  # fmt: skip

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 import wsicell
+from wsicell.device import choose_precision
 from wsicell.embed import embed_crops
 from wsicell.store import CellBatch, CellStore
 from wsicell.train.augment import Augment
 from wsicell.train.config import TrainConfig
 from wsicell.train.data import CropLoader
-from wsicell.train.loop import resolve_precision, train_step
+from wsicell.train.loop import train_step
 from wsicell.train.method import build_method
 
 WORK = Path(__file__).resolve().parent / "_work"
@@ -51,7 +52,7 @@ def step_rate(config: TrainConfig, *, batch: int, steps: int, device: torch.devi
         method = method.to(memory_format=torch.channels_last)
     model = torch.compile(method) if config.compile else method
     opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
-    precision = resolve_precision(config.precision, device)
+    precision = choose_precision(config.precision, device)[0]
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     gen = torch.Generator().manual_seed(0)
     aug = Augment(config)
@@ -178,7 +179,7 @@ def main() -> None:
         print(f"CropLoader, {workers} reader thread(s): {loader_rates[workers]:,.0f} crops/s over {got} crops  {load()}", flush=True)
 
     # 4. ratio and GPU arithmetic
-    auto = resolve_precision("auto", torch.device("cpu"))
+    auto = choose_precision("auto", "cpu")[0]
     default = results.get(("cpu", "cifar", auto, True), 0.0)
     fastest = max(v for k, v in results.items() if k[0] == "cpu")
     loader_best = max(loader_rates.values())
