@@ -31,6 +31,7 @@ from wsicell.device import (
 )
 from wsicell.errors import CheckpointError
 from wsicell.progress import progress_bars
+from wsicell.provenance import EMBEDDING_MODEL, EmbeddingModel, SlideEmbedding
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
 from wsicell.train.config import EMBED_VIEWS, TrainConfig
@@ -153,20 +154,18 @@ def embed_store(
     precision = choose_precision(precision, next(model.parameters()).device)[0]  # recorded as resolved
     encoder = encoder or config.embed_encoder
     views = views or config.embed_views
-    sha = checkpoint.sha256(ckpt)
-    run_dir = RunDir.of(ckpt).path
-    tag = {"model_sha256": sha, "run": str(run_dir), "encoder": encoder, "precision": precision, "views": views}
     dim = config.embed_dim
+    record = EmbeddingModel(
+        run=str(RunDir.of(ckpt).path), checkpoint=str(ckpt), sha256=checkpoint.sha256(ckpt), encoder=encoder, dim=dim,
+        crop_size=config.crop_size, precision=precision, views=views,
+    )  # fmt: skip
     todo = []
     for s in cells.slides():
-        done = (
-            s.attrs.get("embedding_model") == sha
-            and s.attrs.get("embedding_encoder") == encoder
-            and s.attrs.get("embedding_views", 1) == views
-        )
-        if done and s.attrs.get("embedding_complete"):
+        state = SlideEmbedding.from_attrs(s.attrs)
+        done = state.made_with(record)
+        if done and state.complete:
             continue
-        start = int(s.attrs.get("embedding_rows", 0)) if done and s.has("embedding") else 0
+        start = state.rows if done and s.has("embedding") else 0
         todo.append((s, start))
     total = sum(s.n_cells - start for s, start in todo)
     embedded = 0
@@ -174,10 +173,10 @@ def embed_store(
         task = bars.add_task("embed", total=total, info="")
         for s, start in todo:
             if start == 0:
-                s.set_attrs(
-                    embedding_complete=False, embedding_rows=0, embedding_model=sha, embedding_encoder=encoder, embedding_views=views
-                )
-                arr = s.create_array("embedding", shape=(s.n_cells, dim), dtype="float16", chunks=(EMBED_CHUNK, dim), attrs=tag)
+                s.set_attrs(**SlideEmbedding(model=record.sha256, encoder=encoder, views=views).to_attrs())
+                arr = s.create_array(
+                    "embedding", shape=(s.n_cells, dim), dtype="float16", chunks=(EMBED_CHUNK, dim), attrs=record.array_attrs()
+                )  # fmt: skip
             else:
                 arr = s.array("embedding")
             crops = s.array("crops")
@@ -189,8 +188,5 @@ def embed_store(
                 embedded += b - a
                 bars.advance(task, b - a)
             s.set_attrs(embedding_complete=True)
-    cells.root.attrs["embedding_model"] = {
-        "run": str(run_dir), "checkpoint": str(ckpt), "sha256": sha, "encoder": encoder, "dim": dim,
-        "crop_size": config.crop_size, "precision": precision, "views": views,
-    }  # fmt: skip
+    cells.root.attrs[EMBEDDING_MODEL] = record.to_attrs()
     return embedded
