@@ -18,6 +18,8 @@ import os
 import time
 from pathlib import Path
 
+from record import save  # benchmarks/record.py: the figures as JSON
+
 ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS: dict[str, dict] = {
@@ -59,6 +61,7 @@ def main() -> None:
               for s in ("train", "test")}  # fmt: skip
     cells = {s: load_split(p) for s, p in stores.items()}
     print(f"{'variant':8s} {'epoch':>5s} {'min':>5s} {'views':>5s} | TRAIN AMI   ARI purity | test AMI   ARI purity")
+    rows = []
     for name in args.variants:
         settings = {"threads": args.threads, **BASE, **VARIANTS[name]}
         config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", **settings)
@@ -77,9 +80,12 @@ def main() -> None:
                        "load": round(os.getloadavg()[0], 1), "time": time.strftime("%H:%M:%S")}  # fmt: skip
                 with open(args.out / "results.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
+                rows.append(row)
                 tr, te = s["train"], s["test"]
                 print(f"{name:8s} {epoch:5d} {minutes:5.1f} {views:5d} | {100 * tr.ami:9.1f} {100 * tr.ari:5.1f} {100 * tr.purity:6.1f} "
                       f"| {100 * te.ami:8.1f} {100 * te.ari:5.1f} {100 * te.purity:6.1f}", flush=True)  # fmt: skip
+    save("evaluate_sweep", rows, notes={"variants": args.variants, "threads": args.threads},
+         title="CPU training sweep: TRAIN and test AMI / ARI / purity (%) per checkpoint")
 
 
 if __name__ == "__main__":

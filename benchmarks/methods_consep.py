@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.evaluate.dataset import build_split_store, load_split
 from wsicell.evaluate.linear import linear_probe
@@ -70,6 +71,8 @@ def main() -> None:
               f"{r['linear']['macro_f1']:.1f} | {r['linear']['accuracy']:.1f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    save("methods_consep", [{**r, "run": Path(r["run"]).name} for r in rows], notes={"seeds": args.seeds, "n_train": len(train.labels), "n_test": len(test.labels)},
+         title="CCRL, SimCLR and SSLP on CoNSeP: k-means and linear evaluation")
 
 
 if __name__ == "__main__":
