@@ -94,9 +94,10 @@ def embed_crops(
 
     Crops are resized to ``crop_size`` (default: the model's ``crop_size`` attribute set by
     :func:`load_encoder`, else their own size). ``precision`` as :func:`wsicell.device.choose`
-    (``auto``: bf16 autocast where the hardware multiplies bf16 natively, 2-3x faster on AMX
-    CPUs; the features agree with fp32 to ~2-3 digits, below the float16 they are stored in
-    at the cluster level: docs/benchmarks.md); ``fp32`` for bit-stable features.
+    (``auto``, the default of every command: bf16 autocast where the hardware multiplies
+    bf16 natively, 1.2-3x faster on AMX CPUs depending on the stem; features within cosine
+    0.9999 of fp32 and clustering scores within 0.1 point, docs/benchmarks.md); ``fp32``
+    for bit-stable features.
     ``views`` (:data:`VIEWS`) > 1 averages the normalised features of flipped/rotated copies.
     """
     if views not in VIEWS:

@@ -1,9 +1,10 @@
 """The training loop.
 
 It writes a run directory (``out``; its files: :class:`wsicell.train.run_dir.RunDir`) and
-runs where :func:`wsicell.device.choose` says. ``--resume`` reloads ``last.pt``: model (query + momentum branches), queue, optimiser,
-schedule position, epoch and every RNG (torch, CUDA, numpy, python, augmentation); the data
-order is a pure function of (seed, epoch), so the resumed run is the straight run.
+runs where :func:`wsicell.device.choose` says. ``--resume`` reloads ``last.pt``: model
+(query + momentum branches), queue, optimiser, schedule position, epoch and every RNG
+(torch, CUDA, numpy, python, augmentation); the data order is a pure function of (seed,
+epoch), so the resumed run is the straight run.
 """
 
 from __future__ import annotations
