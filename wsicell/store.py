@@ -69,6 +69,10 @@ class CellBatch:
     def slice(self, start: int, stop: int) -> CellBatch:
         return CellBatch(*(getattr(self, n)[start:stop] for n in CELL_ARRAYS))
 
+    def take(self, rows: np.ndarray) -> CellBatch:
+        """The cells at ``rows`` (integer indices), in that order."""
+        return CellBatch(*(getattr(self, n)[rows] for n in CELL_ARRAYS))
+
 
 def slide_id_for(path: PathLikeStr, fingerprint: str) -> str:
     """A stable id: the file's stem (made key-safe) and the fingerprint's first 8 hex digits."""

@@ -29,6 +29,7 @@ import numpy as np
 
 from wsicell.cluster.context import Context
 from wsicell.evaluate.metrics import ClusterScores, mean_std
+from wsicell.evaluate.nuclei import Nuclei
 from wsicell.evaluate.scoring import KMEANS_RESTARTS, Row, Scoring, cluster_and_score
 from wsicell.train.methods.registry import method_title
 from wsicell.train.run_dir import RunDir
@@ -210,6 +211,7 @@ def run_protocol(
     context: Context | None = None,
     protocol: str = "inductive",
     product: ClusterConfig | None = None,
+    nuclei: Nuclei | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> dict[str, Any]:
@@ -221,21 +223,30 @@ def run_protocol(
     ``protocol``: "inductive" trains on the train split only (the paper's reading: new images
     at test time); "transductive" trains on the train and test images together, labels
     unused (the product's setting: it trains on the slides it maps).
+    ``nuclei`` (nuclei.py): score the labelled instances (default) or a segmenter's nuclei
+    matched to them (both splits), optionally on tiles shown at a lower magnification.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    from wsicell.evaluate.dataset import build_split_store, build_union_store, load_split
+    from wsicell.evaluate.dataset import (
+        build_split_store,
+        build_union_store,
+        labelled_nuclei,
+        load_split,
+    )
     from wsicell.evaluate.report import write_report
 
     out = Path(out)
     started = time.time()
     stores = {
         split: build_split_store(dataset=dataset, split=split, out=out / "cells" / f"{split}.zarr",
-                                 crop_size=STORE_CROP, progress=progress)
+                                 crop_size=STORE_CROP, nuclei=nuclei, progress=progress)
         for split in (train_split, test_split)
     }  # fmt: skip
     train_cells, test_cells = load_split(stores[train_split]), load_split(stores[test_split])
-    log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split}")
+    labelled = {split: labelled_nuclei(stores[split]) for split in (train_split, test_split)}
+    log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split} "
+        f"({(nuclei or Nuclei()).title}; {len(test_cells)} of {labelled[test_split]} labelled {test_split} nuclei)")  # fmt: skip
     scoring = Scoring(test_cells, context, product)
     if protocol == "transductive":
         train_store = build_union_store(stores=[stores[train_split], stores[test_split]],
@@ -279,6 +290,7 @@ def run_protocol(
         "dataset": str(dataset), "train_split": train_split, "test_split": test_split, "protocol": protocol,
         "product": None if product is None else _plain(dataclasses.asdict(product)),
         "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
+        "nuclei": (nuclei or Nuclei()).title, "labelled_test_nuclei": labelled[test_split],
         "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
         "config": _plain(dataclasses.asdict(config)),
         "context": context.as_dict() if context is not None and context.enabled else None,
