@@ -110,8 +110,8 @@ def default_config(method: str, *, device: str, quiet: bool) -> Path | None:
         return None
     preset = cpu_preset(method)
     if not quiet and preset.name == "cpu-untrained.yaml":
-        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: on CPU budgets it "
-                   "clusters better than trained CCRL); to train: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
+        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: no training time, and on "
+                   "new images it clusters as well as CPU-trained CCRL); to train: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
     elif not quiet:
         click.echo(f"No CUDA GPU: training {method} with the CPU configuration {preset.name} "
                    f"(minutes, not days; the paper's recipe: --config configs/{method}.yaml)", err=True)  # fmt: skip

@@ -113,7 +113,7 @@ def train(
         num_workers=config.num_workers, prefetch=config.prefetch_batches, rank=rank, world_size=world,
     )  # fmt: skip
     steps = len(loader)
-    if steps == 0:
+    if steps == 0 and config.epochs > 0:  # an untrained encoder (epochs 0) needs no batch
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {loader.n_cells} cells of {cells.path} "
             f"(batches are always full); lower --batch-size"
