@@ -50,7 +50,7 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
         (["--set", "nonsense=1"], "unknown setting(s) nonsense"),
         (["--set", "novalue"], "expected KEY=VALUE"),
         (["--set", "local_global=maybe"], "expected true/false"),
-        (["--batch-size", "65536", "--set", "queue_size=65536"], "batch_size 65536 is larger than the"),
+        (["--batch-size", "65536", "--set", "queue_size=65536", "--epochs", "1"], "batch_size 65536 is larger than the"),
     ],
 )
 def test_train_bad_settings(extracted_store: Path, tmp_path: Path, extra: list[str], message: str) -> None:
