@@ -1,5 +1,6 @@
 """``method: hvnet``: HV targets and post-processing against naive references; the shipped
-network on real pixels; ONNX export agreement."""
+network on real pixels; agreement of the runtimes (ONNX export, OpenVINO, torch) and the
+choice of the default one."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def region(sample_slide):
 @pytest.fixture(scope="module")
 def maps(region):
     image, mpp = region
-    return HVNetModel(precision="fp32").maps(image, mpp=mpp)
+    return HVNetModel(precision="fp32", runtime="torch").maps(image, mpp=mpp)
 
 
 def test_hv_targets_match_the_per_nucleus_reference(shared_data):
@@ -150,7 +151,7 @@ def test_hvnet_on_the_sample_slide(region):
 
 def test_maps_follow_the_input_resolution(region):
     image, mpp = region
-    model = HVNetModel(precision="fp32")
+    model = HVNetModel(precision="fp32", runtime="torch")
     at_native = model.maps(image[:250, :250], mpp=mpp)  # odd side: padded inside
     assert at_native.shape == (3, 250, 250) and at_native.dtype == np.float32
     assert at_native[0].min() >= 0 and at_native[0].max() <= 1
@@ -165,7 +166,7 @@ def test_onnx_export_agrees_with_torch(region, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     image, _ = region
-    model = HVNetModel(precision="fp32")
+    model = HVNetModel(precision="fp32", runtime="torch")
     net = model.net.to(memory_format=torch.contiguous_format)
     path = tmp_path / "hvnet.onnx"
     torch.onnx.export(
@@ -190,6 +191,70 @@ def test_config_validates_hv_thresholds():
 def test_openvino_runtime_agrees_with_torch(region):
     pytest.importorskip("openvino")
     image, mpp = region
-    expected = HVNetModel(precision="fp32").maps(image[:256, :256], mpp=mpp)
+    expected = HVNetModel(precision="fp32", runtime="torch").maps(image[:256, :256], mpp=mpp)
     got = HVNetModel(precision="fp32", runtime="openvino").maps(image[:256, :256], mpp=mpp)
     np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_both_runtimes_find_the_same_nuclei_with_the_default_settings(region):
+    """The default (``runtime: auto`` = OpenVINO when installed, bf16 where the CPU has it)
+    and the torch fallback give the same nuclei up to a few at the threshold margin."""
+    pytest.importorskip("openvino")
+    image, mpp = region
+    found = {rt: centroids_of(make_segmenter(SegmentConfig(runtime=rt)).segment(image, mpp=mpp))
+             for rt in ("openvino", "torch")}  # fmt: skip
+    a, b = found["openvino"], found["torch"]
+    assert abs(len(a) - len(b)) <= 0.03 * len(b) and len(b) > 100
+    assert match_centroids(a, b, radius=1.0 / mpp).f1 > 0.95  # within 1 µm
+
+
+def test_openvino_models_do_not_pin_threads_and_convert_once():
+    """Pinning put every worker's inference on CPU 0 (two workers ran one at a time)."""
+    pytest.importorskip("openvino")
+    from wsicell.segment import hvnet
+
+    models = [HVNetModel(runtime="openvino") for _ in range(2)]
+    for model in models:
+        assert model.runtime == "openvino"
+        assert model.compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert model.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert list(hvnet._CONVERTED) == [WEIGHTS_PATH.resolve()]
+
+
+def test_the_default_is_the_hvnet_on_the_auto_runtime():
+    config = SegmentConfig()
+    assert (config.method, config.runtime) == ("hvnet", "auto")
+    assert make_segmenter(config).name == "hvnet"
+
+
+def test_auto_runtime_falls_back_to_torch_without_openvino(monkeypatch, region):
+    import sys
+
+    from wsicell.segment import hvnet
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    hvnet.pick_runtime.cache_clear()
+    try:
+        runtime, why = hvnet.pick_runtime("auto")
+        assert runtime == "torch" and "openvino is not installed" in why
+        image, mpp = region
+        segmenter = make_segmenter(SegmentConfig())
+        assert segmenter.segment(image[:128, :128], mpp=mpp).shape == (128, 128)
+        assert segmenter.model.runtime == "torch"
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        hvnet.pick_runtime.cache_clear()
+        assert hvnet.pick_runtime("auto") == ("torch", "hvnet runtime: torch on the GPU (a CUDA device is available)")
+        assert hvnet.pick_runtime("openvino")[0] == "openvino"  # as configured
+    finally:
+        hvnet.pick_runtime.cache_clear()
+
+
+def test_openvino_asked_for_but_missing_is_a_config_error(monkeypatch):
+    import sys
+
+    from wsicell.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ConfigError, match="pip install openvino"):
+        HVNetModel(runtime="openvino")
