@@ -95,7 +95,9 @@ def main() -> None:
         except ImportError:
             print("onnxruntime not installed: skipped")
         try:
-            import openvino as ov
+            from wsicell.segment.hv_openvino import import_openvino
+
+            ov = import_openvino()  # without OpenVINO's usage telemetry
 
             core = ov.Core()
             for hint in ("f32", "bf16"):

@@ -28,6 +28,16 @@ from wsicell.segment.metrics import centroids_of, match_centroids
 CONSEP_MPP = 0.25 / 1.024
 
 
+def openvino_or_skip():
+    """openvino imported as wsicell imports it (without its telemetry), or skip."""
+    from wsicell.segment.hv_openvino import import_openvino
+
+    try:
+        return import_openvino()
+    except ImportError:
+        pytest.skip("openvino is not installed")
+
+
 def naive_hv_targets(inst: np.ndarray) -> np.ndarray:
     """HoVer-Net's target maps, one nucleus at a time."""
     out = np.zeros((2, *inst.shape), np.float32)
@@ -189,7 +199,7 @@ def test_config_validates_hv_thresholds():
 
 
 def test_openvino_runtime_agrees_with_torch(region):
-    pytest.importorskip("openvino")
+    openvino_or_skip()
     image, mpp = region
     expected = HVNetModel(precision="fp32", runtime="torch").maps(image[:256, :256], mpp=mpp)
     got = HVNetModel(precision="fp32", runtime="openvino").maps(image[:256, :256], mpp=mpp)
@@ -199,7 +209,7 @@ def test_openvino_runtime_agrees_with_torch(region):
 def test_both_runtimes_find_the_same_nuclei_with_the_default_settings(region):
     """The default (``runtime: auto`` = OpenVINO when installed, bf16 where the CPU has it)
     and the torch fallback give the same nuclei up to a few at the threshold margin."""
-    pytest.importorskip("openvino")
+    openvino_or_skip()
     image, mpp = region
     found = {rt: centroids_of(make_segmenter(SegmentConfig(runtime=rt)).segment(image, mpp=mpp))
              for rt in ("openvino", "torch")}  # fmt: skip
@@ -208,17 +218,59 @@ def test_both_runtimes_find_the_same_nuclei_with_the_default_settings(region):
     assert match_centroids(a, b, radius=1.0 / mpp).f1 > 0.95  # within 1 µm
 
 
-def test_openvino_models_do_not_pin_threads_and_convert_once():
+def test_openvino_models_do_not_pin_threads_and_read_the_shipped_ir_once():
     """Pinning put every worker's inference on CPU 0 (two workers ran one at a time)."""
-    pytest.importorskip("openvino")
-    from wsicell.segment import hvnet
+    openvino_or_skip()
+    from wsicell.segment import hv_openvino
 
     models = [HVNetModel(runtime="openvino") for _ in range(2)]
     for model in models:
         assert model.runtime == "openvino"
         assert model.compiled.get_property("ENABLE_CPU_PINNING") is False
         assert model.compiled.get_property("INFERENCE_NUM_THREADS") == 1
-    assert list(hvnet._CONVERTED) == [WEIGHTS_PATH.resolve()]
+    assert list(hv_openvino._MODELS) == [WEIGHTS_PATH.resolve()]
+
+
+def test_the_shipped_openvino_ir_was_made_from_the_shipped_weights():
+    """After retraining, regenerate it: python -m wsicell.segment.hv_openvino."""
+    ov = openvino_or_skip()
+    from wsicell.segment.hv_openvino import DIGEST_KEY, IR_PATH, weights_digest
+
+    model = ov.Core().read_model(str(IR_PATH))
+    assert model.get_rt_info(DIGEST_KEY).astype(str) == weights_digest(WEIGHTS_PATH)
+
+
+def test_other_weights_are_exported_through_onnx(tmp_path, region):
+    openvino_or_skip()
+    weights = tmp_path / "other.pt"
+    torch.manual_seed(0)
+    torch.save(build_hvnet().state_dict(), weights)
+    image, mpp = region
+    expected = HVNetModel(weights, precision="fp32", runtime="torch").maps(image[:128, :128], mpp=mpp)
+    got = HVNetModel(weights, precision="fp32", runtime="openvino").maps(image[:128, :128], mpp=mpp)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_the_openvino_runtime_sends_no_telemetry():
+    """`import openvino` sends a usage event from a forked process (opt-out telemetry);
+    wsicell's import blocks it. A fresh interpreter, so no earlier import hides it."""
+    openvino_or_skip()
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "forks = []\n"
+        "sys.addaudithook(lambda event, args: forks.append(event) if event in ('os.fork', 'os.posix_spawn') else None)\n"
+        "import numpy as np\n"
+        "from wsicell.segment.hvnet import HVNetModel, pick_runtime\n"
+        "assert pick_runtime('auto')[0] == 'openvino'\n"
+        "HVNetModel(runtime='openvino').maps(np.zeros((64, 64, 3), np.uint8), mpp=0.5)\n"
+        "print('forks', len(forks))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "forks 0" in out.stdout
 
 
 def test_the_default_is_the_hvnet_on_the_auto_runtime():

@@ -15,15 +15,12 @@ lazily.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from wsicell.errors import ConfigError
 from wsicell.hardware import cpu_has_bf16
 from wsicell.segment.config import PRECISIONS, RUNTIMES
 from wsicell.types import RGBImage
@@ -33,12 +30,6 @@ HVNET_MPP = 0.5
 CHANNELS = (8, 16, 32, 64, 128)
 """Channels per level, full resolution first."""
 WEIGHTS_PATH = Path(__file__).with_name("hvnet_weights.pt")
-_CONVERT_LOCK = threading.Lock()
-"""OpenVINO converts by tracing the torch module; concurrent traces (one per extraction
-worker thread) fail torch's trace sanity check, so conversions take turns."""
-_CONVERTED: dict[Path, object] = {}
-"""weights file -> its network converted to an ``openvino.Model``: converting costs ~1 CPU-s
-(compiling it ~0.04), so it is done once per process, not once per worker thread."""
 MULTIPLE = 2 ** (len(CHANNELS) - 1)
 """Input sides are padded to a multiple of this (one 2x pooling per level below the first)."""
 
@@ -101,8 +92,10 @@ def pick_runtime(requested: str = "auto") -> tuple[str, str]:
 
     if torch.cuda.is_available():
         return "torch", "hvnet runtime: torch on the GPU (a CUDA device is available)"
+    from wsicell.segment.hv_openvino import import_openvino
+
     try:
-        import openvino  # noqa: F401
+        import_openvino()
     except ImportError:
         return "torch", ("hvnet runtime: torch on the CPU, because openvino is not installed "
                          "(pip install openvino: segmentation ~1.5x faster)")  # fmt: skip
@@ -113,9 +106,8 @@ class HVNetModel:
     """Nucleus probability and HV maps of an RGB tile at any mpp from the shipped network.
 
     ``runtime``: ``auto`` (:func:`pick_runtime`), ``torch`` (eager; on the GPU when CUDA is
-    available) or ``openvino`` (the network converted in memory with
-    ``openvino.convert_model`` once per process, compiled once per instance, i.e. per
-    extraction worker thread, each on one thread). ``precision``: ``bf16`` runs the network
+    available) or ``openvino`` (the shipped IR read once per process, ``hv_openvino.py``,
+    compiled once per instance, i.e. per extraction worker thread, each on one thread). ``precision``: ``bf16`` runs the network
     in bf16 (torch: autocast; OpenVINO: its bf16 inference-precision hint), ``auto`` does so
     only on CPUs with native bf16 units (else fp32; fp32 on a GPU)."""
 
@@ -139,26 +131,9 @@ class HVNetModel:
         self.net.to(self.device, memory_format=torch.channels_last)  # faster convolutions
 
     def _openvino(self):
-        import torch
+        from wsicell.segment.hv_openvino import compile_model, load_model
 
-        try:
-            import openvino as ov
-        except ImportError as e:
-            raise ConfigError("runtime: openvino needs the openvino package (pip install openvino)") from e
-        key = self.weights.resolve()
-        with _CONVERT_LOCK:
-            if key not in _CONVERTED:
-                with warnings.catch_warnings():  # the converter traces with torch.jit (deprecated)
-                    warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace", category=FutureWarning)
-                    _CONVERTED[key] = ov.convert_model(
-                        self.net, example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)]
-                    )
-            # ENABLE_CPU_PINNING off: by default OpenVINO pins the calling thread to a core while
-            # it infers, the same core (CPU 0) for every compiled model, so two extraction workers
-            # ran one at a time (measured, docs/segmentation.md).
-            config = {"INFERENCE_PRECISION_HINT": "bf16" if self.bf16 else "f32",
-                      "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False}  # fmt: skip
-            return ov.Core().compile_model(_CONVERTED[key], "CPU", config)
+        return compile_model(load_model(self.net, self.weights), bf16=self.bf16)
 
     @classmethod
     def from_net(cls, net, *, bf16: bool = False) -> HVNetModel:

@@ -1,0 +1,116 @@
+"""The HV-net on OpenVINO: the network as an OpenVINO model, read from the shipped IR.
+
+``hvnet_openvino.xml`` / ``.bin`` (beside ``hvnet_weights.pt``) hold the network in
+OpenVINO's format, tagged with the SHA-256 of the weights file they were made from. Reading
+them takes ~0.04 CPU-s and ~40 MB, where converting the torch module in memory with
+``openvino.convert_model`` took ~1.1 CPU-s and ~130 MB. Other weights (or a stale IR) are
+exported through ONNX (``torch.onnx.export`` + ``Core.read_model``) into a temporary folder,
+once per process.
+
+Telemetry: ``import openvino`` sends a usage event to Google Analytics from a forked process
+unless the user opted out (OpenVINO's telemetry is opt-out since 2024); so does
+``convert_model``. wsicell imports openvino only through :func:`import_openvino`, which
+makes the ``openvino_telemetry`` package unimportable first, so OpenVINO falls back to its
+own no-op stub and sends nothing. Regenerate the shipped IR after retraining with
+
+    python -m wsicell.segment.hv_openvino
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+from wsicell.errors import ConfigError
+
+IR_PATH = Path(__file__).with_name("hvnet_openvino.xml")
+DIGEST_KEY = "wsicell_weights_sha256"
+_LOCK = threading.Lock()
+"""Exports trace the torch module; concurrent traces (one per extraction worker thread) fail
+torch's trace sanity check, so loading takes turns."""
+_MODELS: dict[Path, object] = {}
+"""weights file -> its ``openvino.Model``, read or exported once per process."""
+
+
+def weights_digest(weights: Path) -> str:
+    return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+
+
+def import_openvino():  # -> the openvino module
+    """``import openvino`` without its usage telemetry (see the module's docstring); raises
+    ImportError when openvino is not installed."""
+    sys.modules.setdefault("openvino_telemetry", None)  # OpenVINO then uses its no-op stub
+    import openvino
+
+    return openvino
+
+
+def _openvino():
+    try:
+        return import_openvino()
+    except ImportError as e:
+        raise ConfigError("runtime: openvino needs the openvino package (pip install openvino)") from e
+
+
+def export_ir(net, xml: Path, digest: str) -> None:
+    """Write ``net`` (the HV-net, fp32) as an OpenVINO IR with a dynamic height and width."""
+    import torch
+
+    ov = _openvino()
+    net = net.float().to(memory_format=torch.contiguous_format).eval()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated
+        onnx = Path(tmp) / "hvnet.onnx"
+        torch.onnx.export(
+            net, (torch.rand(1, 3, 64, 64),), str(onnx), input_names=["image"], output_names=["maps"],
+            opset_version=17, dynamo=False, dynamic_axes={"image": {2: "h", 3: "w"}, "maps": {2: "h", 3: "w"}},
+        )  # fmt: skip
+        model = ov.Core().read_model(str(onnx))
+        model.set_rt_info(digest, DIGEST_KEY)
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+
+
+def load_model(net, weights: Path):  # -> openvino.Model
+    """The network of ``weights`` as an ``openvino.Model``: the shipped IR when it was made
+    from these weights, else an ONNX export of ``net`` (once per process)."""
+    ov = _openvino()
+    weights = Path(weights).resolve()
+    with _LOCK:
+        if weights not in _MODELS:
+            digest = weights_digest(weights)
+            model = ov.Core().read_model(str(IR_PATH)) if IR_PATH.is_file() else None
+            if model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest:
+                with tempfile.TemporaryDirectory() as tmp:
+                    xml = Path(tmp) / "hvnet.xml"
+                    export_ir(net, xml, digest)
+                    model = ov.Core().read_model(str(xml))
+            _MODELS[weights] = model
+        return _MODELS[weights]
+
+
+def compile_model(model, *, bf16: bool):  # -> openvino.CompiledModel
+    """One thread, one stream, no pinning: by default OpenVINO pins the calling thread to a
+    core while it infers, the same core (CPU 0) for every compiled model, so two extraction
+    workers ran one at a time (measured, docs/segmentation.md)."""
+    ov = _openvino()
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "INFERENCE_NUM_THREADS": 1,
+              "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False}  # fmt: skip
+    with _LOCK:
+        return ov.Core().compile_model(model, "CPU", config)
+
+
+def main() -> None:
+    """Regenerate the shipped IR from the shipped weights."""
+    from wsicell.segment.hvnet import WEIGHTS_PATH, HVNetModel
+
+    model = HVNetModel(precision="fp32", runtime="torch")
+    export_ir(model.net, IR_PATH, weights_digest(WEIGHTS_PATH))
+    print(f"wrote {IR_PATH} and {IR_PATH.with_suffix('.bin')} from {WEIGHTS_PATH}")
+
+
+if __name__ == "__main__":
+    main()
