@@ -108,7 +108,23 @@ def sobel_kernels():  # -> torch.Tensor 2x1x5x5 (d/dx, d/dy)
     return torch.from_numpy(np.stack([kx, kx.T])[:, None].astype(np.float32))
 
 
-def loss_fn(out, y, has_hv, kernels):
+def lovasz_hinge(logit, fg):
+    """Berman et al.'s Lovász hinge (a convex surrogate of 1 - IoU), per crop, averaged;
+    ``logit``, ``fg``: NxHxW. All crops at once: errors sorted per row, the Jaccard loss'
+    gradient read off the cumulative sums of the sorted labels."""
+    import torch
+    import torch.nn.functional as F
+
+    logit, fg = logit.flatten(1), fg.flatten(1)
+    errors, order = torch.sort(1 - logit * (2 * fg - 1), dim=1, descending=True)
+    gt = torch.gather(fg, 1, order)
+    total = gt.sum(1, keepdim=True)
+    jaccard = 1 - (total - gt.cumsum(1)) / (total + (1 - gt).cumsum(1))
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
+    return (F.relu(errors) * grad).sum(1).mean()
+
+
+def loss_fn(out, y, has_hv, kernels, lovasz: float = 0.0):
     import torch
     import torch.nn.functional as F
 
@@ -118,6 +134,8 @@ def loss_fn(out, y, has_hv, kernels):
     p = torch.sigmoid(logit)
     dice = 1 - (2 * (p * fg).sum() + 1) / (p.sum() + fg.sum() + 1)
     loss = bce + dice
+    if lovasz:
+        loss = loss + lovasz * lovasz_hinge(logit, fg)
     if has_hv.any():
         hv, t, m = hv[has_hv], y[has_hv, 1:], fg[has_hv]
         mse = ((hv - t) ** 2).mean()
@@ -191,6 +209,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
     parser.add_argument("--sweep-only", action="store_true", help="load --out, only sweep the thresholds")
     parser.add_argument("--init", type=Path, help="start from these weights (a continuation run)")
+    parser.add_argument("--lovasz", type=float, default=0.0,
+                        help="weight of a Lovász hinge (IoU surrogate) on the nucleus map [0 = off]")  # fmt: skip
     args = parser.parse_args()
     import torch
 
@@ -245,7 +265,7 @@ def main() -> None:
             x = torch.from_numpy(np.stack([b[0] for b in batch]).transpose(0, 3, 1, 2) / 255.0).float()
             y = torch.from_numpy(np.stack([b[1] for b in batch]))
             has_hv = torch.tensor([b[2] for b in batch])
-            loss = loss_fn(net(x), y, has_hv, kernels)
+            loss = loss_fn(net(x), y, has_hv, kernels, args.lovasz)
             opt.zero_grad()
             loss.backward()
             opt.step()
