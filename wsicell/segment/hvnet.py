@@ -98,7 +98,7 @@ def pick_runtime(requested: str = "auto") -> tuple[str, str]:
         import_openvino()
     except ImportError:
         return "torch", ("hvnet runtime: torch on the CPU, because openvino is not installed "
-                         "(pip install openvino: segmentation ~1.5x faster)")  # fmt: skip
+                         "(pip install openvino: segmentation ~1.6x faster)")  # fmt: skip
     return "openvino", "hvnet runtime: OpenVINO, because it is the fastest CPU runtime measured (~1.6x torch)"
 
 
@@ -106,10 +106,11 @@ class HVNetModel:
     """Nucleus probability and HV maps of an RGB tile at any mpp from the shipped network.
 
     ``runtime``: ``auto`` (:func:`pick_runtime`), ``torch`` (eager; on the GPU when CUDA is
-    available) or ``openvino`` (the shipped IR read once per process, ``hv_openvino.py``,
-    compiled once per instance, i.e. per extraction worker thread, each on one thread). ``precision``: ``bf16`` runs the network
-    in bf16 (torch: autocast; OpenVINO: its bf16 inference-precision hint), ``auto`` does so
-    only on CPUs with native bf16 units (else fp32; fp32 on a GPU)."""
+    available) or ``openvino`` (the shipped IR read once per process, ``hv_openvino.py``;
+    compiled once per instance, i.e. per extraction worker thread, each on one thread).
+    ``precision``: ``bf16`` runs the network in bf16 (torch: autocast; OpenVINO: its bf16
+    inference-precision hint), ``auto`` does so only on CPUs with native bf16 units (else
+    fp32; fp32 on a GPU)."""
 
     def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "auto") -> None:
         import torch
