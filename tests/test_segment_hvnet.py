@@ -240,7 +240,7 @@ def test_the_shipped_openvino_ir_was_made_from_the_shipped_weights():
     assert model.get_rt_info(DIGEST_KEY).astype(str) == weights_digest(WEIGHTS_PATH)
 
 
-def test_other_weights_are_exported_through_onnx(tmp_path, region):
+def test_other_weights_are_converted_in_memory(tmp_path, region):
     openvino_or_skip()
     weights = tmp_path / "other.pt"
     torch.manual_seed(0)
@@ -251,13 +251,16 @@ def test_other_weights_are_exported_through_onnx(tmp_path, region):
     np.testing.assert_allclose(got, expected, atol=2e-3)
 
 
-def test_the_openvino_runtime_sends_no_telemetry():
-    """`import openvino` sends a usage event from a forked process (opt-out telemetry);
-    wsicell's import blocks it. A fresh interpreter, so no earlier import hides it."""
+def test_the_openvino_runtime_sends_no_telemetry(tmp_path):
+    """`import openvino` and `convert_model` send usage events from a forked process
+    (opt-out telemetry); wsicell's import blocks them. A fresh interpreter, so no earlier
+    import hides it; the shipped IR and a conversion of other weights."""
     openvino_or_skip()
     import subprocess
     import sys
 
+    weights = tmp_path / "other.pt"
+    torch.save(build_hvnet().state_dict(), weights)
     code = (
         "import sys\n"
         "forks = []\n"
@@ -266,6 +269,7 @@ def test_the_openvino_runtime_sends_no_telemetry():
         "from wsicell.segment.hvnet import HVNetModel, pick_runtime\n"
         "assert pick_runtime('auto')[0] == 'openvino'\n"
         "HVNetModel(runtime='openvino').maps(np.zeros((64, 64, 3), np.uint8), mpp=0.5)\n"
+        f"HVNetModel({str(weights)!r}, runtime='openvino').maps(np.zeros((64, 64, 3), np.uint8), mpp=0.5)\n"
         "print('forks', len(forks))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -3,9 +3,8 @@
 ``hvnet_openvino.xml`` / ``.bin`` (beside ``hvnet_weights.pt``) hold the network in
 OpenVINO's format, tagged with the SHA-256 of the weights file they were made from. Reading
 them takes ~0.04 CPU-s and ~40 MB, where converting the torch module in memory with
-``openvino.convert_model`` took ~1.1 CPU-s and ~130 MB. Other weights (or a stale IR) are
-exported through ONNX (``torch.onnx.export`` + ``Core.read_model``) into a temporary folder,
-once per process.
+``openvino.convert_model`` takes ~1.1 CPU-s and ~130 MB; that is done (once per process)
+only for other weights or a stale IR.
 
 Telemetry: ``import openvino`` sends a usage event to Google Analytics from a forked process
 unless the user opted out (OpenVINO's telemetry is opt-out since 2024); so does
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -30,8 +28,8 @@ from wsicell.errors import ConfigError
 IR_PATH = Path(__file__).with_name("hvnet_openvino.xml")
 DIGEST_KEY = "wsicell_weights_sha256"
 _LOCK = threading.Lock()
-"""Exports trace the torch module; concurrent traces (one per extraction worker thread) fail
-torch's trace sanity check, so loading takes turns."""
+"""Conversions trace the torch module; concurrent traces (one per extraction worker thread)
+fail torch's trace sanity check, so loading takes turns."""
 _MODELS: dict[Path, object] = {}
 """weights file -> its ``openvino.Model``, read or exported once per process."""
 
@@ -56,38 +54,27 @@ def _openvino():
         raise ConfigError("runtime: openvino needs the openvino package (pip install openvino)") from e
 
 
-def export_ir(net, xml: Path, digest: str) -> None:
-    """Write ``net`` (the HV-net, fp32) as an OpenVINO IR with a dynamic height and width."""
+def convert(net):  # -> openvino.Model
+    """``net`` (the HV-net) converted in memory, fp32, with a dynamic height and width."""
     import torch
 
     ov = _openvino()
-    net = net.float().to(memory_format=torch.contiguous_format).eval()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated
-        onnx = Path(tmp) / "hvnet.onnx"
-        torch.onnx.export(
-            net, (torch.rand(1, 3, 64, 64),), str(onnx), input_names=["image"], output_names=["maps"],
-            opset_version=17, dynamo=False, dynamic_axes={"image": {2: "h", 3: "w"}, "maps": {2: "h", 3: "w"}},
-        )  # fmt: skip
-        model = ov.Core().read_model(str(onnx))
-        model.set_rt_info(digest, DIGEST_KEY)
-        ov.save_model(model, str(xml), compress_to_fp16=False)
+    with warnings.catch_warnings():  # the converter traces with torch.jit (deprecated)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace", category=FutureWarning)
+        return ov.convert_model(net.float(), example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
 
 
 def load_model(net, weights: Path):  # -> openvino.Model
     """The network of ``weights`` as an ``openvino.Model``: the shipped IR when it was made
-    from these weights, else an ONNX export of ``net`` (once per process)."""
+    from these weights, else ``net`` converted in memory (once per process)."""
     ov = _openvino()
     weights = Path(weights).resolve()
     with _LOCK:
         if weights not in _MODELS:
-            digest = weights_digest(weights)
             model = ov.Core().read_model(str(IR_PATH)) if IR_PATH.is_file() else None
+            digest = weights_digest(weights)
             if model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest:
-                with tempfile.TemporaryDirectory() as tmp:
-                    xml = Path(tmp) / "hvnet.xml"
-                    export_ir(net, xml, digest)
-                    model = ov.Core().read_model(str(xml))
+                model = convert(net)
             _MODELS[weights] = model
         return _MODELS[weights]
 
@@ -107,8 +94,10 @@ def main() -> None:
     """Regenerate the shipped IR from the shipped weights."""
     from wsicell.segment.hvnet import WEIGHTS_PATH, HVNetModel
 
-    model = HVNetModel(precision="fp32", runtime="torch")
-    export_ir(model.net, IR_PATH, weights_digest(WEIGHTS_PATH))
+    ov = _openvino()
+    model = convert(HVNetModel(precision="fp32", runtime="torch").net)
+    model.set_rt_info(weights_digest(WEIGHTS_PATH), DIGEST_KEY)
+    ov.save_model(model, str(IR_PATH), compress_to_fp16=False)
     print(f"wrote {IR_PATH} and {IR_PATH.with_suffix('.bin')} from {WEIGHTS_PATH}")
 
 
