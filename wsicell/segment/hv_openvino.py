@@ -71,7 +71,9 @@ def load_model(net, weights: Path):  # -> openvino.Model
     weights = Path(weights).resolve()
     with _LOCK:
         if weights not in _MODELS:
-            model = ov.Core().read_model(str(IR_PATH)) if IR_PATH.is_file() else None
+            core = ov.Core()
+            core.set_property({"ENABLE_MMAP": False})  # read, not mapped: a file replaced mid-run (an upgrade) was a SIGBUS
+            model = core.read_model(str(IR_PATH)) if IR_PATH.is_file() else None
             digest = weights_digest(weights)
             if model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest:
                 model = convert(net)
