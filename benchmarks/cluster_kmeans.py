@@ -22,6 +22,7 @@ import os
 import time
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.cluster.kmeans import make_index, train_kmeans
 
@@ -103,6 +104,11 @@ def main() -> None:
         print(f"{name:<42} {wall:>8.1f} {cpu:>8.1f} {obj:>16,.0f} {obj / best:>8.4f}  {ld}")
     print("(objective: sum over all points of the squared distance to the nearest centroid; "
           "times include that final assignment of all points)")
+    save("cluster_kmeans", [
+        {"method": name, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "objective": round(obj), "vs_best": round(obj / best, 4),
+         "load": ld} for name, wall, cpu, obj, ld in rows
+    ], notes={"n": args.n, "dim": args.dim, "k": args.k, "iterations": args.iterations, "sample": args.sample},
+       title="k-means: FAISS on a sample vs all points vs scikit-learn")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 from sklearn.metrics import adjusted_rand_score
 
 from wsicell.cluster.model import fit_model
-
-OUT = Path(__file__).resolve().parent / "_work" / "cluster_spectral.json"
 
 
 def synthetic(n: int, k: int, dim: int = 61, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +69,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in rows:
         print(f"| {r['algorithm']} | {r['fit_wall_s']} / {r['fit_cpu_s']} | {r['assign_wall_s']} / {r['assign_cpu_s']} | {r['ari']:.3f} |")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(rows, indent=1) + "\n")
+    save("cluster_spectral", rows, notes={"n": args.n, "k": args.k, "exact_vote": args.exact_vote},
+         title="spectral vs k-means: fit and assignment time, ARI on synthetic clusters")
 
 
 if __name__ == "__main__":

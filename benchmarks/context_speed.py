@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.cluster.context import Context, write_slide_context
-from wsicell.cluster.kmeans import make_index
+from wsicell.cluster.model import ClusterModel
 from wsicell.cluster.run import assign_slide
 from wsicell.store import CellBatch, CellStore
 
@@ -94,9 +95,9 @@ def main() -> None:
         neighbours = DENSITY_PER_MM2 * np.pi * (args.radius / 1000) ** 2
 
         centroids = np.random.default_rng(1).normal(size=(20, DIM)).astype(np.float32)
-        index = make_index(centroids / np.linalg.norm(centroids, axis=1, keepdims=True))
+        model = ClusterModel("kmeans", centroids / np.linalg.norm(centroids, axis=1, keepdims=True), spherical=True)
         t0 = time.perf_counter()
-        assign_slide(slide, index, k=20, spherical=True, batch_size=65_536, created="bench")
+        assign_slide(slide, model.assigner(), k=20, batch_size=65_536, created="bench", array="embedding")
         assign_s = time.perf_counter() - t0
 
         a, b, c = os.getloadavg()
@@ -107,6 +108,14 @@ def main() -> None:
         print(f"| context embeddings (write_slide_context) | {context_s:.1f} | {args.n / context_s:,.0f} | {context_rss:,.0f} MB |")
         print(f"| nearest-centroid assignment, k = 20 | {assign_s:.1f} | {args.n / assign_s:,.0f} | {peak_mb():,.0f} MB |")
         print(f"\ncontext / assignment time: {context_s / assign_s:.2f}x; RSS before context: {base_rss:,.0f} MB")
+        save("context_speed", [
+            {"step": "context embeddings (write_slide_context)", "seconds": round(context_s, 1),
+             "cells_per_s": round(args.n / context_s), "peak_rss_mb": round(context_rss)},
+            {"step": "nearest-centroid assignment, k = 20", "seconds": round(assign_s, 1),
+             "cells_per_s": round(args.n / assign_s), "peak_rss_mb": round(peak_mb())},
+        ], notes={"n": args.n, "radius_um": args.radius, "neighbours_per_cell": round(neighbours), "threads": args.threads,
+                  "context_over_assignment": round(context_s / assign_s, 2), "rss_before_context_mb": round(base_rss)},
+           title="tissue context at slide scale vs nearest-centroid assignment")  # fmt: skip
         del store
     finally:
         if args.keep is None:

@@ -15,6 +15,8 @@ import os
 import time
 from pathlib import Path
 
+from record import save  # benchmarks/record.py: the figures as JSON
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,7 +33,7 @@ def main() -> None:
     from wsicell.config import load_config
     from wsicell.embed import embed_crops
     from wsicell.train.config import TrainConfig
-    from wsicell.train.method import build_method
+    from wsicell.train.methods.registry import build_method
 
     config = load_config(TrainConfig, args.config)
     model = build_method(config).encoder("momentum").eval()
@@ -40,6 +42,7 @@ def main() -> None:
     print(f"{args.config.name}: stem {config.stem}, width {config.width}, crop {config.crop_size} px; {args.cells} cells; "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{'threads':>7s} {'views':>5s} {'precision':>9s} {'cells/s':>9s} {'1M cells':>9s}")
+    rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
         for views in (1, 8):
@@ -49,6 +52,11 @@ def main() -> None:
                 embed_crops(model, crops, views=views, precision=precision)
                 rate = args.cells / (time.perf_counter() - started)
                 print(f"{threads:7d} {views:5d} {precision:>9s} {rate:9.0f} {1e6 / rate / 60:7.1f} min", flush=True)
+                rows.append({"threads": threads, "views": views, "precision": precision, "cells_per_s": round(rate),
+                             "minutes_per_million": round(1e6 / rate / 60, 1)})  # fmt: skip
+    save("embed_speed", rows, notes={"config": args.config.name, "stem": config.stem, "width": config.width,
+                                     "crop_size": config.crop_size, "cells": args.cells},
+         title="embedding throughput (cells/s) by threads, views and precision")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import os
 import time
 from pathlib import Path
 
+from record import save  # benchmarks/record.py: the figures as JSON
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -71,6 +73,13 @@ def main() -> None:
             verdict = "beats" if ours > paper else "misses"
             print(f"  {metric:7s} ours {ours:5.1f} ± {100 * main_row['std'][metric]:.1f}   paper {paper:5.1f}   {verdict} by {ours - paper:+.1f}")
     print(f"total {time.time() - started:.0f} s, load average {os.getloadavg()}")
+    save("evaluate_consep", [
+        {"name": r["name"], "kind": r["kind"], **{f"{m}": round(100 * r["mean"][m], 1) for m in ("ami", "ari", "purity", "accuracy")},
+         **{f"{m}_std": round(100 * r["std"][m], 1) for m in ("ami", "ari", "purity", "accuracy")}}
+        for r in results["rows"]
+    ], notes={"config": args.config.name, "seeds": args.seeds, "n_test": results["n_test"], "k": results["k"],
+              "curve": results["curve"], "paper_ccrl": PAPER_CCRL, "seconds": round(time.time() - started)},
+       title="the CCRL paper's CoNSeP protocol (AMI, ARI, purity, accuracy in %)")  # fmt: skip
 
 
 def select(args: argparse.Namespace, config) -> None:
@@ -88,10 +97,14 @@ def select(args: argparse.Namespace, config) -> None:
         name = f"{run.parent.parent.name}/{run.parent.name}/{run.stem}" if run.is_file() else f"{run.parent.parent.name}/{run.name}"
         candidates[name] = embed(run, cells.crops, encoder="momentum")
     print(f"train split: {len(cells)} cells; load {os.getloadavg()[0]:.1f}")
+    rows = []
     for name, x in candidates.items():
         for label, data, spherical in (("cosine", x, True), ("euclidean", x, False), ("standardised", standardise(x), False)):
             s = cluster_and_score(data, cells.labels, seed=0, spherical=spherical)
             print(f"  {name:48s} {label:12s} AMI {100 * s.ami:5.1f}  ARI {100 * s.ari:5.1f}  purity {100 * s.purity:5.1f}", flush=True)
+            rows.append({"representation": name, "clustering": label, "ami": round(100 * s.ami, 1), "ari": round(100 * s.ari, 1),
+                         "purity": round(100 * s.purity, 1)})  # fmt: skip
+    save("evaluate_consep-select", rows, notes={"cells": len(cells)}, title="clustering choices scored on the train labels")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [(0.0, 1.0)] + [(r, w) for r in (10.0, 20.0, 30.0) for w in (0.5, 1.0, 2.0)]
@@ -105,6 +106,10 @@ def main() -> None:
     print(f"\nchosen on TRAIN labels: radius {best['radius_um']:g} µm, weight {best['weight']:g} "
           f"(mean TRAIN AMI {best['train_ami_mean']:.1f}); its test mean AMI / ARI / purity: "
           f"{' / '.join(f'{v:.1f}' for v in best['test_mean'])}")  # fmt: skip
+    save("evaluate_context", [{k: v for k, v in r.items() if k != "scores"} for r in table],
+         notes={"runs": [r.name for r in args.runs], "random_seeds": args.random_seeds,
+                "chosen": {"radius_um": best["radius_um"], "weight": best["weight"]}},
+         title="tissue context grid: mean TRAIN AMI and test AMI / ARI / purity (%)")  # fmt: skip
 
 
 def image_ami(cells: dict, reps: dict[str, dict[str, np.ndarray]]) -> None:

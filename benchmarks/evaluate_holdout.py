@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from evaluate_context import GRID, score_grid  # benchmarks/ is the script's folder
+from record import save  # benchmarks/record.py: the figures as JSON
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,11 +135,12 @@ def run_curve(args: argparse.Namespace) -> None:
     from wsicell.evaluate.dataset import load_split
     from wsicell.evaluate.protocol import embed
     from wsicell.train.config import TrainConfig
+    from wsicell.train.run_dir import RunDir
 
     folds = fold_datasets(args.dataset, args.out)
     for name, seed, (k, fold) in ((n, s, f) for n in args.variants for s in args.seeds for f in enumerate(folds)):
         run = args.out / "runs" / f"{name}-fold{k}-seed{seed}"
-        if not (run / "last.pt").exists():
+        if not RunDir(run).has_checkpoint():
             print(f"{run.name}: not trained (run the variant first); skipped")
             continue
         config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", seed=seed, **VARIANTS[name])
@@ -149,7 +151,7 @@ def run_curve(args: argparse.Namespace) -> None:
                 model = random_encoder(stem=config.stem, width=config.width, seed=seed)
                 x = embed_crops(model, held_out.crops, crop_size=config.crop_size, views=config.embed_views)
             else:
-                x = embed(run / f"epoch_{epoch:04d}.pt", held_out.crops, encoder="momentum")
+                x = embed(RunDir(run).checkpoint(epoch), held_out.crops, encoder="momentum")
             grid = score_grid(held_out, x, CURVE_GRID)
             record = {"variant": name, "fold": k, "seed": seed, "epoch": epoch, "grid": grid, "time": time.strftime("%H:%M:%S")}
             with open(args.out / "curve.jsonl", "a") as f:
@@ -166,10 +168,14 @@ def curve_summary(path: Path) -> None:
     print("\nheld-out AMI / ARI / purity per epoch (epoch 0 = random init), mean over folds x seeds")
     print("| variant | epoch | n | no context | 20 µm, w 1 |")
     print("|---|---|---|---|---|")
+    rows = []
     for variant, epoch in sorted({(v, e) for v, _, _, e in latest}):
         rs = [r for (v, _, _, e), r in latest.items() if (v, e) == (variant, epoch)]
         cells = [np.mean([r["grid"][key] for r in rs], axis=0) for key in ("0,1", "20,1")]
         print(f"| {variant} | {epoch} | {len(rs)} | " + " | ".join(f"{m[0]:.1f} / {m[1]:.1f} / {m[2]:.1f}" for m in cells) + " |")
+        rows.append({"variant": variant, "epoch": epoch, "runs": len(rs), "no_context": [round(float(v), 1) for v in cells[0]],
+                     "context_20um_w1": [round(float(v), 1) for v in cells[1]]})  # fmt: skip
+    save("evaluate_holdout-curve", rows, title="held-out AMI / ARI / purity per epoch (mean over folds x seeds)")
 
 
 def summary(path: Path) -> None:
@@ -185,17 +191,24 @@ def summary(path: Path) -> None:
     print("| variant | n | " + " | ".join(f"R {key.split(',')[0]}, w {key.split(',')[1]}" for key in (f"{r:g},{w:g}" for r, w in GRID)) + " |")
     print("|---|---|" + "---|" * len(GRID))
     best = None
+    rows = []
     for variant, rs in by_variant.items():
         cells = []
+        row: dict = {"variant": variant, "runs": len(rs)}
         for r, w in GRID:
             key = f"{r:g},{w:g}"
             m = np.mean([x["grid"][key] for x in rs], axis=0)
             cells.append(f"{m[0]:.1f} / {m[1]:.1f} / {m[2]:.1f}")
+            row[f"R {r:g}, w {w:g}"] = [round(float(v), 1) for v in m[:3]]
             if best is None or m[0] > best[0]:
                 best = (m[0], variant, key, len(rs))
         print(f"| {variant} | {len(rs)} | " + " | ".join(cells) + " |")
+        rows.append(row)
     if best is not None:
         print(f"\nbest held-out AMI: {best[0]:.1f} = {best[1]} with context (R, w) = ({best[2]}) over {best[3]} runs")
+    save("evaluate_holdout", rows, notes={} if best is None else {"best": {"ami": round(float(best[0]), 1), "variant": best[1],
+                                                                            "context": best[2], "runs": best[3]}},
+         title="held-out AMI / ARI / purity (%) per variant and tissue context, mean over folds x seeds")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import os
 import time
 from pathlib import Path
 
+from record import save  # benchmarks/record.py: the figures as JSON
+
 ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS: dict[str, dict] = {
@@ -50,36 +52,40 @@ def main() -> None:
 
     from wsicell.config import load_config
     from wsicell.evaluate.dataset import build_split_store, load_split
-    from wsicell.evaluate.protocol import cluster_and_score, embed, ensure_trained, train_seconds
+    from wsicell.evaluate.protocol import cluster_and_score, embed, ensure_trained
     from wsicell.train.config import TrainConfig
+    from wsicell.train.run_dir import RunDir
 
     torch.set_num_threads(args.threads)
     stores = {s: build_split_store(dataset=args.dataset, split=s, out=args.out / "cells" / f"{s}.zarr", progress=False)
               for s in ("train", "test")}  # fmt: skip
     cells = {s: load_split(p) for s, p in stores.items()}
     print(f"{'variant':8s} {'epoch':>5s} {'min':>5s} {'views':>5s} | TRAIN AMI   ARI purity | test AMI   ARI purity")
+    rows = []
     for name in args.variants:
         settings = {"threads": args.threads, **BASE, **VARIANTS[name]}
         config = load_config(TrainConfig, ROOT / "configs" / "ccrl-cpu-fast.yaml", **settings)
         torch.set_num_threads(config.threads)
         run = args.out / "runs" / name
         ensure_trained(store=stores["train"], run=run, config=config, progress=False, log=lambda m: None)
-        ckpts = sorted(run.glob("epoch_*.pt"))
+        ckpts = RunDir(run).epoch_checkpoints()
         step = max(1, len(ckpts) // 5)  # at most ~5 checkpoints per run
-        for ckpt in ckpts[step - 1 :: step]:
-            epoch = int(ckpt.stem.split("_")[1])
+        for epoch, ckpt in ckpts[step - 1 :: step]:
             for views in (1, 8):
                 s = {split: cluster_and_score(embed(ckpt, c.crops, encoder="momentum", views=views), c.labels, seed=0, spherical=True)
                      for split, c in cells.items()}  # fmt: skip
-                minutes = train_seconds(run, upto_epoch=epoch) / 60
+                minutes = RunDir(run).training_seconds(upto_epoch=epoch) / 60
                 row = {"variant": name, "epoch": epoch, "train_minutes": round(minutes, 2), "views": views,
                        **{f"{split}_{m}": round(100 * getattr(v, m), 1) for split, v in s.items() for m in ("ami", "ari", "purity")},
                        "load": round(os.getloadavg()[0], 1), "time": time.strftime("%H:%M:%S")}  # fmt: skip
                 with open(args.out / "results.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
+                rows.append(row)
                 tr, te = s["train"], s["test"]
                 print(f"{name:8s} {epoch:5d} {minutes:5.1f} {views:5d} | {100 * tr.ami:9.1f} {100 * tr.ari:5.1f} {100 * tr.purity:6.1f} "
                       f"| {100 * te.ami:8.1f} {100 * te.ari:5.1f} {100 * te.purity:6.1f}", flush=True)  # fmt: skip
+    save("evaluate_sweep", rows, notes={"variants": args.variants, "threads": args.threads},
+         title="CPU training sweep: TRAIN and test AMI / ARI / purity (%) per checkpoint")
 
 
 if __name__ == "__main__":

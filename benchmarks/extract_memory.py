@@ -25,6 +25,7 @@ import wsicell
 from wsicell.store import CellStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import save  # noqa: E402
 from slides import WORK, mosaic_slide  # noqa: E402
 
 
@@ -89,6 +90,9 @@ def main() -> None:
         ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
         print(f"{small['segmenter']}: peak RSS large / small: {ratio:.2f} (pixels x {(args.side**2) / (2220 * 2967):.0f}); "
               f"target < 2048 MB: {'met' if large['peak_rss_mb'] < 2048 else 'MISSED'}")  # fmt: skip
+    save("extract_memory", [{k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+         notes={"workers": args.workers, "side_px": args.side, "target_peak_rss_mb": 2048},
+         title="extraction peak memory, small slide vs large mosaic")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.extract import ExtractConfig, extract_slides
 from wsicell.extract.pipeline import working_extent
@@ -153,12 +154,24 @@ def main() -> None:
             print(f"{name} / {names[0]}, {w + 1} worker(s): per CPU-second "
                   f"{cpu_rate[2 + 2 * k + w] / cpu_rate[2 + w]:.2f}, wall {wall_rate[2 + 2 * k + w] / wall_rate[2 + w]:.2f}")  # fmt: skip
     print(f"load average during the run: {', '.join(f'{v:.1f}' for v in load)} (2 cores, shared machine)")
+    figures = [
+        {"what": what, "threads_or_workers": n, "tissue_mp_per_s": round(mpx / wall, 2),
+         "cells_per_s": None if cells is None else round(cells / wall), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+         "tissue_mp_per_cpu_s": round(mpx / cpu, 2)}
+        for what, n, mpx, cells, wall, cpu in rows
+    ]  # fmt: skip
+    stages_ms = {}
     for name, segment in segments.items():
         stages = stage_breakdown(path, tiles, ExtractConfig(region=region, segment=segment))
         total = sum(stages.values())
+        stages_ms[name] = {key: round(seconds * 1000) for key, seconds in stages.items()}
         print(f"\n{name}: per-tile stages, CPU time ({config.tile_size} px tile incl. overlap, one thread):")
         for key, seconds in stages.items():
             print(f"  {key}: {seconds * 1000:.0f} ms ({seconds / total:.0%})")
+    save("extract_speed", figures, notes={"region_px": args.region, "tiles": len(tiles), "tissue_mp": round(mp, 1),
+                                          "precision": args.precision or "auto", "per_tile_stage_cpu_ms": stages_ms,
+                                          "load_during_run": [round(v, 1) for v in load]},
+         title="extraction speed vs raw reading")  # fmt: skip
 
 
 if __name__ == "__main__":

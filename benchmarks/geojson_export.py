@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 WORK = Path(__file__).resolve().parent / "_work"
 SIZE = (100_000, 100_000)
@@ -158,6 +159,11 @@ def main() -> None:
               f"{r['written']:>10,}  {r['load']:.1f}")  # fmt: skip
     for f in WORK.glob("bench-*.geojson*"):
         f.unlink()
+    save("geojson_export", [
+        {"writer": r["mode"], "wall_s": round(r["seconds"], 1), "cpu_s": round(r["cpu"], 1), "peak_rss_mib": round(r["peak_mib"]),
+         "file_mib": round(r["mib"]), "features": r.get("written"), "load": round(r["load"], 1)} for r in rows
+    ], notes={"n": args.n, "ring_points": 33, "measurements": len(FEATURES) + 2},
+       title="GeoJSON export: streaming writer vs naive json.dump")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ import os
 from pathlib import Path
 
 import numpy as np
-import yaml
+from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.evaluate.dataset import build_split_store, load_split
 from wsicell.evaluate.linear import linear_probe
 from wsicell.evaluate.metrics import mean_std
-from wsicell.evaluate.protocol import cluster_and_score, embed, epochs_done, train_seconds
+from wsicell.evaluate.protocol import cluster_and_score, embed
+from wsicell.train.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,10 +36,10 @@ def score_run(run: Path, *, train, test, seeds: int) -> dict:
     test_x = embed(run, test.crops, encoder=encoder)
     scores = [cluster_and_score(test_x, test.labels, seed=s, spherical=True) for s in range(seeds)]
     probe = linear_probe(train_x=train_x, train_y=train.labels, test_x=test_x, test_y=test.labels)
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    config = RunDir(run).read_config() or {}
     return {
-        "run": str(run), "method": config.get("method"), "epochs": epochs_done(run),
-        "train_seconds": round(train_seconds(run), 1),
+        "run": str(run), "method": config.get("method"), "epochs": RunDir(run).epochs_done(),
+        "train_seconds": round(RunDir(run).training_seconds(), 1),
         "kmeans": {m: [round(100 * v, 2) for v in ms] for m, ms in mean_std(scores).items()},
         "linear": {"macro_f1": round(100 * probe.macro_f1, 2), "accuracy": round(100 * probe.accuracy, 2)},
     }  # fmt: skip
@@ -70,6 +71,8 @@ def main() -> None:
               f"{r['linear']['macro_f1']:.1f} | {r['linear']['accuracy']:.1f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    save("methods_consep", [{**r, "run": Path(r["run"]).name} for r in rows], notes={"seeds": args.seeds, "n_train": len(train.labels), "n_test": len(test.labels)},
+         title="CCRL, SimCLR and SSLP on CoNSeP: k-means and linear evaluation")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.evaluate.dataset import build_split_store
 from wsicell.neighbours import store_neighbours
@@ -54,7 +55,8 @@ def time_batch(b: int, neighbours, bank: MemoryBank) -> str:
         nt_xent(z1, z2).backward()
 
     e = len(targets().bank_index)
-    return f"{b:>6} {e:>12} {median_ms(targets):>11.1f} {median_ms(multi):>13.1f} {median_ms(plain):>11.1f}"
+    return {"batch": b, "bank_rows": e, "targets_ms": round(median_ms(targets), 1), "multi_positive_ms": round(median_ms(multi), 1),
+            "ntxent_ms": round(median_ms(plain), 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -71,11 +73,18 @@ def main() -> None:
     bank.update(torch.arange(n), torch.randn(n, 64))
     t0 = time.perf_counter()
     bank.cluster(32)
-    print(f"bank k-means (k=32, {n} x 64): {1000 * (time.perf_counter() - t0):.0f} ms")
+    kmeans_ms = 1000 * (time.perf_counter() - t0)
+    print(f"bank k-means (k=32, {n} x 64): {kmeans_ms:.0f} ms")
     print(f"{'batch':>6} {'E bank rows':>12} {'targets ms':>11} {'multi-pos ms':>13} {'NT-Xent ms':>11}")
+    rows = []
     for b in (256, 512):
-        print(time_batch(b, neighbours, bank))
+        rows.append(time_batch(b, neighbours, bank))
+        r = rows[-1]
+        print(f"{b:>6} {r['bank_rows']:>12} {r['targets_ms']:>11.1f} {r['multi_positive_ms']:>13.1f} {r['ntxent_ms']:>11.1f}")
     print(f"load average: {os.getloadavg()[0]:.1f} (2 cores shared with other jobs: figures are noisy)")
+    save("methods_overhead", rows, notes={"cells": n, "neighbours_per_cell": round(float(neighbours.counts().mean()), 2),
+                                          "neighbour_search_ms": round(search_s * 1000), "bank_kmeans_ms": round(kmeans_ms)},
+         title="SSLP overhead per step: targets, multi-positive loss vs NT-Xent")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 import wsicell
 from wsicell.io.slide import open_slide
@@ -118,11 +119,16 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}:")  # fmt: skip
     print(f"  {'runtime':32} {'MP/s/core':>9} {'wall':>6} {'max |diff|':>10} {'P>0.5 agree':>11}")
     ref_fg = reference[0, 0] > 0
+    figures = []
     for name, out, cpu, wall in rows:
         diff = np.abs(out - reference)
         diff[:, 1:] = np.abs(np.clip(out[:, 1:], -1, 1) - np.clip(reference[:, 1:], -1, 1))
         agree = float(((out[0, 0] > 0) == ref_fg).mean())
         print(f"  {name:32} {cpu:9.2f} {wall:6.2f} {diff.max():10.4f} {agree:11.5f}")
+        figures.append({"runtime": name, "mp_per_s_per_core": round(cpu, 2), "wall_s": round(wall, 2),
+                        "max_abs_diff": round(float(diff.max()), 4), "foreground_agreement": round(agree, 5)})  # fmt: skip
+    save("segment_runtimes", figures, notes={"region_px": args.size, "repeats": args.repeats, "threads": 1},
+         title="HV-net runtimes on the sample slide")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 import wsicell
 from wsicell.io.slide import open_slide
@@ -213,6 +214,14 @@ def main() -> None:
         print(f"  {'HoVer-Net, original CoNSeP (paper)':34} {0.748:6.3f} {'':6} {'':6} {0.546:6.3f} {'':6} {0.517:6.3f}"
               "   (different tiles; for scale only)")  # fmt: skip
         print("  target                             F1 >= 0.75, PQ >= 0.50")
+    figures = [
+        {"segmenter": name, **{k: round(r[k], 3) for k in ("f1", "precision", "recall", "aji", "dq", "sq", "pq")},
+         "tiles": r["tiles"], "true": r["true"], "pred": r["pred"], "mp_per_s_per_core": round(mps["cpu"], 2),
+         "mp_per_s_wall": round(mps["wall"], 2), "cells_per_s_per_core": round(mps["cells"], 0)}
+        for name, r, mps in rows
+    ]  # fmt: skip
+    name = f"segmentation_quality-{args.split}" + ("" if args.downsample == 1.0 else f"-x{args.downsample:g}")
+    save(name, figures, notes={"dataset": dataset, "limit": args.limit, "set": args.set}, title=f"nucleus segmentation, {dataset}")
 
 
 if __name__ == "__main__":

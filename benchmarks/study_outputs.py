@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
 
 WORK = Path(__file__).resolve().parent / "_work" / "study"
 MPP = 0.25
@@ -188,6 +189,10 @@ def main() -> None:
         notes = {k: v for k, v in r.items() if k not in ("seconds", "cpu_s", "peak_mb")}
         print(f"| {step} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {r['peak_mb']:,.0f} MB | {notes} |")
     (WORK / "study.h5ad").unlink(missing_ok=True)
+    save("study_outputs", [{"command": step, "wall_s": round(r["seconds"], 1), "cpu_s": round(r["cpu_s"], 1),
+                            "peak_rss_mb": round(r["peak_mb"]), **{k: v for k, v in r.items() if k not in ("seconds", "cpu_s", "peak_mb")}}
+                           for step, r in rows],
+         notes={"n": args.n, "slides": args.slides, "k": K}, title="study outputs: summarize and h5ad export")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,14 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from record import save  # benchmarks/record.py: the figures as JSON
 
 import wsicell
+from wsicell.device import choose_precision
 from wsicell.embed import embed_crops
 from wsicell.store import CellBatch, CellStore
 from wsicell.train.augment import Augment
 from wsicell.train.config import TrainConfig
 from wsicell.train.data import CropLoader
-from wsicell.train.loop import resolve_precision, train_step
+from wsicell.train.loop import train_step
 from wsicell.train.method import build_method
 
 WORK = Path(__file__).resolve().parent / "_work"
@@ -51,7 +53,7 @@ def step_rate(config: TrainConfig, *, batch: int, steps: int, device: torch.devi
         method = method.to(memory_format=torch.channels_last)
     model = torch.compile(method) if config.compile else method
     opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
-    precision = resolve_precision(config.precision, device)
+    precision = choose_precision(config.precision, device)[0]
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     gen = torch.Generator().manual_seed(0)
     aug = Augment(config)
@@ -151,8 +153,9 @@ def main() -> None:
 
     # 2. inference
     print("\n== inference (embed_crops), batch 256 (crops/s) ==")
+    inference = {}
     for stem in args.stems.split(","):
-        rates = {p: infer_rate(stem, p, pool[:1024], torch.device("cpu")) for p in ("fp32", "bf16")}
+        rates = inference[stem] = {p: infer_rate(stem, p, pool[:1024], torch.device("cpu")) for p in ("fp32", "bf16")}
         print(f"cpu  {stem:10s} fp32 {rates['fp32']:7.1f}  bf16 {rates['bf16']:7.1f}  {load()}", flush=True)
 
     # 3. loader
@@ -178,7 +181,7 @@ def main() -> None:
         print(f"CropLoader, {workers} reader thread(s): {loader_rates[workers]:,.0f} crops/s over {got} crops  {load()}", flush=True)
 
     # 4. ratio and GPU arithmetic
-    auto = resolve_precision("auto", torch.device("cpu"))
+    auto = choose_precision("auto", "cpu")[0]
     default = results.get(("cpu", "cifar", auto, True), 0.0)
     fastest = max(v for k, v in results.items() if k[0] == "cpu")
     loader_best = max(loader_rates.values())
@@ -190,6 +193,20 @@ def main() -> None:
     print(f"\nfeeding a GPU at {GPU_TARGET:,} crops/s: {threads:.1f} decode threads at {decode:,.0f} crops/s each; "
           f"{GPU_TARGET * per_crop / 1e6:.1f} MB/s from disk, {GPU_TARGET * raw / 1e6:.1f} MB/s uint8 to the device "
           f"(augmentation runs there); shuffle buffer 16 chunks x 1024 x {raw} B = {16 * 1024 * raw / 1e6:.0f} MB")  # fmt: skip
+    rows = []
+    for stem in args.stems.split(","):
+        best = {p: max(results[("cpu", stem, p, c)] for c in (False, True)) for p in ("fp32", "bf16")}
+        rows.append({"stem": stem, "train_fp32": round(best["fp32"], 1), "train_bf16": round(best["bf16"], 1),
+                     "bf16_over_fp32": round(best["bf16"] / best["fp32"], 2), "inference_fp32": round(inference[stem]["fp32"]),
+                     "inference_bf16": round(inference[stem]["bf16"])})  # fmt: skip
+    save("train_throughput", rows, notes={
+        "batch": args.batch, "steps": args.steps, "threads": torch.get_num_threads(), "unit": "crops/s",
+        "all_train_settings": {f"{d} {s} {p} channels_last={c}": round(v, 1) for (d, s, p, c), v in results.items()},
+        "decode_crops_per_s": round(decode), "bytes_per_crop_disk": round(per_crop),
+        "loader_crops_per_s": {str(k): round(v) for k, v in loader_rates.items()},
+        "loader_over_default_step": round(loader_best / default) if default else None,
+        "loader_over_fastest_step": round(loader_best / fastest),
+    }, title="training step, inference and loader throughput on the CPU")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wsicell.device import choose_precision
 from wsicell.embed import embed_crops, embed_store, load_encoder
 from wsicell.errors import CheckpointError
 from wsicell.store import CellStore
@@ -67,9 +68,14 @@ def test_store_embeddings_match_embed_crops(run: Path, store: Path) -> None:
     direct = embed_crops(model, np.asarray(s.array("crops")[:64]), batch_size=20, views=config.embed_views)
     assert direct.shape == (64, 512) and direct.dtype == np.float32
     np.testing.assert_allclose(np.asarray(s.array("embedding")[:64], dtype=np.float32), direct, rtol=2e-3, atol=2e-3)
+    exact = embed_crops(model, np.asarray(s.array("crops")[:64]), precision="fp32", views=8)
     fast = embed_crops(model, np.asarray(s.array("crops")[:64]), precision="bf16", views=8)
-    cos = (fast * direct).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(direct, axis=1)
-    assert cos.min() > 0.99  # bf16 autocast: the same features to ~2-3 digits
+    for other in (fast, direct):  # bf16 autocast, and the default (auto: bf16 where the CPU has it)
+        cos = (other * exact).sum(1) / np.linalg.norm(other, axis=1) / np.linalg.norm(exact, axis=1)
+        assert cos.min() > 0.99  # the same features to ~2-3 digits
+    resolved = choose_precision("auto", "cpu")[0]
+    assert CellStore.open(store).root.attrs["embedding_model"]["precision"] == resolved  # recorded as resolved
+    assert s.array("embedding").attrs["precision"] == resolved
 
 
 def test_momentum_and_query_encoders_differ(run: Path, store: Path) -> None:

@@ -146,3 +146,22 @@ def test_cli_errors(tmp_path: Path):
     assert parse_baselines("none") == []
     with pytest.raises(ConfigError, match="unknown sift"):
         parse_baselines("morphology,sift")
+
+
+def test_segmented_nuclei_at_20x(dataset: Path, tmp_path: Path):
+    """--nuclei segmented --scale 0.5: the cells are the segmenter's, matched to labelled nuclei."""
+    untrained = str(Path(FAST_CONFIG).with_name("cpu-untrained.yaml"))
+    out = tmp_path / "results"
+    args = ["evaluate", "--dataset", str(dataset), "--config", untrained, "--seeds", "1", "--baselines", "morphology",
+            "--nuclei", "segmented", "--scale", "0.5", "--no-curve", "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    labelled = sum(len(np.load(dataset / "test" / f"{n}.npz")["type"]) for n in TEST)
+    assert 0.4 * labelled < results["n_test"] < results["labelled_test_nuclei"] <= labelled
+    assert "segmenter" in results["nuclei"] and "x0.5" in results["nuclei"]
+    assert f"of {results['labelled_test_nuclei']} labelled test nuclei" in (out / "results.md").read_text()
+    assert any(r["name"].startswith("Morphological") for r in results["rows"])
+    bad = CliRunner().invoke(main, ["evaluate", "--dataset", str(dataset), "--config", untrained, "--segmenter", "hvnet",
+                                    "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
+    assert bad.exit_code == 1 and "--nuclei segmented" in bad.output

@@ -23,6 +23,7 @@ from wsicell.export.geojson import (
     write_geojson,
 )
 from wsicell.export.names import default_styles
+from wsicell.geometry import signed_area
 
 SIZE = (2220, 2967)
 FP = "f" * 64
@@ -81,6 +82,7 @@ def test_qupath_rules_and_readers(tmp_path: Path) -> None:
         assert {"cluster", "distance"} <= set(meas) and cls["name"] == f"Cluster {meas['cluster']}"
         ring = f["geometry"]["coordinates"][0]
         assert f["geometry"]["type"] == "Polygon" and ring[0] == ring[-1]  # closed
+        assert signed_area(np.asarray(ring[:-1]))[()] < 0  # exterior counter-clockwise on screen (y down)
     assert len(set(ids)) == len(ids)
     nan_cell = next(f for f in doc["features"] if f["id"] == cell_uuid(FP, 8))
     assert "perimeter_um" not in nan_cell["properties"]["measurements"]  # NaN left out, not written
@@ -164,3 +166,20 @@ def test_tiatoolbox_annotation_store_imports_it(tmp_path: Path) -> None:
     assert len(store) == 499
     classes = {a.properties["classification"]["name"] for a in store.values()}
     assert classes and all(name.startswith("Cluster ") for name in classes)
+
+
+def test_self_intersecting_contour_is_repaired_oriented_and_closed(tmp_path: Path) -> None:
+    """A figure eight drawn clockwise on screen: the export keeps its larger lobe, valid,
+    closed and counter-clockwise on screen, like every other ring."""
+    t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    eight = np.stack([500 + 40 * np.sin(t), 600 + 25 * np.sin(2 * t) * (1 + 0.3 * (t < np.pi))], axis=1)
+    assert not shapely.Polygon(eight).is_valid
+    cells = [CellChunk(0, eight[None].astype(np.float32), np.zeros(1, np.int64), np.zeros(1, np.float32),
+                       np.ones((1, len(FEATURES)), np.float32))]  # fmt: skip
+    stats = write(tmp_path / "eight.geojson", cells=cells)
+    assert (stats.written, stats.repaired, stats.skipped) == (1, 1, 0)
+    ring = np.asarray(load(tmp_path / "eight.geojson")["features"][0]["geometry"]["coordinates"][0])
+    assert (ring[0] == ring[-1]).all() and shapely.Polygon(ring).is_valid
+    assert signed_area(ring[:-1])[()] < 0
+    lobes = shapely.make_valid(shapely.Polygon(eight)).geoms
+    assert shapely.Polygon(ring).area == pytest.approx(max(g.area for g in lobes), rel=0.01)

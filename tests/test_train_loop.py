@@ -93,6 +93,10 @@ def test_bad_stores_and_batches(extracted_store: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"batch_size {n + 2} is larger than the {n} cells"):
         train(store=extracted_store, out=tmp_path / "c", config=big)
     assert not (tmp_path / "c").exists()
+    # an untrained encoder (epochs 0) needs no batch: a store smaller than one batch is fine
+    untrained = TrainConfig(**{**TINY, "epochs": 0, "warmup_epochs": 0, "batch_size": n + 2, "queue_size": n + 2})
+    run = train(store=extracted_store, out=tmp_path / "d", config=untrained, progress=False)
+    assert (run / "last.pt").exists()
 
 
 def test_schedule_warms_up_then_decays() -> None:

@@ -6,6 +6,10 @@ records how far it got and ``embedding_complete`` marks it done, both tied to th
 the checkpoint that produced them (a slide done with the same model is skipped; another
 model redoes it). The store's root attribute ``embedding_model`` names the run, checkpoint,
 sha256 and encoder, so ``wsicell map`` can embed new slides with the same model.
+
+A run is read through its published parts only: the run directory (``RunDir``), its
+checkpoint format, its ``TrainConfig`` and the method registry that builds the model; the
+device and precision come from :mod:`wsicell.device`, as in training.
 """
 
 from __future__ import annotations
@@ -18,14 +22,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsicell.config import from_mapping
+from wsicell.device import (
+    DEFAULT_PRECISION,
+    autocast,
+    choose_device,
+    choose_precision,
+    to_float_batch,
+)
 from wsicell.errors import CheckpointError
 from wsicell.progress import progress_bars
+from wsicell.provenance import EMBEDDING_MODEL, EmbeddingModel, SlideEmbedding
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
-from wsicell.train.augment import to_float_batch
 from wsicell.train.config import EMBED_VIEWS, TrainConfig
-from wsicell.train.loop import AUTOCAST_DTYPE, LAST, resolve_device, resolve_precision
-from wsicell.train.method import build_method
+from wsicell.train.methods.registry import build_method
+from wsicell.train.run_dir import RunDir
 from wsicell.types import PathLikeStr
 
 EMBED_CHUNK = 4096
@@ -40,12 +51,7 @@ learned to ignore (docs/results.md measures it)."""
 
 def resolve_checkpoint(run_or_checkpoint: PathLikeStr) -> Path:
     """A run directory -> its ``last.pt``; a file is taken as it is."""
-    path = Path(run_or_checkpoint)
-    if path.is_dir():
-        path = path / LAST
-        if not path.exists():
-            raise CheckpointError(f"{path}: no checkpoint in this run directory (has `wsicell train` finished an epoch?)")
-    return path
+    return RunDir.resolve_checkpoint(run_or_checkpoint)
 
 
 def load_encoder(
@@ -67,7 +73,7 @@ def load_encoder(
         method.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model of its config ({str(exc).splitlines()[0]})") from None
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = device if isinstance(device, torch.device) else choose_device(device)[0]
     backbone = method.encoder(encoder or config.embed_encoder).to(dev).eval()
     backbone.crop_size = config.crop_size  # type: ignore[assignment]
     return backbone, config
@@ -81,15 +87,17 @@ def embed_crops(
     batch_size: int = 512,
     device: str | torch.device | None = None,
     crop_size: int | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     views: int = 1,
 ) -> np.ndarray:
     """Backbone features of uint8 crops NxSxSx3 -> NxD float32 (model in eval mode).
 
     Crops are resized to ``crop_size`` (default: the model's ``crop_size`` attribute set by
-    :func:`load_encoder`, else their own size). ``precision`` "bf16" (autocast; 2-3x faster
-    on CPUs with AMX for the cifar stem, see docs/benchmarks.md) or "auto" (bf16 where it
-    pays, as in training) trade ~3 significant digits for speed; the default is fp32.
+    :func:`load_encoder`, else their own size). ``precision`` as :func:`wsicell.device.choose`
+    (``auto``, the default of every command: bf16 autocast where the hardware multiplies
+    bf16 natively, 1.2-3x faster on AMX CPUs depending on the stem; features within cosine
+    0.9999 of fp32 and clustering scores within 0.1 point, docs/benchmarks.md); ``fp32``
+    for bit-stable features.
     ``views`` (:data:`VIEWS`) > 1 averages the normalised features of flipped/rotated copies.
     """
     if views not in VIEWS:
@@ -98,15 +106,13 @@ def embed_crops(
         raise ValueError(f"crops must be (N, S, S, 3) uint8, got {crops.shape} {crops.dtype}")
     dev = next(model.parameters()).device if device is None else torch.device(device)
     size = crop_size or getattr(model, "crop_size", None) or crops.shape[1]
-    precision = resolve_precision(precision, dev) if precision == "auto" else precision
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    precision = choose_precision(precision, dev)[0]
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(crops), batch_size):
         x = to_float_batch(crops[start : start + batch_size], size=size, device=dev)  # x: Bx3xSxS
-        with torch.autocast(dev.type, dtype=AUTOCAST_DTYPE.get(precision, torch.bfloat16), enabled=precision != "fp32"):
+        with autocast(dev, precision):
             out.append(_features(model, x, views).cpu().numpy())  # B x D
     model.train(was_training)
     dim = getattr(model, "out_dim", 0)
@@ -133,7 +139,7 @@ def embed_store(
     batch_size: int = 512,
     device: str = "auto",
     progress: bool = True,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     views: int | None = None,
 ) -> int:
     """Embed every complete slide of ``store`` with ``run``; returns the number of cells
@@ -146,22 +152,21 @@ def embed_store(
     cells = store if isinstance(store, CellStore) else CellStore.open(store, mode="r+")
     ckpt = resolve_checkpoint(run).resolve()
     model, config = load_encoder(ckpt, encoder=encoder, device=device)
+    precision = choose_precision(precision, next(model.parameters()).device)[0]  # recorded as resolved
     encoder = encoder or config.embed_encoder
     views = views or config.embed_views
-    sha = checkpoint.sha256(ckpt)
-    run_dir = ckpt.parent
-    tag = {"model_sha256": sha, "run": str(run_dir), "encoder": encoder, "precision": precision, "views": views}
     dim = config.embed_dim
+    record = EmbeddingModel(
+        run=str(RunDir.of(ckpt).path), checkpoint=str(ckpt), sha256=checkpoint.sha256(ckpt), encoder=encoder, dim=dim,
+        crop_size=config.crop_size, precision=precision, views=views,
+    )  # fmt: skip
     todo = []
     for s in cells.slides():
-        done = (
-            s.attrs.get("embedding_model") == sha
-            and s.attrs.get("embedding_encoder") == encoder
-            and s.attrs.get("embedding_views", 1) == views
-        )
-        if done and s.attrs.get("embedding_complete"):
+        state = SlideEmbedding.from_attrs(s.attrs)
+        done = state.made_with(record)
+        if done and state.complete:
             continue
-        start = int(s.attrs.get("embedding_rows", 0)) if done and s.has("embedding") else 0
+        start = state.rows if done and s.has("embedding") else 0
         todo.append((s, start))
     total = sum(s.n_cells - start for s, start in todo)
     embedded = 0
@@ -169,10 +174,10 @@ def embed_store(
         task = bars.add_task("embed", total=total, info="")
         for s, start in todo:
             if start == 0:
-                s.set_attrs(
-                    embedding_complete=False, embedding_rows=0, embedding_model=sha, embedding_encoder=encoder, embedding_views=views
-                )
-                arr = s.create_array("embedding", shape=(s.n_cells, dim), dtype="float16", chunks=(EMBED_CHUNK, dim), attrs=tag)
+                s.set_attrs(**SlideEmbedding(model=record.sha256, encoder=encoder, views=views).to_attrs())
+                arr = s.create_array(
+                    "embedding", shape=(s.n_cells, dim), dtype="float16", chunks=(EMBED_CHUNK, dim), attrs=record.array_attrs()
+                )  # fmt: skip
             else:
                 arr = s.array("embedding")
             crops = s.array("crops")
@@ -184,8 +189,5 @@ def embed_store(
                 embedded += b - a
                 bars.advance(task, b - a)
             s.set_attrs(embedding_complete=True)
-    cells.root.attrs["embedding_model"] = {
-        "run": str(run_dir), "checkpoint": str(ckpt), "sha256": sha, "encoder": encoder, "dim": dim,
-        "crop_size": config.crop_size, "precision": precision, "views": views,
-    }  # fmt: skip
+    cells.root.attrs[EMBEDDING_MODEL] = record.to_attrs()
     return embedded

@@ -24,6 +24,7 @@ from wsicell.export.output import check_output
 from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
 from wsicell.progress import progress_bars
+from wsicell.provenance import EmbeddingModel
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.classifier import (
     CLASS_ARRAY,
@@ -109,7 +110,7 @@ def map_slide(
         raise SlideError(path, "file not found" if not path.exists() else "not a file")
     cells_store = CellStore.open(store)
     clustering = load_clustering(cells_store)
-    if clustering.attrs.get("model") != cells_store.root.attrs.get("embedding_model"):
+    if clustering.record.model != EmbeddingModel.of_store(cells_store.root.attrs):
         raise StoreError(
             f"{cells_store.path}: the embeddings changed since the last clustering; "
             f"run `wsicell cluster --store {cells_store.path}` again"
@@ -218,40 +219,35 @@ def add_slide(
     workers: int | None = None,
 ) -> SlideCells:  # fmt: skip
     """Extract a new slide into the store with its settings, then embed it with its model."""
-    from wsicell.config import from_mapping
-    from wsicell.extract import ExtractConfig, extract_slide
+    from wsicell.extract import extract_slide, stored_config
 
-    settings = store.root.attrs.get("extract_settings")
-    if settings is None:
-        raise StoreError(f"{store.path}: has no extraction settings; extract the slide with `wsicell extract` first")
-    model = store.root.attrs.get("embedding_model")
-    if not model:
+    config = stored_config(store.path)
+    model = EmbeddingModel.of_store(store.root.attrs)
+    if model is None:
         raise StoreError(f"{store.path}: has no embedding model; run `wsicell embed --store {store.path}` first")
-    config = from_mapping(ExtractConfig, settings, source=f"{store.path} extract_settings")
     slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress,
                           scheduler=scheduler, workers=workers)  # fmt: skip
     embed_slide(store.path, slide.id, model=model, progress=progress)
     return CellStore.open(store.path).slide(slide.id)
 
 
-def embed_slide(store_path: Path, slide_id: str, *, model: dict, progress: bool) -> None:
+def embed_slide(store_path: Path, slide_id: str, *, model: EmbeddingModel, progress: bool) -> None:
     """Embed the new slide with the store's model: the checkpoint and encoder it records,
     checked unchanged by its sha256 (slides already embedded with it are skipped)."""
     from wsicell.embed import embed_store
     from wsicell.train import checkpoint
 
-    ckpt = Path(model.get("checkpoint", ""))
-    if not ckpt.is_file():
+    ckpt = Path(model.checkpoint)
+    if not model.checkpoint or not ckpt.is_file():
         raise StoreError(
             f"{store_path}: the embedding model's checkpoint {ckpt} is gone; new slides cannot be embedded "
             "with the same model (map slides already in the store, or re-run embed and cluster)"
         )
-    if checkpoint.sha256(ckpt) != model.get("sha256"):
+    if checkpoint.sha256(ckpt) != model.sha256:
         raise StoreError(
             f"{ckpt}: changed since the store was embedded (sha256 differs); new slides would not be "
             "comparable: re-run `wsicell embed` and `wsicell cluster`"
         )
     embed_store(
-        store=store_path, run=ckpt, encoder=model.get("encoder", "momentum"), views=int(model.get("views", 1)),
-        precision=model.get("precision", "fp32"), progress=progress,
+        store=store_path, run=ckpt, encoder=model.encoder, views=model.views, precision=model.precision, progress=progress,
     )  # fmt: skip

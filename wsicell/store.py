@@ -11,13 +11,15 @@ Layout (schema version 1; documented in ``docs/store.md``)::
         contour   (n, P, 2) float32    polygon, P points, level-0 pixels
         bbox      (n, 4) int32         (x0, y0, x1, y1) level-0 pixels, half-open
         features  (n, F) float32       morphology; attrs.names lists the F columns
-        embedding (n, D) float16       written by ``embed``; attrs: model, encoder
+        embedding (n, D) float16       written by ``embed``; attrs: model_sha256, run, encoder, ...
         cluster   (n,) int32           written by ``cluster``
         distance  (n,) float32         written by ``cluster``
       clustering/                     attrs: k, seed, model, metric, objective, ...
         centroids (k, D) float32
 
 Only complete slide groups are ever read. An incomplete group is deleted and redone.
+What made the embeddings and the clustering is recorded in attrs typed by
+``wsicell.provenance`` (``EmbeddingModel``, ``SlideEmbedding``, ``ClusteringRecord``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class CellBatch:
 
     def slice(self, start: int, stop: int) -> CellBatch:
         return CellBatch(*(getattr(self, n)[start:stop] for n in CELL_ARRAYS))
+
+    def take(self, rows: np.ndarray) -> CellBatch:
+        """The cells at ``rows`` (integer indices), in that order."""
+        return CellBatch(*(getattr(self, n)[rows] for n in CELL_ARRAYS))
 
 
 def slide_id_for(path: PathLikeStr, fingerprint: str) -> str:

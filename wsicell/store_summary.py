@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsicell.provenance import EXTRACT_SETTINGS
 from wsicell.types import PathLikeStr
 
 
@@ -29,7 +30,7 @@ def store_summary(path: PathLikeStr) -> dict[str, Any]:
     return {
         "store": str(path),
         "schema_version": cs.root.attrs.get("schema_version"),
-        "extract_settings": cs.root.attrs.get("extract_settings"),
+        "extract_settings": cs.root.attrs.get(EXTRACT_SETTINGS),
         "slides": slides,
         "complete_slides": sum(s["status"] == "complete" for s in slides),
         "cells": sum(s["cells"] for s in slides if s["status"] == "complete"),

@@ -57,6 +57,13 @@ def parse_baselines(value: str) -> list[str]:
                    "together, labels unused (what the product does: it trains on the slides it maps).")  # fmt: skip
 @click.option("--cluster-config", type=click.Path(path_type=Path),
               help="`wsicell cluster` settings (YAML) for the \"→ wsicell cluster\" rows [default: its defaults].")
+@click.option("--nuclei", type=click.Choice(["labelled", "segmented"]), default="labelled", show_default=True,
+              help="Score the dataset's labelled nuclei (the paper's protocol), or the nuclei `wsicell extract` finds "
+                   "(--segmenter), each matched to a labelled nucleus within 3 µm; unmatched ones are left out.")  # fmt: skip
+@click.option("--segmenter", type=click.Choice(["watershed", "hvnet"]),
+              help="Segmenter for --nuclei segmented [default: the extraction's default].")  # fmt: skip
+@click.option("--scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Resize the tiles by this factor first: 0.5 shows a 40x dataset as 20x.")  # fmt: skip
 @click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
 @click.option("--test-split", default="test", show_default=True, help="Split embedded, clustered and scored.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
@@ -70,7 +77,8 @@ def parse_baselines(value: str) -> list[str]:
 def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
     ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...],
-    context_radius: float, context_weight: float, protocol: str, cluster_config: Path | None, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
+    context_radius: float, context_weight: float, protocol: str, cluster_config: Path | None, nuclei: str, segmenter: str | None,
+    scale: float, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
 
@@ -82,6 +90,8 @@ def evaluate_command(
     tissue context (--context-radius; 0 turns it off) and as `wsicell cluster` clusters it
     (joined with the cells' morphology, spectral clustering: "→ wsicell cluster" rows), with
     the label agreement of each cell's 10 nearest neighbours as a diagnostic.
+    With --nuclei segmented (and --scale 0.5 for 20x) it scores what a user's slides give:
+    the nuclei the segmenter finds, matched to the labelled ones.
     Writes OUT/results.md and OUT/results.json.
     """
     import torch
@@ -91,10 +101,15 @@ def evaluate_command(
     from wsicell.cluster import ClusterConfig
     from wsicell.cluster.context import Context
     from wsicell.config import load_config
+    from wsicell.evaluate.nuclei import Nuclei
     from wsicell.evaluate.protocol import run_protocol
     from wsicell.evaluate.report import markdown
+    from wsicell.segment.config import SegmentConfig
     from wsicell.train.config import train_config
 
+    if segmenter is not None and nuclei != "segmented":
+        raise ConfigError("--segmenter chooses the segmenter of --nuclei segmented")
+    seg = None if nuclei == "labelled" else SegmentConfig() if segmenter is None else SegmentConfig(method=segmenter)
     names = parse_baselines(baselines)
     output_folder(out)  # an unwritable --out fails before any work
     if model is not None and (config_path is not None or sets or ablations):
@@ -115,7 +130,8 @@ def evaluate_command(
         dataset=dataset, out=out, config=config, seeds=list(range(seeds)), baselines=names, ablations=ablations,
         ablation_seeds=ablation_seeds, model=model, with_curve=curve, imagenet_weights=imagenet_weights, train_split=train_split,
         test_split=test_split, context=Context(radius_um=context_radius, weight=context_weight), protocol=protocol,
-        product=load_config(ClusterConfig, cluster_config, k=2), progress=not quiet, log=log,
+        product=load_config(ClusterConfig, cluster_config, k=2), nuclei=Nuclei(segmenter=seg, scale=scale),
+        progress=not quiet, log=log,
     )  # fmt: skip
     click.echo(markdown(results))
     if linear:  # issue 6: the linear probe of the trained run(s), on the same split stores

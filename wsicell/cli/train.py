@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from wsicell.cli.common import user_errors
+from wsicell.device import DEVICES, PRECISIONS
 from wsicell.errors import ConfigError
 from wsicell.train.methods.registry import METHODS
 
@@ -45,8 +46,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--epochs", type=int, help="Number of epochs.")
 @click.option("--batch-size", type=int, help="Global batch size (all processes).")
 @click.option("--lr", type=float, help="Peak learning rate.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Training device (auto: CUDA when present).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
+@click.option("--device", type=click.Choice(list(DEVICES)), help="Training device (default auto: CUDA when present).")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)),
+              help="Autocast precision (default auto, as every command: bf16 where the hardware multiplies it natively, "
+                   "fp16 on a GPU without bf16, else fp32).")  # fmt: skip
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other setting, e.g. --set queue_size=4096 (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -64,20 +67,26 @@ def train_command(
     OUT/last.pt after every epoch. Under `torchrun --nproc-per-node N` it trains with
     DistributedDataParallel.
     """
+    from wsicell.device import choose
     from wsicell.train.config import train_config
     from wsicell.train.loop import train
+    from wsicell.train.run_dir import RunDir
 
-    if config_path is None and resume and (out / "config.yaml").is_file():
-        config_path = out / "config.yaml"
+    run_dir = RunDir(out)
+    if config_path is None and resume and run_dir.config_path.is_file():
+        config_path = run_dir.config_path
     named = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
     # a named flag wins over --set only when it was given
     overrides = {**parse_sets(sets), **{k: v for k, v in named.items() if v is not None}}
     if config_path is None and not resume:
         from wsicell.atomic import check_writable
 
-        check_writable(out / "config.yaml")  # an unwritable --out fails before the choice is announced
+        check_writable(run_dir.config_path)  # an unwritable --out fails before the choice is announced
         config_path = default_config(method or "ccrl", device=str(overrides.get("device", "auto")), quiet=quiet)
     config = train_config(config_path, **overrides)  # without a file: the method's paper settings
+    compute = choose(config.device, config.precision)  # a bad --device / --precision fails here
+    if not quiet and int(os.environ.get("RANK", "0")) == 0:
+        click.echo(compute.reason, err=True)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
         done = f"Trained {config.epochs} epochs" if config.epochs else "Saved the untrained encoder"
@@ -91,19 +100,18 @@ def train_command(
 def default_config(method: str, *, device: str, quiet: bool) -> Path | None:
     """Without --config: the paper's recipe on a CUDA GPU (None: the dataclass defaults), the
     method's CPU preset on a CPU (the paper's 500 epochs would take days there). Says which."""
-    import torch
-
+    from wsicell.device import choose_device
     from wsicell.train.presets import cpu_preset
 
-    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    on_cpu = choose_device(device)[0].type == "cpu"
     if not on_cpu:
         if not quiet:
             click.echo(f"CUDA GPU: training {method} with its paper's recipe (--config to change it)", err=True)
         return None
     preset = cpu_preset(method)
     if not quiet and preset.name == "cpu-untrained.yaml":
-        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: on CPU budgets it "
-                   "clusters better than trained CCRL); to train: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
+        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: no training time, and on "
+                   "new images it clusters as well as CPU-trained CCRL); to train: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
     elif not quiet:
         click.echo(f"No CUDA GPU: training {method} with the CPU configuration {preset.name} "
                    f"(minutes, not days; the paper's recipe: --config configs/{method}.yaml)", err=True)  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,6 +20,7 @@ from wsicell.cluster.represent import Representation, fit_representation
 from wsicell.cluster.sample import sample_embeddings, sample_rows
 from wsicell.cluster.vectors import VECTOR_ARRAY, write_slide_vectors
 from wsicell.errors import StoreError
+from wsicell.provenance import ClusteringRecord, EmbeddingModel
 from wsicell.store import CELL_CHUNK, CellStore, SlideCells, compressor
 
 LABEL_CHUNK = CELL_CHUNK * 16
@@ -154,23 +155,22 @@ def cluster_store(
     seconds[config.algorithm] = time.perf_counter() - t0
 
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    attrs: dict[str, Any] = {
-        "k": k, "algorithm": config.algorithm, "seed": config.seed, "metric": config.metric,
-        "iterations": config.iterations, "restarts": config.restarts, "sample_size": n_train,
-        "graph_neighbours": config.graph_neighbours, "objective": objective,
-        "objective_definition": "sum of squared L2 distances to the assigned cluster's centroid"
+    record = ClusteringRecord(
+        k=k, algorithm=config.algorithm, seed=config.seed, metric=config.metric,
+        iterations=config.iterations, restarts=config.restarts, sample_size=n_train,
+        graph_neighbours=config.graph_neighbours, objective=objective,
+        objective_definition="sum of squared L2 distances to the assigned cluster's centroid"
         + (" (unit-normalised vectors)" if config.spherical else ""),
-        "representation": rep.attrs(),
-        "model": store.root.attrs.get("embedding_model"), "created": created,
-        "context": config.context.as_dict() if config.context.enabled else None,
-        "k_auto": None if choice is None else {
+        representation=rep.attrs(), model=EmbeddingModel.of_store(store.root.attrs), created=created,
+        context=config.context.as_dict() if config.context.enabled else None,
+        k_auto=None if choice is None else {
             "rule": "elbow of explained variance (Kneedle, anchored at k = 1)",
             "silhouette_k": choice.silhouette_k,
             "curve": [p.__dict__ for p in choice.curve],
         },
-        "complete": False,
-    }  # fmt: skip
-    write_model(store, {**model.arrays(), **{f"representation_{n}": a for n, a in rep.arrays().items()}}, attrs)
+        complete=False,
+    )  # fmt: skip
+    write_model(store, {**model.arrays(), **{f"representation_{n}": a for n, a in rep.arrays().items()}}, record.to_attrs())
 
     t0 = time.perf_counter()
     assigner = model.assigner()
@@ -185,9 +185,8 @@ def cluster_store(
         sizes[s.id] = counts.tolist()
         objective_all += sse
     seconds["assign"] = time.perf_counter() - t0
-    store.root["clustering"].attrs.update(
-        {"objective_all": objective_all, "n_cells": total, "sizes": sizes, "complete": True}
-    )
+    done = replace(record, objective_all=objective_all, n_cells=total, sizes=sizes, complete=True)
+    store.root["clustering"].attrs.update(done.to_attrs())
     return ClusterResult(
         k=k, metric=config.metric, created=created, n_cells=total, n_train=n_train,
         objective_sample=objective, objective_all=objective_all, sizes=sizes,
@@ -251,11 +250,16 @@ def iter_assign(slide: SlideCells, assigner, *, batch_size: int, array: str = VE
 
 @dataclass(frozen=True)
 class Clustering:
-    """A store's saved clustering, checked complete: its model, representation and attrs."""
+    """A store's saved clustering, checked complete: its model, representation and record."""
 
     model: ClusterModel
     representation: Representation
-    attrs: dict[str, Any]
+    record: ClusteringRecord
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The record as the store holds it (plain data, for JSON)."""
+        return self.record.to_attrs()
 
     @property
     def centroids(self) -> np.ndarray:
@@ -263,7 +267,7 @@ class Clustering:
 
     @property
     def k(self) -> int:
-        return int(self.attrs["k"])
+        return self.record.k
 
     @property
     def algorithm(self) -> str:
@@ -271,16 +275,16 @@ class Clustering:
 
     @property
     def spherical(self) -> bool:
-        return self.attrs["metric"] == "cosine"
+        return self.record.metric == "cosine"
 
     @property
     def created(self) -> str:
-        return str(self.attrs["created"])
+        return self.record.created
 
     @property
     def context(self) -> Context:
         """The tissue context the clustering was fitted with (radius 0 = none)."""
-        return Context(**(self.attrs.get("context") or {}))
+        return Context(**(self.record.context or {}))
 
 
 def load_clustering(store: CellStore) -> Clustering:
@@ -293,20 +297,21 @@ def load_clustering(store: CellStore) -> Clustering:
         raise StoreError(
             f"{store.path}: the last clustering did not finish; run `wsicell cluster --store {store.path}` again"
         )
-    if "representation" not in attrs:
+    record = ClusteringRecord.from_attrs(attrs, where=str(store.path))
+    if record.representation is None:
         raise StoreError(
             f"{store.path}: the clustering was made by an older wsicell; run `wsicell cluster --store {store.path}` again"
         )
     arrays = {name: np.asarray(group[name][...]) for name in group.array_keys()}
     rep = Representation.from_saved(
-        attrs["representation"], {n[len("representation_"):]: a for n, a in arrays.items() if n.startswith("representation_")}
+        dict(record.representation), {n[len("representation_"):]: a for n, a in arrays.items() if n.startswith("representation_")}
     )  # fmt: skip
     model = ClusterModel(
-        algorithm=attrs.get("algorithm", "kmeans"), centroids=arrays["centroids"].astype(np.float32),
-        spherical=attrs["metric"] == "cosine", sample=arrays.get("sample"), sample_labels=arrays.get("sample_labels"),
-        neighbours=int(attrs.get("graph_neighbours", 15)),
+        algorithm=record.algorithm, centroids=arrays["centroids"].astype(np.float32),
+        spherical=record.metric == "cosine", sample=arrays.get("sample"), sample_labels=arrays.get("sample_labels"),
+        neighbours=int(record.graph_neighbours),
     )  # fmt: skip
-    return Clustering(model, rep, attrs)
+    return Clustering(model, rep, record)
 
 
 def slide_labels_current(slide: SlideCells, clustering: Clustering) -> bool:

@@ -24,11 +24,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from wsicell.atomic import atomic_path
 from wsicell.errors import DatasetError, StoreError
+from wsicell.evaluate.nuclei import Nuclei, instance_centroids, match_centroids, rescale_tile
 from wsicell.progress import track
 from wsicell.store import CellBatch, CellStore
 from wsicell.types import PathLikeStr
@@ -160,6 +162,23 @@ def tile_cells(
     return batch, _match_instances(batch.centroid, inst, where=where)
 
 
+def segmented_cells(
+    image: np.ndarray, inst: np.ndarray, *, segmenter: Any, mpp: float, crop_size: int, window_scale: float,
+    match_um: float,
+) -> tuple[CellBatch, np.ndarray]:
+    """The cells a segmenter finds in one tile that match a labelled nucleus, and its id."""
+    from wsicell.segment.cells import cells_from_labels
+
+    found = segmenter.segment(image, mpp=mpp)
+    batch = cells_from_labels(
+        image, found, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
+    )
+    rows, cols = match_centroids(
+        np.asarray(batch.centroid, np.float64), instance_centroids(inst), max_distance=match_um / mpp
+    )
+    return batch.take(rows), (cols + 1).astype(np.int32)
+
+
 def _match_instances(centroid: np.ndarray, inst: np.ndarray, *, where: str) -> np.ndarray:
     """Instance id of each cell: the instance with the same centroid (the crop rule's rows are
     in its own order; its centroid is the mean of pixel centres, pixel (j, i) centred at j + 0.5)."""
@@ -191,20 +210,33 @@ def build_split_store(
     crop_size: int = 32,
     window_scale: float = 2.0,
     mpp: float = CONSEP_MPP,
+    nuclei: Nuclei | None = None,
     progress: bool = True,
 ) -> Path:
-    """Write (or reuse, when built with the same settings) ``out`` = the split's cell store."""
+    """Write (or reuse, when built with the same settings) ``out`` = the split's cell store.
+
+    ``nuclei`` (nuclei.py): the labelled instances (default), or a segmenter's nuclei matched
+    to them, optionally on tiles shown at a lower magnification. The store's attrs record
+    ``labelled_nuclei`` (how many the tiles mark) beside the cells it holds."""
     from wsicell.segment.cells import FEATURE_NAMES
 
+    nuclei = nuclei or Nuclei()
     out = Path(out)
     tiles = list_tiles(dataset, split)
     settings = {
         "format": DATASET_FORMAT, "dataset": str(Path(dataset).resolve()), "split": split,
         "crop_size": crop_size, "window_scale": window_scale, "mpp": mpp,
-        "tiles": [t.name for t in tiles],
+        "tiles": [t.name for t in tiles], "nuclei": nuclei.settings,
     }  # fmt: skip
     if _reusable(out, split, settings):
         return out
+    tile_mpp = mpp / nuclei.scale
+    segmenter = None
+    if nuclei.segmenter is not None:
+        from wsicell.segment import make_segmenter
+
+        segmenter = make_segmenter(nuclei.segmenter)
+    labelled_nuclei = 0
 
     batches, labels, tile_idx, inst_ids = [], [], [], []
     sources: list[str] = []
@@ -215,9 +247,17 @@ def build_split_store(
         if len(types) == 0:
             continue  # a tile without nuclei
         n_classes = max(n_classes, int(types.max()))
-        batch, ids = tile_cells(
-            image, inst, mpp=mpp, crop_size=crop_size, window_scale=window_scale, where=str(tile.npz)
-        )
+        image, inst, types = rescale_tile(image, inst, types, scale=nuclei.scale)
+        labelled_nuclei += len(types)
+        if segmenter is None:
+            batch, ids = tile_cells(
+                image, inst, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale, where=str(tile.npz)
+            )
+        else:
+            batch, ids = segmented_cells(
+                image, inst, segmenter=segmenter, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale,
+                match_um=nuclei.match_um,
+            )  # fmt: skip
         src = source_of(tile.name)
         if src not in sources:
             sources.append(src)
@@ -234,7 +274,7 @@ def build_split_store(
         store = CellStore.create_or_open(tmp)
         writer = store.begin_slide(
             split,
-            attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": mpp},
+            attrs={"path": str(Path(dataset) / split), "name": split, "fingerprint": split, "mpp": tile_mpp},
             crop_size=crop_size,
             contour_points=cells.contour.shape[1],
             feature_names=list(FEATURE_NAMES),
@@ -251,7 +291,7 @@ def build_split_store(
             arr[:] = values
         writer.finish(
             settings=settings, tiles=[t.name for t in tiles], sources=sources,
-            class_names=class_names(dataset, n_classes), labelled=True,
+            class_names=class_names(dataset, n_classes), labelled=True, labelled_nuclei=labelled_nuclei,
         )  # fmt: skip
     return out
 
@@ -275,6 +315,13 @@ def load_split(store_path: PathLikeStr) -> LabelledCells:
         centroid=np.asarray(cells.array("centroid")[:], np.float64),
         mpp=cells.mpp,
     )
+
+
+def labelled_nuclei(store_path: PathLikeStr) -> int:
+    """How many labelled nuclei the split's tiles mark (its cells are all of them, or, with a
+    segmenter, the ones a detection matched)."""
+    slide = CellStore.open(store_path).slides()[0]
+    return int(slide.attrs.get("labelled_nuclei", slide.attrs.get("n_cells", 0)))
 
 
 def _reusable(out: Path, split: str, settings: dict) -> bool:

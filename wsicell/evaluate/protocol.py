@@ -19,7 +19,6 @@ k-means. Each is also scored as `wsicell cluster` clusters it (scoring.py).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -29,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wsicell.cluster.context import Context
-from wsicell.errors import WsicellError
 from wsicell.evaluate.metrics import ClusterScores, mean_std
+from wsicell.evaluate.nuclei import Nuclei
 from wsicell.evaluate.scoring import KMEANS_RESTARTS, Row, Scoring, cluster_and_score
 from wsicell.train.methods.registry import method_title
+from wsicell.train.run_dir import RunDir
 from wsicell.types import PathLikeStr
 
 if TYPE_CHECKING:
@@ -53,48 +53,16 @@ STORE_CROP = 32
 Log = Callable[[str], None]
 
 
-
-
-
-def train_seconds(run: Path, *, upto_epoch: int | None = None) -> float:
-    """Wall-clock training time of a run (sum of its epochs' seconds in metrics.jsonl)."""
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return float("nan")
-    total = 0.0
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if upto_epoch is None or record["epoch"] <= upto_epoch:
-                total += float(record["seconds"])
-    return total
-
-
-def epochs_done(run: Path) -> int:
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    return max((json.loads(ln)["epoch"] for ln in path.read_text().splitlines() if ln.strip()), default=0)
-
-
 def ensure_trained(*, store: Path, run: Path, config: Any, progress: bool, log: Log) -> Path:
     """Train ``config`` on ``store`` into ``run`` unless a finished run is already there."""
-    import yaml
+    from wsicell.train.loop import train
 
-    from wsicell.train.config import RESUMABLE_CHANGES
-    from wsicell.train.loop import LAST, train
-
-    if (run / "config.yaml").exists():
-        saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        wanted = _plain(dataclasses.asdict(config))
-        # settings added to TrainConfig after the run was made are not differences
-        differ = sorted(k for k in wanted if k in saved and k not in RESUMABLE_CHANGES and saved[k] != wanted[k])
-        if differ:
-            raise WsicellError(f"{run}: a run with other settings ({', '.join(differ)}) is there; use another --out")
-    if (run / LAST).exists() and epochs_done(run) >= config.epochs:
+    run_dir = RunDir(run)
+    run_dir.check_config_matches(config)  # a run with other settings is not reused
+    if run_dir.has_checkpoint() and run_dir.epochs_done() >= config.epochs:
         log(f"reusing finished run {run}")
         return run
-    resume = (run / LAST).exists()
+    resume = run_dir.has_checkpoint()
     log(f"{'resuming' if resume else 'training'} {run} ({config.epochs} epochs, seed {config.seed})")
     return train(store=store, out=run, config=config, resume=resume, progress=progress)
 
@@ -146,7 +114,7 @@ def ccrl_rows(
             x = embed(run, scoring.cells.crops, encoder=encoder)
             scoring.add(rows, x, seed=seed, spherical=True)
             for row in rows:
-                row.train_seconds.append(train_seconds(run))
+                row.train_seconds.append(RunDir(run).training_seconds())
                 row.note = f"{cfg.epochs} epochs; embeddings from the {encoder} encoder, {cfg.embed_views} view(s)"
                 log(f"{row.name} seed {seed}: {_fmt(row.scores[-1])}")
     return [row for rows, *_ in variants for row in rows]
@@ -155,11 +123,11 @@ def ccrl_rows(
 def curve(*, run: Path, test_crops: np.ndarray, test_labels: np.ndarray, seed: int, log: Log) -> list[dict]:
     """Accuracy versus training time: every saved ``epoch_NNNN.pt`` of one run, scored."""
     points = []
-    for ckpt in sorted(run.glob("epoch_*.pt")):
-        epoch = int(ckpt.stem.split("_")[1])
+    run_dir = RunDir(run)
+    for epoch, ckpt in run_dir.epoch_checkpoints():
         x = embed(ckpt, test_crops, encoder="momentum")
         scores = cluster_and_score(x, test_labels, seed=seed, spherical=True)
-        points.append({"epoch": epoch, "train_seconds": train_seconds(run, upto_epoch=epoch), **scores.as_dict()})
+        points.append({"epoch": epoch, "train_seconds": run_dir.training_seconds(upto_epoch=epoch), **scores.as_dict()})
         log(f"curve epoch {epoch}: {_fmt(scores)}")
     return points
 
@@ -243,6 +211,7 @@ def run_protocol(
     context: Context | None = None,
     protocol: str = "inductive",
     product: ClusterConfig | None = None,
+    nuclei: Nuclei | None = None,
     progress: bool = True,
     log: Log = print,
 ) -> dict[str, Any]:
@@ -254,21 +223,30 @@ def run_protocol(
     ``protocol``: "inductive" trains on the train split only (the paper's reading: new images
     at test time); "transductive" trains on the train and test images together, labels
     unused (the product's setting: it trains on the slides it maps).
+    ``nuclei`` (nuclei.py): score the labelled instances (default) or a segmenter's nuclei
+    matched to them (both splits), optionally on tiles shown at a lower magnification.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    from wsicell.evaluate.dataset import build_split_store, build_union_store, load_split
+    from wsicell.evaluate.dataset import (
+        build_split_store,
+        build_union_store,
+        labelled_nuclei,
+        load_split,
+    )
     from wsicell.evaluate.report import write_report
 
     out = Path(out)
     started = time.time()
     stores = {
         split: build_split_store(dataset=dataset, split=split, out=out / "cells" / f"{split}.zarr",
-                                 crop_size=STORE_CROP, progress=progress)
+                                 crop_size=STORE_CROP, nuclei=nuclei, progress=progress)
         for split in (train_split, test_split)
     }  # fmt: skip
     train_cells, test_cells = load_split(stores[train_split]), load_split(stores[test_split])
-    log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split}")
+    labelled = {split: labelled_nuclei(stores[split]) for split in (train_split, test_split)}
+    log(f"cells: {len(train_cells)} {train_split}, {len(test_cells)} {test_split} "
+        f"({(nuclei or Nuclei()).title}; {len(test_cells)} of {labelled[test_split]} labelled {test_split} nuclei)")  # fmt: skip
     scoring = Scoring(test_cells, context, product)
     if protocol == "transductive":
         train_store = build_union_store(stores=[stores[train_split], stores[test_split]],
@@ -287,9 +265,8 @@ def run_protocol(
         x = embed_crops(encoder, test_cells.crops, views=config.embed_views)
         for seed in seeds:
             scoring.add(these, x, seed=seed, spherical=True)
-        run_dir = Path(model) if Path(model).is_dir() else Path(model).parent
         for row in these:
-            row.train_seconds = [train_seconds(run_dir)]
+            row.train_seconds = [RunDir.of(model).training_seconds()]
             log(f"{row.name}: {_fmt_mean(row)}")
         rows += these
     elif config is not None:
@@ -313,6 +290,7 @@ def run_protocol(
         "dataset": str(dataset), "train_split": train_split, "test_split": test_split, "protocol": protocol,
         "product": None if product is None else _plain(dataclasses.asdict(product)),
         "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
+        "nuclei": (nuclei or Nuclei()).title, "labelled_test_nuclei": labelled[test_split],
         "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
         "config": _plain(dataclasses.asdict(config)),
         "context": context.as_dict() if context is not None and context.enabled else None,

@@ -44,7 +44,9 @@ def markdown(results: dict[str, Any]) -> str:
     """The table: the paper's rows, then ours (mean ± std over seeds, in %), then the curve."""
     lines = [
         f"CoNSeP ({results['dataset']}), {results.get('protocol', 'inductive')} protocol, k = {results['k']}; "
-        f"train {results['n_train']} cells, test {results['n_test']} cells; seeds {results['seeds']}.",
+        f"train {results['n_train']} cells, test {results['n_test']} cells; seeds {results['seeds']}."
+        + (f" Cells: {results['nuclei']} ({results['n_test']} of {results['labelled_test_nuclei']} labelled test nuclei)."
+           if results.get("nuclei") else ""),  # fmt: skip
         "",
         "| Model | AMI | ARI | Purity | Accuracy (Hungarian) | kNN agreement | Training time (mean per seed) |",
         "|---|---|---|---|---|---|---|",

@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 import shapely
 
+from wsicell import geometry
 from wsicell.atomic import atomic_path
 from wsicell.export.names import ClusterStyle
 from wsicell.export.output import check_output
@@ -124,12 +125,14 @@ def write_geojson(
 def valid_rings(contour: np.ndarray, *, size: tuple[int, int]) -> tuple[list[np.ndarray | None], int, int]:
     """Closed, valid exterior rings for each contour (m, P, 2); None where none exists.
 
-    Coordinates are clipped to the slide and rounded; an invalid polygon (self-crossing,
-    collapsed by rounding) is repaired with shapely.make_valid, keeping its largest polygon's
-    exterior. Returns the rings, the number repaired and the number skipped.
+    Rings run counter-clockwise on screen (``wsicell.geometry.orient``: the store's contours
+    already do); coordinates are clipped to the slide and rounded; an invalid polygon
+    (self-crossing, collapsed by rounding) is repaired by ``wsicell.geometry.repair``
+    (shapely.make_valid, the largest polygon's exterior). Returns the rings, the number
+    repaired and the number skipped.
     """
     w, h = size
-    ring = np.concatenate([contour, contour[:, :1]], axis=1).astype(np.float64)  # (m, P+1, 2)
+    ring = geometry.closed(geometry.orient(contour))  # (m, P+1, 2) float64
     np.clip(ring[..., 0], 0, w, out=ring[..., 0])
     np.clip(ring[..., 1], 0, h, out=ring[..., 1])
     ring = np.round(ring, COORD_DECIMALS)
@@ -185,16 +188,8 @@ _HEX_POS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 
 def repair(ring: np.ndarray) -> np.ndarray | None:
-    """The exterior of the largest valid polygon in ``make_valid(Polygon(ring))``, rounded."""
-    geom = shapely.make_valid(shapely.Polygon(ring))
-    polys = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type == "Polygon" and g.area > 0]
-    if not polys:
-        return None
-    best = max(polys, key=lambda g: g.area)
-    coords = np.round(np.asarray(best.exterior.coords, np.float64), COORD_DECIMALS)
-    if len(coords) < 4 or not shapely.Polygon(coords).is_valid:
-        return None
-    return coords
+    """``wsicell.geometry.repair`` at the export's coordinate precision."""
+    return geometry.repair(ring, decimals=COORD_DECIMALS)
 
 
 def cell_rings(rings: list[np.ndarray | None], *, expansion_px: float, size: tuple[int, int]) -> list:
@@ -210,8 +205,8 @@ def cell_rings(rings: list[np.ndarray | None], *, expansion_px: float, size: tup
         if not polys:
             out.append(r)
             continue
-        coords = np.round(np.asarray(max(polys, key=lambda g: g.area).exterior.coords), COORD_DECIMALS)
-        out.append(coords if shapely.Polygon(coords).is_valid else r)
+        coords = repair(np.asarray(max(polys, key=lambda g: g.area).exterior.coords))  # oriented, rounded
+        out.append(coords if coords is not None else r)
     return out
 
 

@@ -26,6 +26,7 @@ from wsicell.io.slide import Slide, find_slides, fingerprint, open_slide
 from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
 from wsicell.io.tissue import TissueMask, detect_tissue
 from wsicell.progress import progress_bars, stderr_console
+from wsicell.provenance import EXTRACT_SETTINGS
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES, make_segmenter
 from wsicell.store import CellStore, SlideCells, slide_id_for
 from wsicell.types import PathLikeStr
@@ -67,10 +68,10 @@ def stored_config(store: PathLikeStr) -> ExtractConfig:
     from wsicell.config import from_mapping
 
     cs = CellStore.open(store)
-    settings = cs.root.attrs.get("extract_settings")
+    settings = cs.root.attrs.get(EXTRACT_SETTINGS)
     if settings is None:
         raise StoreError(f"{store}: records no extraction settings (not made by `wsicell extract`)")
-    return from_mapping(ExtractConfig, dict(settings), source=f"{store} extract_settings")
+    return from_mapping(ExtractConfig, dict(settings), source=f"{store} {EXTRACT_SETTINGS}")
 
 
 def open_output(store: PathLikeStr, config: ExtractConfig) -> CellStore:
@@ -78,7 +79,7 @@ def open_output(store: PathLikeStr, config: ExtractConfig) -> CellStore:
     p = Path(store)
     cs = CellStore.create_or_open(p)
     settings = settings_mapping(config)
-    previous = cs.root.attrs.get("extract_settings")
+    previous = cs.root.attrs.get(EXTRACT_SETTINGS)
     if previous is not None and previous != settings:
         diff = _differences(previous, settings)
         raise StoreError(
@@ -87,7 +88,7 @@ def open_output(store: PathLikeStr, config: ExtractConfig) -> CellStore:
         )
     try:
         if previous is None:
-            cs.root.attrs["extract_settings"] = settings
+            cs.root.attrs[EXTRACT_SETTINGS] = settings
     except OSError as exc:
         raise StoreError(f"{p}: cannot write to the store ({exc.strerror or exc})") from None
     return cs

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsicell.hardware import cpu_has_bf16
+from wsicell.device import autocast, choose_precision
 from wsicell.segment.config import PRECISIONS, RUNTIMES
 from wsicell.types import RGBImage
 
@@ -109,8 +109,8 @@ class HVNetModel:
     available) or ``openvino`` (the shipped IR read once per process, ``hv_openvino.py``;
     compiled once per instance, i.e. per extraction worker thread, each on one thread).
     ``precision``: ``bf16`` runs the network in bf16 (torch: autocast; OpenVINO: its bf16
-    inference-precision hint), ``auto`` does so only on CPUs with native bf16 units (else
-    fp32; fp32 on a GPU)."""
+    inference-precision hint), ``auto`` follows ``wsicell.device`` (bf16 on CPUs with native
+    bf16 units, else fp32; bf16 or fp16 on a GPU)."""
 
     def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "auto") -> None:
         import torch
@@ -120,7 +120,10 @@ class HVNetModel:
         self.runtime = pick_runtime(runtime)[0]
         gpu = self.runtime == "torch" and torch.cuda.is_available()
         self.device = torch.device("cuda" if gpu else "cpu")
-        self.bf16 = precision == "bf16" or (precision == "auto" and not gpu and cpu_has_bf16())
+        # the one precision policy (wsicell.device): auto = bf16 on CPUs with native bf16
+        # units, bf16 or fp16 on a GPU
+        self.precision = choose_precision(precision, self.device)[0]
+        self.bf16 = self.precision == "bf16"
         self.weights = Path(weights)
         if not self.weights.is_file():
             raise FileNotFoundError(f"{weights}: HV-net weights not found (train with wsicell.segment.train_hvnet)")
@@ -144,6 +147,7 @@ class HVNetModel:
         self = cls.__new__(cls)
         self.net = net
         self.bf16 = bf16
+        self.precision = "bf16" if bf16 else "fp32"
         self.runtime = "torch"
         self.device = torch.device("cpu")
         self.compiled = None
@@ -175,7 +179,7 @@ class HVNetModel:
             out[0] = 1 / (1 + np.exp(-out[0]))
             np.clip(out[1:], -1, 1, out=out[1:])
             return out
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.inference_mode(), autocast(self.device, self.precision):
             x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
             out = self.net(x).float()[0, :, :h, :w]  # fp32 even under autocast
             out[0] = torch.sigmoid(out[0])

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsicell.hardware import cpu_has_bf16
+from wsicell.device import choose_precision
 from wsicell.segment.config import PRECISIONS
 from wsicell.types import RGBImage
 
@@ -76,7 +76,7 @@ class UNetForeground:
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+        self.bf16 = choose_precision(precision, "cpu")[0] == "bf16"  # the one policy (wsicell.device)
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: U-Net weights not found (train with wsicell.segment.train_unet)")
         self.net = build_unet()

@@ -34,6 +34,7 @@ from wsicell.errors import ConfigError, SlideError, StoreError, WsicellError
 from wsicell.export.geojson import ObjectType
 from wsicell.export.names import load_styles
 from wsicell.io.slide import find_slides
+from wsicell.provenance import EmbeddingModel
 from wsicell.store import CellStore
 from wsicell.types import PathLikeStr
 
@@ -143,7 +144,7 @@ def map_study(
         stems[p.stem] = p
     cells = CellStore.open(store)
     clustering = load_clustering(cells)
-    if clustering.attrs.get("model") != cells.root.attrs.get("embedding_model"):
+    if clustering.record.model != EmbeddingModel.of_store(cells.root.attrs):
         raise StoreError(f"{cells.path}: the embeddings changed since the last clustering; run `wsicell cluster --store {cells.path}` again")
     if classes and names is not None:
         raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")

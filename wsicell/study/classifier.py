@@ -24,6 +24,7 @@ import zarr
 
 from wsicell.errors import StoreError
 from wsicell.export.names import ClusterStyle
+from wsicell.provenance import EMBEDDING_MODEL
 from wsicell.store import CellStore, SlideCells, compressor
 
 GROUP = "classifier"
@@ -95,7 +96,7 @@ def save_classifier(store: CellStore, clf: Classifier, *, n_labels: int) -> None
         arr[:] = value
     group.attrs.update({
         "classes": clf.classes, "colors": [list(c) for c in clf.colors], "created": clf.created,
-        "n_labels": n_labels, "cv_accuracy": clf.cv_accuracy, "model": store.root.attrs.get("embedding_model"),
+        "n_labels": n_labels, "cv_accuracy": clf.cv_accuracy, "model": store.root.attrs.get(EMBEDDING_MODEL),
     })  # fmt: skip
     store.root.attrs["cell_classes"] = {
         "names": clf.classes, "colors": ["#{:02x}{:02x}{:02x}".format(*c) for c in clf.colors], "created": clf.created,

@@ -34,6 +34,7 @@ from wsicell.cluster import load_clustering, slide_labels_current
 from wsicell.errors import StoreError
 from wsicell.export.names import load_styles
 from wsicell.export.output import check_output
+from wsicell.provenance import EMBEDDING_MODEL
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.classifier import CLASS_ARRAY, GROUP, classes_current, load_classifier
 from wsicell.study.summary import MORPHOLOGY
@@ -134,8 +135,8 @@ def export_anndata(
         "wsicell": {
             "store": str(cells.path.resolve()),
             "clustering": json.dumps(clustering.attrs, default=str),
-            "k": k, "metric": str(clustering.attrs.get("metric")), "created": clustering.created,
-            "embedding_model": json.dumps(cells.root.attrs.get("embedding_model"), default=str),
+            "k": k, "metric": clustering.record.metric, "created": clustering.created,
+            "embedding_model": json.dumps(cells.root.attrs.get(EMBEDDING_MODEL), default=str),
             "names_file": str(names) if names else "",
         },
         "cluster_colors": np.array([hex_color(st.color) for st in styles], dtype=object),

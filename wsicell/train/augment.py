@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsicell.device import to_float_batch  # noqa: F401 - its home is wsicell.device; kept importable here
 from wsicell.train.config import TrainConfig
 
 GRAY = (0.299, 0.587, 0.114)
@@ -41,21 +41,6 @@ class ViewParams:
     @property
     def crop_area(self) -> torch.Tensor:
         return self.crop_w * self.crop_h
-
-
-def to_float_batch(crops: np.ndarray | torch.Tensor, *, size: int, device: torch.device) -> torch.Tensor:
-    """uint8 crops NxSxSx3 -> float Nx3xsize x size in [0, 1] on ``device``.
-
-    The uint8 batch crosses to the device (4x fewer bytes than float); resizing, if the
-    store's crop size differs from ``size``, is antialiased bilinear.
-    """
-    t = torch.from_numpy(np.ascontiguousarray(crops)) if isinstance(crops, np.ndarray) else crops
-    if device.type == "cuda":
-        t = t.pin_memory().to(device, non_blocking=True)
-    x = t.to(device).permute(0, 3, 1, 2).float().div_(255.0)  # x: Nx3xSxS
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.contiguous()
 
 
 class Augment:

@@ -1,22 +1,14 @@
-"""The training loop and its run directory.
+"""The training loop.
 
-Run directory (``out``)::
-
-    config.yaml      the resolved TrainConfig (every setting, defaults included)
-    store.json       the store's path and fingerprint (slide ids, content fingerprints, cells)
-    metrics.jsonl    one JSON line per epoch: epoch, loss, lr, crops_per_s, seconds, ...
-    last.pt          the latest checkpoint (end of the last finished epoch), atomic
-    epoch_NNNN.pt    every ``checkpoint_every`` epochs, if set
-
-``--resume`` reloads ``last.pt``: model (query + momentum branches), queue, optimiser,
-schedule position, epoch and every RNG (torch, CUDA, numpy, python, augmentation); the data
-order is a pure function of (seed, epoch), so the resumed run is the straight run.
+It writes a run directory (``out``; its files: :class:`wsicell.train.run_dir.RunDir`) and
+runs where :func:`wsicell.device.choose` says. ``--resume`` reloads ``last.pt``: model
+(query + momentum branches), queue, optimiser, schedule position, epoch and every RNG
+(torch, CUDA, numpy, python, augmentation); the data order is a pure function of (seed,
+epoch), so the resumed run is the straight run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import random
@@ -26,47 +18,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from wsicell.atomic import output_folder, write_text_atomic
 from wsicell.config import to_mapping
+from wsicell.device import autocast, choose, to_float_batch
 from wsicell.errors import CheckpointError, ConfigError, StoreError, WsicellError
-from wsicell.hardware import cpu_has_bf16
-from wsicell.store import CellStore, SlideCells
+from wsicell.store import CellStore
 from wsicell.train import checkpoint, dist
-from wsicell.train.augment import Augment, to_float_batch
-from wsicell.train.config import RESUMABLE_CHANGES, TrainConfig
+from wsicell.train.augment import Augment
+from wsicell.train.config import TrainConfig
 from wsicell.train.data import CropLoader
 from wsicell.train.method import Method, build_method
+from wsicell.train.run_dir import RunDir, store_fingerprint
 from wsicell.types import PathLikeStr
-
-LAST = "last.pt"
-
-
-# -- devices and precision -------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present (this rank's GPU under torchrun), else CPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", dist.local_rank())
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA when supported (else fp16 + GradScaler); on CPU bf16 autocast
-    when the CPU has native bf16 matrix units (AMX / AVX512-BF16), else fp32 (measured in
-    docs/benchmarks.md)."""
-    if name != "auto":
-        if name == "fp16" and device.type == "cpu":
-            raise ConfigError("precision 'fp16' is for CUDA; on CPU use bf16 or fp32")
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_bf16() else "fp32"
-
-
-AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # -- schedule ----------------------------------------------------------------------------------
@@ -80,13 +43,7 @@ def lr_at(step: int, *, config: TrainConfig, steps_per_epoch: int) -> float:
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-# -- store and run directory -------------------------------------------------------------------
-def store_fingerprint(store: CellStore, slides: list[SlideCells]) -> dict[str, Any]:
-    rows = [{"id": s.id, "fingerprint": s.attrs.get("fingerprint", ""), "n_cells": s.n_cells} for s in slides]
-    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-    return {"path": str(Path(store.path).resolve()), "fingerprint": digest, "n_cells": sum(r["n_cells"] for r in rows), "slides": rows}
-
-
+# -- store and RNG state -----------------------------------------------------------------------
 def _open_store(store: CellStore | PathLikeStr) -> CellStore:
     return store if isinstance(store, CellStore) else CellStore.open(store)
 
@@ -116,20 +73,6 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _check_resume(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    current = to_mapping(config)
-    changed = sorted(
-        k for k in current if k not in RESUMABLE_CHANGES and _plain(saved.get(k)) != _plain(current[k])
-    )
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ConfigError(f"{path}: cannot resume with different settings ({details})")
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
-
-
 # -- the loop ----------------------------------------------------------------------------------
 def train(
     *,
@@ -149,20 +92,20 @@ def train(
     slides = [s for s in cells.slides() if s.n_cells > 0]
     if not slides:
         raise StoreError(f"{cells.path}: the store has no cells to train on (no complete slide with cells)")
-    out = Path(out)
-    last = out / LAST
+    run = RunDir(out)
+    last = run.checkpoint()
     if resume and not last.exists():
         raise CheckpointError(f"{last}: nothing to resume (no checkpoint in the run directory)")
     if not resume and last.exists():
-        raise WsicellError(f"{out}: a run is already here; pass --resume to continue it or choose another --out")
+        raise WsicellError(f"{run.path}: a run is already here; pass --resume to continue it or choose another --out")
 
-    device = resolve_device(config.device)
+    compute = choose(config.device, config.precision)
+    device, precision = compute.device, compute.precision
     joins_group = not dist.is_distributed()  # under torchrun: join here, leave at the end
     distributed = dist.init_from_env(device.type)
     world, rank = dist.world_size(), dist.rank()
     if config.batch_size % world:
         raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
-    precision = resolve_precision(config.precision, device)
     fingerprint = store_fingerprint(cells, slides)
 
     loader = CropLoader(
@@ -170,7 +113,7 @@ def train(
         num_workers=config.num_workers, prefetch=config.prefetch_batches, rank=rank, world_size=world,
     )  # fmt: skip
     steps = len(loader)
-    if steps == 0:
+    if steps == 0 and config.epochs > 0:  # an untrained encoder (epochs 0) needs no batch
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {loader.n_cells} cells of {cells.path} "
             f"(batches are always full); lower --batch-size"
@@ -193,9 +136,9 @@ def train(
     start_epoch = 0
     if resume:
         state = checkpoint.load(last)
-        _check_resume(state["config"], config, last)
-        if state.get("store_fingerprint") != fingerprint["fingerprint"]:
-            raise StoreError(f"{cells.path}: not the store this run was trained on (fingerprint differs); see {out / 'store.json'}")
+        run.check_config_matches(config, saved=state["config"], source=last,
+                                 remedy="--resume continues a run with its own settings (only epochs, threads and the like may change)")  # fmt: skip
+        run.check_fingerprint(fingerprint, saved=state.get("store_fingerprint"), store=cells.path)
         method.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
@@ -203,10 +146,9 @@ def train(
         _set_rng_state(state["rng"], generator)
         start_epoch = int(state["epoch"])
     if dist.is_main():
-        output_folder(out)
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(_yaml_ready(to_mapping(config)), sort_keys=False))
-        write_text_atomic(out / "store.json", json.dumps(fingerprint, indent=1) + "\n")
-        _trim_metrics(out / "metrics.jsonl", start_epoch)
+        run.write_config(config)
+        run.write_fingerprint(fingerprint)
+        run.reset_metrics(start_epoch)
 
     model: torch.nn.Module = method
     if distributed:
@@ -234,9 +176,8 @@ def train(
                 }  # fmt: skip
                 checkpoint.save(last, state)
                 if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                    checkpoint.save(out / f"epoch_{epoch + 1:04d}.pt", state)
-                with (out / "metrics.jsonl").open("a") as fh:
-                    fh.write(json.dumps(record) + "\n")
+                    checkpoint.save(run.checkpoint(epoch + 1), state)
+                run.append_metrics(record)
             dist.barrier()
     finally:
         bar.close()
@@ -246,10 +187,9 @@ def train(
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state(generator),
             "store_fingerprint": fingerprint["fingerprint"], "precision": precision, "world_size": world,
         })  # fmt: skip
-        (out / "metrics.jsonl").touch()
     if distributed and joins_group:
         dist.shutdown()  # the caller ends the process with dist.end_process (see there)
-    return out
+    return run.path
 
 
 def train_step(
@@ -263,7 +203,7 @@ def train_step(
     views = method.views(x, augment=augment, generator=generator)
     if config.channels_last:
         views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
-    with torch.autocast(device.type, dtype=AUTOCAST_DTYPE.get(precision, torch.bfloat16), enabled=precision != "fp32"):
+    with autocast(device, precision):
         output = model(*views)
     loss = method.loss(output)
     optimizer.zero_grad(set_to_none=True)
@@ -313,22 +253,6 @@ def _train_epoch(
         "epoch": epoch + 1, "loss": round(mean_loss, 6), "lr": lr, "crops_per_s": round(crops / seconds, 2),
         "seconds": round(seconds, 3), "steps": steps, "load": round(os.getloadavg()[0], 2),
     }  # fmt: skip
-
-
-def _trim_metrics(path: Path, keep_epochs: int) -> None:
-    """Keep the lines of epochs <= ``keep_epochs`` (a resumed run rewrites the rest)."""
-    if not path.exists():
-        path.write_text("")
-        return
-    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("epoch", 0) <= keep_epochs]
-    write_text_atomic(path, "".join(ln + "\n" for ln in kept))
-
-
-def _yaml_ready(value: Any) -> Any:
-    """Tuples -> lists, also inside the methods' nested sections (YAML has no tuples)."""
-    if isinstance(value, dict):
-        return {k: _yaml_ready(v) for k, v in value.items()}
-    return list(value) if isinstance(value, tuple) else value
 
 
 class _Progress:

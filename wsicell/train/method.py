@@ -9,7 +9,6 @@ with a subclass plus one entry in ``wsicell.train.methods.registry``.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -22,7 +21,7 @@ from wsicell.train.augment import Augment
 from wsicell.train.backbone import PreActResNet18
 from wsicell.train.config import TrainConfig
 from wsicell.train.loss import info_nce
-from wsicell.train.methods.registry import REGISTRY  # method name -> MethodInfo
+from wsicell.train.methods.registry import build_method  # the factory lives with the registry
 
 
 class Method(nn.Module, ABC):
@@ -81,9 +80,4 @@ class Method(nn.Module, ABC):
     def encoder(self, which: str = "momentum") -> nn.Module:
         """The backbone that embeds cells: ``"momentum"`` (ensembling) or ``"query"``."""
 
-
-def build_method(config: TrainConfig) -> Method:
-    """A fresh method for ``config`` (weights from ``torch``'s current RNG)."""
-    module_name, cls_name = REGISTRY[config.method].target.split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(config)
+__all__ = ["Method", "build_method"]
