@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--sweep-min-areas", type=float, nargs="+", default=[3.0],
                         help="min_area_um2 values the sweep also tries [3]")  # fmt: skip
     parser.add_argument("--init", type=Path, help="start from these weights (a continuation run)")
+    parser.add_argument("--monuseg-share", type=float, default=0.5, help="share of each batch from MoNuSeg [0.5]")
     parser.add_argument("--lovasz", type=float, default=0.0,
                         help="weight of a Lovász hinge (IoU surrogate) on the nucleus map [0 = off]")  # fmt: skip
     args = parser.parse_args()
@@ -263,9 +264,10 @@ def main() -> None:
         net.train()
         losses = []
         for _ in range(args.steps):
-            # half the batch from each dataset: CoNSeP is one colon, MoNuSeg seven organs
-            items = [train_consep[rng.integers(len(train_consep))] if b % 2 else
-                     train_monuseg[rng.integers(len(train_monuseg))] for b in range(args.batch)]  # fmt: skip
+            # a fixed share of the batch from each dataset, interleaved (default half: even
+            # places MoNuSeg, odd CoNSeP): CoNSeP is one colon, MoNuSeg seven organs
+            items = [train_monuseg[rng.integers(len(train_monuseg))] if (b * args.monuseg_share) % 1 < args.monuseg_share
+                     else train_consep[rng.integers(len(train_consep))] for b in range(args.batch)]  # fmt: skip
             batch = [sample(item, rng) for item in items]
             x = torch.from_numpy(np.stack([b[0] for b in batch]).transpose(0, 3, 1, 2) / 255.0).float()
             y = torch.from_numpy(np.stack([b[1] for b in batch]))
