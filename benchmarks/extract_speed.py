@@ -68,6 +68,8 @@ def stage_breakdown(path: Path, tiles: list, config: ExtractConfig, n: int = 6) 
     totals = {"read + resample": 0.0, "segment": 0.0, "cells (crops, contours, features)": 0.0}
     with open_slide(path) as slide:
         scale = slide.grid_scale(config.mpp)
+        t = pick[0]  # warm-up: loading (and converting) the network is not a per-tile cost
+        seg.segment(slide.read_grid((t.x, t.y), (t.size, t.size), mpp=config.mpp), mpp=config.mpp)
         for t in pick:
             t0 = time.process_time()
             image = slide.read_grid((t.x, t.y), (t.size, t.size), mpp=config.mpp)
@@ -90,7 +92,7 @@ def main() -> None:
     ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
                     choices=["hvnet", "cnn", "classifier", "haematoxylin"], help="hvnet or a watershed foreground")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the networks' arithmetic [default: auto]")
-    ap.add_argument("--runtime", choices=["torch", "openvino"], help="the HV-net's runtime [default: its default]")
+    ap.add_argument("--runtime", choices=["auto", "torch", "openvino"], help="the HV-net's runtime [default: auto]")
     args = ap.parse_args()
     path = mosaic_slide(args.side)
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
@@ -146,6 +148,11 @@ def main() -> None:
         print(f"{name}: extraction / raw read, wall: 1 worker {wall_rate[one] / wall_rate[0]:.3f}, 2 workers "
               f"{wall_rate[two] / wall_rate[1]:.3f}; per CPU-second: {cpu_rate[one] / cpu_rate[0]:.3f} "
               f"(target >= 0.5); 2 / 1 workers (wall): {wall_rate[two] / wall_rate[one]:.2f}")  # fmt: skip
+    names = list(segments)
+    for k, name in enumerate(names[1:], start=1):
+        for w in (0, 1):
+            print(f"{name} / {names[0]}, {w + 1} worker(s): per CPU-second "
+                  f"{cpu_rate[2 + 2 * k + w] / cpu_rate[2 + w]:.2f}, wall {wall_rate[2 + 2 * k + w] / wall_rate[2 + w]:.2f}")  # fmt: skip
     print(f"load average during the run: {', '.join(f'{v:.1f}' for v in load)} (2 cores, shared machine)")
     figures = [
         {"what": what, "threads_or_workers": n, "tissue_mp_per_s": round(mpx / wall, 2),

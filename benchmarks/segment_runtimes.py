@@ -14,7 +14,8 @@ MP/s per core from this process's CPU time (``time.process_time``; median of ``-
 so other jobs on the machine distort it less than wall time; wall time is printed too.
 Agreement: the largest absolute difference of the three output maps from torch fp32, and
 the fraction of pixels on the same side of P(nucleus) = 0.5. ONNX Runtime and OpenVINO are
-optional (``pip install wsicell[runtimes]``); a missing one is reported and skipped.
+optional for this benchmark (``pip install wsicell[runtimes]`` adds ONNX Runtime; OpenVINO is a
+dependency); a missing one is reported and skipped.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def main() -> None:
         except ImportError:
             print("onnxruntime not installed: skipped")
         try:
-            import openvino as ov
+            from wsicell.segment.hv_openvino import import_openvino
+
+            ov = import_openvino()  # without OpenVINO's usage telemetry
 
             core = ov.Core()
             for hint in ("f32", "bf16"):

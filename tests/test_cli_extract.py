@@ -138,7 +138,7 @@ def test_info(extracted_store: Path) -> None:
     [slide] = info["slides"]
     assert slide["status"] == "complete" and slide["cells"] == info["cells"] > 1000
     assert slide["mpp"] == pytest.approx(0.499) and (slide["width"], slide["height"]) == (2220, 2967)
-    assert info["extract_settings"]["segment"]["method"] == "watershed"
+    assert info["extract_settings"]["segment"]["method"] == "hvnet"
     code, out = run("info", "--store", extracted_store)
     assert code == 0 and "complete" in out and f"{info['cells']:,}" in out
     code, out = run("info", "--store", extracted_store.parent / "nope.zarr")

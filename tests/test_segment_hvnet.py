@@ -1,5 +1,6 @@
 """``method: hvnet``: HV targets and post-processing against naive references; the shipped
-network on real pixels; ONNX export agreement."""
+network on real pixels; agreement of the runtimes (ONNX export, OpenVINO, torch) and the
+choice of the default one."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ from wsicell.segment.hvnet import WEIGHTS_PATH, HVNetModel, build_hvnet
 from wsicell.segment.metrics import centroids_of, match_centroids
 
 CONSEP_MPP = 0.25 / 1.024
+
+
+def openvino_or_skip():
+    """openvino imported as wsicell imports it (without its telemetry), or skip."""
+    from wsicell.segment.hv_openvino import import_openvino
+
+    try:
+        return import_openvino()
+    except ImportError:
+        pytest.skip("openvino is not installed")
 
 
 def naive_hv_targets(inst: np.ndarray) -> np.ndarray:
@@ -91,7 +102,7 @@ def region(sample_slide):
 @pytest.fixture(scope="module")
 def maps(region):
     image, mpp = region
-    return HVNetModel(precision="fp32").maps(image, mpp=mpp)
+    return HVNetModel(precision="fp32", runtime="torch").maps(image, mpp=mpp)
 
 
 def test_hv_targets_match_the_per_nucleus_reference(shared_data):
@@ -150,7 +161,7 @@ def test_hvnet_on_the_sample_slide(region):
 
 def test_maps_follow_the_input_resolution(region):
     image, mpp = region
-    model = HVNetModel(precision="fp32")
+    model = HVNetModel(precision="fp32", runtime="torch")
     at_native = model.maps(image[:250, :250], mpp=mpp)  # odd side: padded inside
     assert at_native.shape == (3, 250, 250) and at_native.dtype == np.float32
     assert at_native[0].min() >= 0 and at_native[0].max() <= 1
@@ -165,7 +176,7 @@ def test_onnx_export_agrees_with_torch(region, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     image, _ = region
-    model = HVNetModel(precision="fp32")
+    model = HVNetModel(precision="fp32", runtime="torch")
     net = model.net.to(memory_format=torch.contiguous_format)
     path = tmp_path / "hvnet.onnx"
     torch.onnx.export(
@@ -188,8 +199,118 @@ def test_config_validates_hv_thresholds():
 
 
 def test_openvino_runtime_agrees_with_torch(region):
-    pytest.importorskip("openvino")
+    openvino_or_skip()
     image, mpp = region
-    expected = HVNetModel(precision="fp32").maps(image[:256, :256], mpp=mpp)
+    expected = HVNetModel(precision="fp32", runtime="torch").maps(image[:256, :256], mpp=mpp)
     got = HVNetModel(precision="fp32", runtime="openvino").maps(image[:256, :256], mpp=mpp)
     np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_both_runtimes_find_the_same_nuclei_with_the_default_settings(region):
+    """The default (``runtime: auto`` = OpenVINO when installed, bf16 where the CPU has it)
+    and the torch fallback give the same nuclei up to a few at the threshold margin."""
+    openvino_or_skip()
+    image, mpp = region
+    found = {rt: centroids_of(make_segmenter(SegmentConfig(runtime=rt)).segment(image, mpp=mpp))
+             for rt in ("openvino", "torch")}  # fmt: skip
+    a, b = found["openvino"], found["torch"]
+    assert abs(len(a) - len(b)) <= 0.03 * len(b) and len(b) > 100
+    assert match_centroids(a, b, radius=1.0 / mpp).f1 > 0.95  # within 1 µm
+
+
+def test_openvino_models_do_not_pin_threads_and_read_the_shipped_ir_once():
+    """Pinning put every worker's inference on CPU 0 (two workers ran one at a time)."""
+    openvino_or_skip()
+    from wsicell.segment import hv_openvino
+
+    models = [HVNetModel(runtime="openvino") for _ in range(2)]
+    for model in models:
+        assert model.runtime == "openvino"
+        assert model.compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert model.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert list(hv_openvino._MODELS) == [WEIGHTS_PATH.resolve()]
+
+
+def test_the_shipped_openvino_ir_was_made_from_the_shipped_weights():
+    """After retraining, regenerate it: python -m wsicell.segment.hv_openvino."""
+    ov = openvino_or_skip()
+    from wsicell.segment.hv_openvino import DIGEST_KEY, IR_PATH, weights_digest
+
+    model = ov.Core().read_model(str(IR_PATH))
+    assert model.get_rt_info(DIGEST_KEY).astype(str) == weights_digest(WEIGHTS_PATH)
+
+
+def test_other_weights_are_converted_in_memory(tmp_path, region):
+    openvino_or_skip()
+    weights = tmp_path / "other.pt"
+    torch.manual_seed(0)
+    torch.save(build_hvnet().state_dict(), weights)
+    image, mpp = region
+    expected = HVNetModel(weights, precision="fp32", runtime="torch").maps(image[:128, :128], mpp=mpp)
+    got = HVNetModel(weights, precision="fp32", runtime="openvino").maps(image[:128, :128], mpp=mpp)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_the_openvino_runtime_sends_no_telemetry(tmp_path):
+    """`import openvino` and `convert_model` send usage events from a forked process
+    (opt-out telemetry); wsicell's import blocks them. A fresh interpreter, so no earlier
+    import hides it; the shipped IR and a conversion of other weights."""
+    openvino_or_skip()
+    import subprocess
+    import sys
+
+    weights = tmp_path / "other.pt"
+    torch.save(build_hvnet().state_dict(), weights)
+    code = (
+        "import sys\n"
+        "forks = []\n"
+        "sys.addaudithook(lambda event, args: forks.append(event) if event in ('os.fork', 'os.posix_spawn') else None)\n"
+        "import numpy as np\n"
+        "from wsicell.segment.hvnet import HVNetModel, pick_runtime\n"
+        "assert pick_runtime('auto')[0] == 'openvino'\n"
+        "HVNetModel(runtime='openvino').maps(np.zeros((64, 64, 3), np.uint8), mpp=0.5)\n"
+        f"HVNetModel({str(weights)!r}, runtime='openvino').maps(np.zeros((64, 64, 3), np.uint8), mpp=0.5)\n"
+        "print('forks', len(forks))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "forks 0" in out.stdout
+
+
+def test_the_default_is_the_hvnet_on_the_auto_runtime():
+    config = SegmentConfig()
+    assert (config.method, config.runtime) == ("hvnet", "auto")
+    assert make_segmenter(config).name == "hvnet"
+
+
+def test_auto_runtime_falls_back_to_torch_without_openvino(monkeypatch, region):
+    import sys
+
+    from wsicell.segment import hvnet
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    hvnet.pick_runtime.cache_clear()
+    try:
+        runtime, why = hvnet.pick_runtime("auto")
+        assert runtime == "torch" and "openvino is not installed" in why
+        image, mpp = region
+        segmenter = make_segmenter(SegmentConfig())
+        assert segmenter.segment(image[:128, :128], mpp=mpp).shape == (128, 128)
+        assert segmenter.model.runtime == "torch"
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        hvnet.pick_runtime.cache_clear()
+        assert hvnet.pick_runtime("auto") == ("torch", "hvnet runtime: torch on the GPU (a CUDA device is available)")
+        assert hvnet.pick_runtime("openvino")[0] == "openvino"  # as configured
+    finally:
+        hvnet.pick_runtime.cache_clear()
+
+
+def test_openvino_asked_for_but_missing_is_a_config_error(monkeypatch):
+    import sys
+
+    from wsicell.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ConfigError, match="pip install openvino"):
+        HVNetModel(runtime="openvino")

@@ -29,7 +29,7 @@ def region(sample_slide):
 
 def test_cnn_finds_nuclei_on_the_sample_slide(region):
     image, mpp = region  # 512² at 0.499 µm/px
-    config = SegmentConfig(foreground="cnn")
+    config = SegmentConfig(method="watershed", foreground="cnn")
     labels = make_segmenter(config).segment(image, mpp=mpp)
     assert labels.shape == image.shape[:2] and labels.dtype == np.int32
     n = int(labels.max())

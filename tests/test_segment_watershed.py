@@ -36,7 +36,7 @@ def two_touching_discs(mpp: float = 0.5) -> np.ndarray:
 @pytest.mark.parametrize("foreground", ["classifier", "haematoxylin"])
 def test_watershed_finds_nuclei_on_the_sample_slide(region, foreground):
     image, mpp = region
-    config = SegmentConfig(foreground=foreground)
+    config = SegmentConfig(method="watershed", foreground=foreground)
     labels = make_segmenter(config).segment(image, mpp=mpp)
     assert labels.shape == image.shape[:2] and labels.dtype == np.int32
     n = int(labels.max())
@@ -51,7 +51,7 @@ def test_watershed_finds_nuclei_on_the_sample_slide(region, foreground):
 @pytest.mark.parametrize("foreground", ["classifier", "haematoxylin"])
 def test_touching_nuclei_are_split(foreground):
     image = two_touching_discs(0.5)
-    labels = make_segmenter(SegmentConfig(foreground=foreground)).segment(image, mpp=0.5)
+    labels = make_segmenter(SegmentConfig(method="watershed", foreground=foreground)).segment(image, mpp=0.5)
     assert labels.max() == 2
     centres = centroids_of(labels)
     assert sorted(np.round(centres[:, 0])) == pytest.approx([40, 56], abs=2.5)
@@ -59,11 +59,11 @@ def test_touching_nuclei_are_split(foreground):
 
 def test_blank_tile_has_no_nuclei():
     image = np.full((128, 128, 3), 240, np.uint8)
-    assert make_segmenter(SegmentConfig()).segment(image, mpp=0.5).max() == 0
+    assert make_segmenter(SegmentConfig(method="watershed")).segment(image, mpp=0.5).max() == 0
 
 
 def test_segmenter_reports_largest_nucleus():
-    assert make_segmenter(SegmentConfig(max_diameter_um=25)).max_nucleus_um == 25
+    assert make_segmenter(SegmentConfig(method="watershed", max_diameter_um=25)).max_nucleus_um == 25
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_config_rejects_bad_values(bad):
 
 def test_segment_rejects_non_rgb():
     with pytest.raises(ValueError, match="uint8 RGB"):
-        make_segmenter(SegmentConfig()).segment(np.zeros((8, 8), np.uint8), mpp=0.5)
+        make_segmenter(SegmentConfig(method="watershed")).segment(np.zeros((8, 8), np.uint8), mpp=0.5)
 
 
 # -- cells_from_labels ---------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_full_foreground_tile_has_finite_distances():
 
 def test_segment_then_cells_on_the_sample_slide(region):
     image, mpp = region
-    labels = make_segmenter(SegmentConfig()).segment(image, mpp=mpp)
+    labels = make_segmenter(SegmentConfig(method="watershed")).segment(image, mpp=mpp)
     batch = cells_from_labels(image, labels, mpp=mpp, origin=(1000, 1400), scale=1.0, core=(32, 32, 480, 480))
     assert 0 < len(batch) <= labels.max()
     assert shapely.is_valid(shapely.polygons(batch.contour)).all()
@@ -210,7 +210,7 @@ def test_consep_tiles_detection_well_above_chance(shared_data):
     folder = shared_data / "consep-tiles" / "test"
     names = sorted(p.stem for p in folder.glob("*.npz"))[::28][:8]
     assert names, f"{folder}: no tiles"
-    segmenter = make_segmenter(SegmentConfig())
+    segmenter = make_segmenter(SegmentConfig(method="watershed"))
     total = random_total = None
     rng = np.random.default_rng(0)
     for name in names:

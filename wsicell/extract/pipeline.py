@@ -25,7 +25,7 @@ from wsicell.extract.threshold import resolve_threshold, uses_threshold
 from wsicell.io.slide import Slide, find_slides, fingerprint, open_slide
 from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
 from wsicell.io.tissue import TissueMask, detect_tissue
-from wsicell.progress import progress_bars
+from wsicell.progress import progress_bars, stderr_console
 from wsicell.provenance import EXTRACT_SETTINGS
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES, make_segmenter
 from wsicell.store import CellStore, SlideCells, slide_id_for
@@ -115,6 +115,7 @@ def extract_slides(
     cs = open_output(store, config)
     report = ExtractReport(str(store))
     runner = make_runner(scheduler, workers)
+    _note_runtime(config, progress)
     try:
         with progress_bars(progress) as bars:
             for path in slides:
@@ -140,6 +141,7 @@ def extract_slide(
     """
     cs = open_output(store, config)
     runner = make_runner(scheduler, workers)
+    _note_runtime(config, progress)
     try:
         with progress_bars(progress) as bars:
             rep = _extract_one(Path(slide_path), cs, config, slide_mpp, runner, bars)
@@ -147,6 +149,14 @@ def extract_slide(
         runner.close()
     assert rep.slide_id is not None
     return cs.slide(rep.slide_id)
+
+
+def _note_runtime(config: ExtractConfig, progress: bool) -> None:
+    """One line on stderr: the runtime the HV-net runs on in this process, and why."""
+    if progress and config.segment.method == "hvnet":
+        from wsicell.segment.hvnet import pick_runtime
+
+        stderr_console().print(pick_runtime(config.segment.runtime)[1], highlight=False)
 
 
 def _extract_reporting(path: Path, cs: CellStore, config, slide_mpp, runner, bars) -> SlideReport:

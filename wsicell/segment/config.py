@@ -8,24 +8,27 @@ from typing import Literal
 SEGMENT_METHODS = ("watershed", "hvnet", "tiatoolbox")
 FOREGROUNDS = ("classifier", "cnn", "haematoxylin")
 PRECISIONS = ("auto", "fp32", "bf16")
+RUNTIMES = ("auto", "torch", "openvino")
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     """How nuclei are found in an RGB tile.
 
-    ``watershed`` (default, no downloaded weights): a foreground mask (default: the small
-    in-project U-Net's nucleus probability; or the pixel classifier, or a haematoxylin
-    threshold), hole filling, then a distance transform (+ interior probability) + peak
-    detection + watershed to split touching nuclei, then size filters.
-    ``hvnet``: a multi-task U-Net (nucleus + HoVer-Net horizontal/vertical maps, trained on
-    CoNSeP + MoNuSeg; weights CC BY-NC-SA 4.0) and HoVer-Net's marker-controlled watershed,
-    then the same size filters (``hv_post.py``, docs/segmentation.md).
+    ``hvnet`` (default, shipped weights, no downloads): a multi-task U-Net (nucleus +
+    HoVer-Net horizontal/vertical maps, trained on CoNSeP + MoNuSeg; weights CC BY-NC-SA 4.0)
+    and HoVer-Net's marker-controlled watershed, then size filters (``hv_post.py``,
+    docs/segmentation.md); better than the watershed on held-out organs and as fast with
+    the default runtime.
+    ``watershed`` (the earlier default): a foreground mask (default: the small in-project
+    U-Net's nucleus probability, trained on CoNSeP only; or the pixel classifier, or a
+    haematoxylin threshold), hole filling, then a distance transform (+ interior
+    probability) + peak detection + watershed to split touching nuclei, then size filters.
     ``tiatoolbox``: HoVer-Net & co. through tiatoolbox with a local ``weights`` file.
     Defaults were tuned on the CoNSeP train split (see docs/segmentation.md).
     """
 
-    method: Literal["watershed", "hvnet", "tiatoolbox"] = "watershed"
+    method: Literal["watershed", "hvnet", "tiatoolbox"] = "hvnet"
     foreground: Literal["classifier", "cnn", "haematoxylin"] = "cnn"
     """watershed: how nucleus pixels are found: the in-project pixel classifier, the
     in-project small U-Net (``unet.py``), or a threshold on haematoxylin optical density
@@ -62,12 +65,13 @@ class SegmentConfig:
     """hvnet: pixels with a higher nucleus probability are foreground."""
     hv_marker_threshold: float = 0.5
     """hvnet: foreground pixels whose HV boundary energy (0-1) is below this seed the watershed."""
-    runtime: Literal["torch", "openvino"] = "torch"
-    """hvnet: the inference runtime of the network: torch eager, or OpenVINO (optional extra
-    ``runtimes``; faster on this CPU, docs/segmentation.md)."""
+    runtime: Literal["auto", "torch", "openvino"] = "auto"
+    """hvnet: the network's inference runtime. ``auto``: torch on a CUDA GPU, else OpenVINO
+    (the fastest CPU runtime measured, docs/segmentation.md), else torch eager when openvino
+    is not installed (one line on stderr says which and why)."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """cnn: the U-Net's arithmetic. ``auto`` = bf16 autocast on CPUs with native bf16 units
-    (AMX / AVX512-BF16; ~2x faster, detection F1 unchanged, docs/segmentation.md), else fp32."""
+    """cnn / hvnet: the network's arithmetic. ``auto`` = bf16 on CPUs with native bf16 units
+    (AMX / AVX512-BF16; ~1.5-2x faster, quality unchanged, docs/segmentation.md), else fp32."""
     weights: str | None = None
     """tiatoolbox: a local weights file (None = tiatoolbox's pretrained download)."""
     tiatoolbox_model: str = "hovernet_fast-pannuke"
@@ -78,8 +82,13 @@ class SegmentConfig:
             raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {', '.join(FOREGROUNDS)}, got {self.foreground!r}")
-        if self.runtime not in ("torch", "openvino"):
-            raise ValueError(f"runtime must be torch or openvino, got {self.runtime!r}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.method != "watershed" and self.foreground != "cnn":
+            raise ValueError(
+                f"foreground: {self.foreground} applies to method: watershed only (the default method "
+                f"is hvnet); add method: watershed"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("probability_threshold", "hv_threshold", "hv_marker_threshold"):

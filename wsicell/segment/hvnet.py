@@ -15,14 +15,14 @@ lazily.
 
 from __future__ import annotations
 
-import threading
+from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from wsicell.device import choose_precision
-from wsicell.segment.config import PRECISIONS
+from wsicell.device import autocast, choose_precision
+from wsicell.segment.config import PRECISIONS, RUNTIMES
 from wsicell.types import RGBImage
 
 HVNET_MPP = 0.5
@@ -30,10 +30,6 @@ HVNET_MPP = 0.5
 CHANNELS = (8, 16, 32, 64, 128)
 """Channels per level, full resolution first."""
 WEIGHTS_PATH = Path(__file__).with_name("hvnet_weights.pt")
-RUNTIMES = ("torch", "openvino")
-_CONVERT_LOCK = threading.Lock()
-"""OpenVINO converts by tracing the torch module; concurrent traces (one per extraction
-worker thread) fail torch's trace sanity check, so conversions take turns."""
 MULTIPLE = 2 ** (len(CHANNELS) - 1)
 """Input sides are padded to a multiple of this (one 2x pooling per level below the first)."""
 
@@ -83,51 +79,79 @@ def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
+@cache
+def pick_runtime(requested: str = "auto") -> tuple[str, str]:
+    """(runtime, a one-line reason) for ``SegmentConfig.runtime``; ``auto`` picks torch on a
+    CUDA GPU, else OpenVINO when it is installed (the fastest CPU runtime measured:
+    ``benchmarks/segment_runtimes.py``), else torch eager."""
+    if requested not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {requested!r}")
+    if requested != "auto":
+        return requested, f"hvnet runtime: {requested} (as configured)"
+    import torch
+
+    if torch.cuda.is_available():
+        return "torch", "hvnet runtime: torch on the GPU (a CUDA device is available)"
+    from wsicell.segment.hv_openvino import import_openvino
+
+    try:
+        import_openvino()
+    except ImportError:
+        return "torch", ("hvnet runtime: torch on the CPU, because openvino is not installed "
+                         "(pip install openvino: segmentation ~1.6x faster)")  # fmt: skip
+    return "openvino", "hvnet runtime: OpenVINO, because it is the fastest CPU runtime measured (~1.6x torch)"
+
+
 class HVNetModel:
     """Nucleus probability and HV maps of an RGB tile at any mpp from the shipped network.
 
-    ``precision``: ``bf16`` runs the network in bf16 (torch: CPU autocast; OpenVINO: its bf16
-    inference-precision hint), ``auto`` does so only on CPUs with native bf16 units (else
-    fp32). ``runtime``: ``torch`` (eager) or ``openvino`` (optional extra ``runtimes``; the
-    network converted in memory with ``openvino.convert_model``, one compiled model per
-    instance, i.e. per extraction worker thread, each on one thread)."""
+    ``runtime``: ``auto`` (:func:`pick_runtime`), ``torch`` (eager; on the GPU when CUDA is
+    available) or ``openvino`` (the shipped IR read once per process, ``hv_openvino.py``;
+    compiled once per instance, i.e. per extraction worker thread, each on one thread).
+    ``precision``: ``bf16`` runs the network in bf16 (torch: autocast; OpenVINO: its bf16
+    inference-precision hint), ``auto`` follows ``wsicell.device`` (bf16 on CPUs with native
+    bf16 units, else fp32; bf16 or fp16 on a GPU)."""
 
-    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "torch") -> None:
+    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "auto") -> None:
         import torch
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-        self.bf16 = choose_precision(precision, "cpu")[0] == "bf16"  # the one policy (wsicell.device)
-        if not Path(weights).is_file():
+        self.runtime = pick_runtime(runtime)[0]
+        gpu = self.runtime == "torch" and torch.cuda.is_available()
+        self.device = torch.device("cuda" if gpu else "cpu")
+        # the one precision policy (wsicell.device): auto = bf16 on CPUs with native bf16
+        # units, bf16 or fp16 on a GPU
+        self.precision = choose_precision(precision, self.device)[0]
+        self.bf16 = self.precision == "bf16"
+        self.weights = Path(weights)
+        if not self.weights.is_file():
             raise FileNotFoundError(f"{weights}: HV-net weights not found (train with wsicell.segment.train_hvnet)")
         self.net = build_hvnet()
-        self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.net.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
         self.net.eval()
-        self.compiled = self._openvino() if runtime == "openvino" else None
-        self.net.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+        self.compiled = self._openvino() if self.runtime == "openvino" else None
+        self.request = None if self.compiled is None else self.compiled.create_infer_request()
+        self.net.to(self.device, memory_format=torch.channels_last)  # faster convolutions
 
     def _openvino(self):
-        import torch
+        from wsicell.segment.hv_openvino import compile_model, load_model
 
-        try:
-            import openvino as ov
-        except ImportError as e:
-            raise ImportError("runtime: openvino needs the openvino package (pip install wsicell[runtimes])") from e
-        with _CONVERT_LOCK:
-            model = ov.convert_model(self.net, example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.bf16 else "f32",
-                  "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1}  # fmt: skip
-        return ov.Core().compile_model(model, "CPU", config)
+        return compile_model(load_model(self.net, self.weights), bf16=self.bf16)
 
     @classmethod
     def from_net(cls, net, *, bf16: bool = False) -> HVNetModel:
         """Wrap a network in memory (training's validation)."""
+        import torch
+
         self = cls.__new__(cls)
         self.net = net
         self.bf16 = bf16
+        self.precision = "bf16" if bf16 else "fp32"
+        self.runtime = "torch"
+        self.device = torch.device("cpu")
         self.compiled = None
+        self.request = None
         return self
 
     def maps(self, image: RGBImage, *, mpp: float) -> np.ndarray:
@@ -150,14 +174,14 @@ class HVNetModel:
             border = cv2.BORDER_REFLECT_101 if min(h, w) > MULTIPLE else cv2.BORDER_REPLICATE
             work = cv2.copyMakeBorder(work, 0, ph, 0, pw, border)
         if self.compiled is not None:
-            raw = self.compiled.create_infer_request().infer({0: to_input(work).numpy()})[0]
+            raw = self.request.infer({0: to_input(work).numpy()})[0]
             out = np.array(raw[0, :, :h, :w], dtype=np.float32)
             out[0] = 1 / (1 + np.exp(-out[0]))
             np.clip(out[1:], -1, 1, out=out[1:])
             return out
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            x = to_input(work).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
             out = self.net(x).float()[0, :, :h, :w]  # fp32 even under autocast
             out[0] = torch.sigmoid(out[0])
             out[1:] = out[1:].clamp(-1, 1)
-        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)

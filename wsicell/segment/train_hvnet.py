@@ -108,7 +108,23 @@ def sobel_kernels():  # -> torch.Tensor 2x1x5x5 (d/dx, d/dy)
     return torch.from_numpy(np.stack([kx, kx.T])[:, None].astype(np.float32))
 
 
-def loss_fn(out, y, has_hv, kernels):
+def lovasz_hinge(logit, fg):
+    """Berman et al.'s Lovász hinge (a convex surrogate of 1 - IoU), per crop, averaged;
+    ``logit``, ``fg``: NxHxW. All crops at once: errors sorted per row, the Jaccard loss'
+    gradient read off the cumulative sums of the sorted labels."""
+    import torch
+    import torch.nn.functional as F
+
+    logit, fg = logit.flatten(1), fg.flatten(1)
+    errors, order = torch.sort(1 - logit * (2 * fg - 1), dim=1, descending=True)
+    gt = torch.gather(fg, 1, order)
+    total = gt.sum(1, keepdim=True)
+    jaccard = 1 - (total - gt.cumsum(1)) / (total + (1 - gt).cumsum(1))
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
+    return (F.relu(errors) * grad).sum(1).mean()
+
+
+def loss_fn(out, y, has_hv, kernels, lovasz: float = 0.0):
     import torch
     import torch.nn.functional as F
 
@@ -118,6 +134,8 @@ def loss_fn(out, y, has_hv, kernels):
     p = torch.sigmoid(logit)
     dice = 1 - (2 * (p * fg).sum() + 1) / (p.sum() + fg.sum() + 1)
     loss = bce + dice
+    if lovasz:
+        loss = loss + lovasz * lovasz_hinge(logit, fg)
     if has_hv.any():
         hv, t, m = hv[has_hv], y[has_hv, 1:], fg[has_hv]
         mse = ((hv - t) ** 2).mean()
@@ -147,9 +165,9 @@ def validate(net, sets: dict[str, list], mpp: dict[str, float]) -> dict[str, tup
     return out
 
 
-def sweep(net, sets: dict[str, list], mpp: dict[str, float]) -> list[tuple[float, float, dict]]:
-    """Mean held-out PQ (and each set's DQ, PQ) per (hv_threshold, hv_marker_threshold); the
-    maps are computed once per image."""
+def sweep(net, sets: dict[str, list], mpp: dict[str, float], min_areas: tuple[float, ...] = (3.0,)):
+    """Mean held-out PQ (and each set's DQ, PQ) per (hv_threshold, hv_marker_threshold,
+    min_area_um2); the maps are computed once per image, the instances once per threshold pair."""
     from wsicell.segment.hv_post import hv_instances
     from wsicell.segment.hvnet import HVNetModel
     from wsicell.segment.metrics import panoptic
@@ -161,17 +179,20 @@ def sweep(net, sets: dict[str, list], mpp: dict[str, float]) -> list[tuple[float
     rows = []
     for threshold in (0.4, 0.5, 0.6):
         for marker in (0.4, 0.45, 0.5, 0.55, 0.6):
-            scores = {}
-            for key, pairs in maps.items():
-                m = mpp[key]
-                result = [panoptic(inst, filter_sizes(
-                    hv_instances(*out, mpp=m, threshold=threshold, marker_threshold=marker),
-                    min_px=3 / m**2, max_px=400 / m**2, max_side_px=30 / m)) for out, inst in pairs]  # fmt: skip
-                scores[key] = (float(np.mean([r.dq for r in result])), float(np.mean([r.pq for r in result])))
-            mean_pq = (scores["consep"][1] + scores["monuseg"][1]) / 2
-            rows.append((threshold, marker, mean_pq, scores))
-            print(f"  hv_threshold {threshold:.2f} hv_marker_threshold {marker:.2f}: mean PQ {mean_pq:.4f}"
-                  + "".join(f", {k} DQ {dq:.3f} PQ {pq:.3f}" for k, (dq, pq) in scores.items()), flush=True)  # fmt: skip
+            found = {key: [(hv_instances(*out, mpp=mpp[key], threshold=threshold, marker_threshold=marker), inst)
+                           for out, inst in pairs] for key, pairs in maps.items()}  # fmt: skip
+            for area in min_areas:
+                scores = {}
+                for key, pairs in found.items():
+                    m = mpp[key]
+                    result = [panoptic(inst, filter_sizes(labels, min_px=area / m**2, max_px=400 / m**2,
+                                                          max_side_px=30 / m)) for labels, inst in pairs]  # fmt: skip
+                    scores[key] = (float(np.mean([r.dq for r in result])), float(np.mean([r.pq for r in result])))
+                mean_pq = (scores["consep"][1] + scores["monuseg"][1]) / 2
+                rows.append((threshold, marker, area, mean_pq, scores))
+                print(f"  hv_threshold {threshold:.2f} hv_marker_threshold {marker:.2f} min_area_um2 {area:g}: "
+                      f"mean PQ {mean_pq:.4f}"
+                      + "".join(f", {k} DQ {dq:.3f} PQ {pq:.3f}" for k, (dq, pq) in scores.items()), flush=True)  # fmt: skip
     return rows
 
 
@@ -190,7 +211,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
     parser.add_argument("--sweep-only", action="store_true", help="load --out, only sweep the thresholds")
+    parser.add_argument("--sweep-min-areas", type=float, nargs="+", default=[3.0],
+                        help="min_area_um2 values the sweep also tries [3]")  # fmt: skip
     parser.add_argument("--init", type=Path, help="start from these weights (a continuation run)")
+    parser.add_argument("--monuseg-share", type=float, default=0.5, help="share of each batch from MoNuSeg [0.5]")
+    parser.add_argument("--lovasz", type=float, default=0.0,
+                        help="weight of a Lovász hinge (IoU surrogate) on the nucleus map [0 = off]")  # fmt: skip
     args = parser.parse_args()
     import torch
 
@@ -222,7 +248,7 @@ def main() -> None:
     if args.sweep_only:
         net.load_state_dict(torch.load(args.out, map_location="cpu", weights_only=True))
         print(f"sweep on the held-out images ({args.out}):", flush=True)
-        sweep(net, val, mpp)
+        sweep(net, val, mpp, tuple(args.sweep_min_areas))
         return
     if args.init:
         net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
@@ -238,14 +264,15 @@ def main() -> None:
         net.train()
         losses = []
         for _ in range(args.steps):
-            # half the batch from each dataset: CoNSeP is one colon, MoNuSeg seven organs
-            items = [train_consep[rng.integers(len(train_consep))] if b % 2 else
-                     train_monuseg[rng.integers(len(train_monuseg))] for b in range(args.batch)]  # fmt: skip
+            # a fixed share of the batch from each dataset, interleaved (default half: even
+            # places MoNuSeg, odd CoNSeP): CoNSeP is one colon, MoNuSeg seven organs
+            items = [train_monuseg[rng.integers(len(train_monuseg))] if (b * args.monuseg_share) % 1 < args.monuseg_share
+                     else train_consep[rng.integers(len(train_consep))] for b in range(args.batch)]  # fmt: skip
             batch = [sample(item, rng) for item in items]
             x = torch.from_numpy(np.stack([b[0] for b in batch]).transpose(0, 3, 1, 2) / 255.0).float()
             y = torch.from_numpy(np.stack([b[1] for b in batch]))
             has_hv = torch.tensor([b[2] for b in batch])
-            loss = loss_fn(net(x), y, has_hv, kernels)
+            loss = loss_fn(net(x), y, has_hv, kernels, args.lovasz)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -268,7 +295,7 @@ def main() -> None:
           f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)  # fmt: skip
     net.load_state_dict(torch.load(args.out, map_location="cpu", weights_only=True))
     print("sweep on the held-out images:", flush=True)
-    sweep(net, val, mpp)
+    sweep(net, val, mpp, tuple(args.sweep_min_areas))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def validate(net, tiles: list, *, mpp: float, threshold: float = 0.6, interior_w
     from wsicell.segment.watershed import WatershedSegmenter
 
     net.eval()
-    config = SegmentConfig(foreground="cnn", probability_threshold=threshold, interior_weight=interior_weight)
+    config = SegmentConfig(method="watershed", foreground="cnn", probability_threshold=threshold, interior_weight=interior_weight)
     segmenter = WatershedSegmenter(config)
     segmenter._classifier = UNetForeground.from_net(net)
     detection = Detection(0, 0, 0)

@@ -1,7 +1,7 @@
-"""The default segmenter: foreground mask + distance-transform watershed (no downloaded weights).
+"""``method: watershed`` (the default before the HV-net): foreground mask + distance-transform watershed.
 
 Modelled on QuPath's built-in cell detection. The foreground is either a small U-Net
-(``unet.py``, torch, trained on CoNSeP train; the default, ``foreground: cnn``), the
+(``unet.py``, torch, trained on CoNSeP train; the default foreground, ``foreground: cnn``), the
 in-project pixel classifier (``pixels.py``: filter bank + tiny MLP, trained on CoNSeP train)
 or a threshold on the haematoxylin optical density (Otsu over tissue, QuPath-like). Touching
 nuclei are split by a watershed of the distance transform (plus, with the classifier, its
@@ -33,7 +33,7 @@ class WatershedSegmenter(Segmenter):
     name = "watershed"
 
     def __init__(self, config: SegmentConfig | None = None) -> None:
-        self.config = config or SegmentConfig()
+        self.config = config or SegmentConfig(method="watershed")
         self.max_nucleus_um = self.config.max_diameter_um
         self._classifier: PixelClassifier | UNetForeground | None = None
 

@@ -1,0 +1,107 @@
+"""The HV-net on OpenVINO: the network as an OpenVINO model, read from the shipped IR.
+
+``hvnet_openvino.xml`` / ``.bin`` (beside ``hvnet_weights.pt``) hold the network in
+OpenVINO's format, tagged with the SHA-256 of the weights file they were made from. Reading
+them takes ~0.04 CPU-s and ~40 MB, where converting the torch module in memory with
+``openvino.convert_model`` takes ~1.1 CPU-s and ~130 MB; that is done (once per process)
+only for other weights or a stale IR.
+
+Telemetry: ``import openvino`` sends a usage event to Google Analytics from a forked process
+unless the user opted out (OpenVINO's telemetry is opt-out since 2024); so does
+``convert_model``. wsicell imports openvino only through :func:`import_openvino`, which
+makes the ``openvino_telemetry`` package unimportable first, so OpenVINO falls back to its
+own no-op stub and sends nothing. Regenerate the shipped IR after retraining with
+
+    python -m wsicell.segment.hv_openvino
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+from wsicell.errors import ConfigError
+
+IR_PATH = Path(__file__).with_name("hvnet_openvino.xml")
+DIGEST_KEY = "wsicell_weights_sha256"
+_LOCK = threading.Lock()
+"""Conversions trace the torch module; concurrent traces (one per extraction worker thread)
+fail torch's trace sanity check, so loading takes turns."""
+_MODELS: dict[Path, object] = {}
+"""weights file -> its ``openvino.Model``, read or exported once per process."""
+
+
+def weights_digest(weights: Path) -> str:
+    return hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+
+
+def import_openvino():  # -> the openvino module
+    """``import openvino`` without its usage telemetry (see the module's docstring); raises
+    ImportError when openvino is not installed."""
+    sys.modules.setdefault("openvino_telemetry", None)  # OpenVINO then uses its no-op stub
+    import openvino
+
+    return openvino
+
+
+def _openvino():
+    try:
+        return import_openvino()
+    except ImportError as e:
+        raise ConfigError("runtime: openvino needs the openvino package (pip install openvino)") from e
+
+
+def convert(net):  # -> openvino.Model
+    """``net`` (the HV-net) converted in memory, fp32, with a dynamic height and width."""
+    import torch
+
+    ov = _openvino()
+    with warnings.catch_warnings():  # the converter traces with torch.jit (deprecated)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace", category=FutureWarning)
+        return ov.convert_model(net.float(), example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
+
+
+def load_model(net, weights: Path):  # -> openvino.Model
+    """The network of ``weights`` as an ``openvino.Model``: the shipped IR when it was made
+    from these weights, else ``net`` converted in memory (once per process)."""
+    ov = _openvino()
+    weights = Path(weights).resolve()
+    with _LOCK:
+        if weights not in _MODELS:
+            core = ov.Core()
+            core.set_property({"ENABLE_MMAP": False})  # read, not mapped: a file replaced mid-run (an upgrade) was a SIGBUS
+            model = core.read_model(str(IR_PATH)) if IR_PATH.is_file() else None
+            digest = weights_digest(weights)
+            if model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest:
+                model = convert(net)
+            _MODELS[weights] = model
+        return _MODELS[weights]
+
+
+def compile_model(model, *, bf16: bool):  # -> openvino.CompiledModel
+    """One thread, one stream, no pinning: by default OpenVINO pins the calling thread to a
+    core while it infers, the same core (CPU 0) for every compiled model, so two extraction
+    workers ran one at a time (measured, docs/segmentation.md)."""
+    ov = _openvino()
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "INFERENCE_NUM_THREADS": 1,
+              "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False}  # fmt: skip
+    with _LOCK:
+        return ov.Core().compile_model(model, "CPU", config)
+
+
+def main() -> None:
+    """Regenerate the shipped IR from the shipped weights."""
+    from wsicell.segment.hvnet import WEIGHTS_PATH, HVNetModel
+
+    ov = _openvino()
+    model = convert(HVNetModel(precision="fp32", runtime="torch").net)
+    model.set_rt_info(weights_digest(WEIGHTS_PATH), DIGEST_KEY)
+    ov.save_model(model, str(IR_PATH), compress_to_fp16=False)
+    print(f"wrote {IR_PATH} and {IR_PATH.with_suffix('.bin')} from {WEIGHTS_PATH}")
+
+
+if __name__ == "__main__":
+    main()
