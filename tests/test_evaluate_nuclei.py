@@ -90,6 +90,10 @@ def test_segmented_split_of_real_tiles(shared_data: Path, tmp_path: Path):
         store = build_split_store(
             dataset=tmp_path / "ds", split="test", out=tmp_path / f"s{scale}.zarr", nuclei=nuclei, progress=False
         )
+        stamp = (store / "zarr.json").stat().st_mtime_ns  # built again with the same settings: reused
+        assert build_split_store(
+            dataset=tmp_path / "ds", split="test", out=store, nuclei=nuclei, progress=False
+        ) == store and (store / "zarr.json").stat().st_mtime_ns == stamp
         cells, every = load_split(store), load_split(labelled_store)
         assert cells.mpp == pytest.approx(CONSEP_MPP / scale)
         found = labelled_nuclei(store)

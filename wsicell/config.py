@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +62,16 @@ def from_mapping(cls: type[T], values: dict[str, Any], *, source: str = "config"
 def to_mapping(config: Any) -> dict[str, Any]:
     """The plain-data form of a config (for YAML/JSON next to results)."""
     return dataclasses.asdict(config)
+
+
+def plain(value: Any) -> Any:
+    """Tuples -> lists, inside mappings and lists too: the form YAML and JSON give back, so
+    that a saved config or setting compares equal to the live one."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

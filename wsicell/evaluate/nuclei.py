@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from wsicell.config import to_mapping
+from wsicell.config import plain, to_mapping
 from wsicell.segment.config import SegmentConfig
 
 
@@ -35,7 +35,7 @@ class Nuclei:
             raise ValueError(f"scale must be in (0, 1], got {self.scale}")
         if not self.match_um > 0.0:
             raise ValueError(f"match_um must be > 0, got {self.match_um}")
-        seg = None if self.segmenter is None else to_mapping(self.segmenter)
+        seg = None if self.segmenter is None else plain(to_mapping(self.segmenter))
         object.__setattr__(
             self, "_settings", {"segmenter": seg, "scale": self.scale, "match_um": self.match_um}
         )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wsicell.cluster.context import Context
+from wsicell.config import plain
 from wsicell.evaluate.metrics import ClusterScores, mean_std
 from wsicell.evaluate.nuclei import Nuclei
 from wsicell.evaluate.scoring import KMEANS_RESTARTS, Row, Scoring, cluster_and_score
@@ -288,11 +289,11 @@ def run_protocol(
 
     results = {
         "dataset": str(dataset), "train_split": train_split, "test_split": test_split, "protocol": protocol,
-        "product": None if product is None else _plain(dataclasses.asdict(product)),
+        "product": None if product is None else plain(dataclasses.asdict(product)),
         "n_train": len(train_cells), "n_test": len(test_cells), "classes": test_cells.class_names,
         "nuclei": (nuclei or Nuclei()).title, "labelled_test_nuclei": labelled[test_split],
         "k": int(len(np.unique(test_cells.labels))), "seeds": seeds,
-        "config": _plain(dataclasses.asdict(config)),
+        "config": plain(dataclasses.asdict(config)),
         "context": context.as_dict() if context is not None and context.enabled else None,
         "model": None if model is None else str(model),
         "rows": [r.as_dict() for r in rows], "curve": points, "skipped": skipped,
@@ -300,14 +301,6 @@ def run_protocol(
     }  # fmt: skip
     write_report(results, out=out)
     return results
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _fmt(s: ClusterScores) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from wsicell.atomic import output_folder, write_text_atomic
-from wsicell.config import to_mapping
+from wsicell.config import plain, to_mapping
 from wsicell.errors import CheckpointError, ConfigError, StoreError
 from wsicell.store import CellStore, SlideCells
 from wsicell.train.config import RESUMABLE_CHANGES
@@ -172,12 +172,3 @@ def config_differences(saved: Mapping[str, Any], config: Any) -> list[tuple[str,
         for k in sorted(current)
         if k in saved and k not in RESUMABLE_CHANGES and plain(saved[k]) != current[k]
     ]
-
-
-def plain(value: Any) -> Any:
-    """Tuples -> lists, also inside the methods' nested sections (YAML has no tuples)."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
