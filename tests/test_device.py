@@ -13,8 +13,10 @@ def test_explicit_choices_are_honoured() -> None:
     compute = D.choose("cpu", "fp32")
     assert compute.device == torch.device("cpu") and compute.precision == "fp32"
     assert compute.reason == "Chose cpu because device cpu was asked for, fp32 because precision fp32 was asked for"
-    assert D.choose("cpu", "bf16").autocast_dtype == torch.bfloat16
-    assert D.choose("cpu", "fp32").autocast_dtype == torch.float32
+    with D.autocast("cpu", D.choose("cpu", "bf16").precision):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with D.autocast("cpu", D.choose("cpu", "fp32").precision):
+        assert not torch.is_autocast_enabled("cpu")
 
 
 def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:

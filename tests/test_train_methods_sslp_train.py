@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from wsicell.device import to_float_batch
 from wsicell.store import CellBatch, CellStore
-from wsicell.train.augment import Augment, to_float_batch
+from wsicell.train.augment import Augment
 from wsicell.train.config import TrainConfig
 from wsicell.train.data import CropLoader
 from wsicell.train.methods.config import SSLPConfig

@@ -42,16 +42,6 @@ class Compute:
     precision: str  # "fp32" | "bf16" | "fp16"
     reason: str
 
-    @property
-    def autocast_dtype(self) -> Any:
-        import torch
-
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """``torch.autocast`` for this precision (a no-op in fp32)."""
-        return autocast(self.device, self.precision)
-
 
 def choose(device: str = "auto", precision: str = DEFAULT_PRECISION) -> Compute:
     """The device and precision for the options ``device`` and ``precision``."""

@@ -183,16 +183,10 @@ def _match_instances(centroid: np.ndarray, inst: np.ndarray, *, where: str) -> n
     """Instance id of each cell: the instance with the same centroid (the crop rule's rows are
     in its own order; its centroid is the mean of pixel centres, pixel (j, i) centred at j + 0.5)."""
     # centroid: nx2 (x, y) tile coordinates (origin 0, scale 1)
-    n = int(inst.max())
     if len(centroid) == 0:
         return np.zeros(0, np.int32)
-    ys, xs = np.indices(inst.shape)
-    flat = inst.ravel()
-    count = np.bincount(flat, minlength=n + 1).astype(np.float64)
-    cx = np.bincount(flat, weights=xs.ravel(), minlength=n + 1) / np.maximum(count, 1)
-    cy = np.bincount(flat, weights=ys.ravel(), minlength=n + 1) / np.maximum(count, 1)
-    ref = np.stack([cx[1:], cy[1:]], axis=1) + 0.5  # (n, 2)
-    present = count[1:] > 0
+    ref = instance_centroids(inst)  # (n, 2), NaN for an id with no pixel
+    present = np.isfinite(ref[:, 0])
     d = np.linalg.norm(centroid[:, None, :].astype(np.float64) - ref[None, :, :], axis=2)  # (cells, n)
     d[:, ~present] = np.inf
     ids = d.argmin(axis=1)

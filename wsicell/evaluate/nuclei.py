@@ -12,7 +12,7 @@ missed. ``scale`` < 1 shows the tiles at a lower magnification (0.5: a 40x datas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,22 +28,18 @@ class Nuclei:
     segmenter: SegmentConfig | None = None  # None: the labelled instances
     scale: float = 1.0  # tiles resized by this factor first (0.5: 40x seen as 20x)
     match_um: float = 3.0  # largest centroid distance of a detection to its labelled nucleus
-    _settings: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:
             raise ValueError(f"scale must be in (0, 1], got {self.scale}")
         if not self.match_um > 0.0:
             raise ValueError(f"match_um must be > 0, got {self.match_um}")
-        seg = None if self.segmenter is None else plain(to_mapping(self.segmenter))
-        object.__setattr__(
-            self, "_settings", {"segmenter": seg, "scale": self.scale, "match_um": self.match_um}
-        )
 
     @property
     def settings(self) -> dict[str, Any]:
         """Plain values for a split store's reuse check."""
-        return dict(self._settings)
+        seg = None if self.segmenter is None else plain(to_mapping(self.segmenter))
+        return {"segmenter": seg, "scale": self.scale, "match_um": self.match_um}
 
     @property
     def title(self) -> str:

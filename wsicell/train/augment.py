@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from wsicell.device import to_float_batch  # noqa: F401 - its home is wsicell.device; kept importable here
 from wsicell.train.config import TrainConfig
 
 GRAY = (0.299, 0.587, 0.114)
