@@ -5,10 +5,10 @@
 Networks (``hvnet.load_hvnet``: the channels come from the weights file): the shipped
 ``hvnet_weights.pt`` and ``--weights`` (e.g. ``train_hvnet --channels 12,24,48,96,192``),
 each converted to OpenVINO (``hv_openvino.convert``) and compiled as extraction compiles it
-(one thread, one stream); ``--weights`` also quantized to int8 by NNCF's post-training
+(one thread, one stream); each also quantized to int8 by NNCF's post-training
 quantization (``nncf.quantize``, ``pip install nncf``) calibrated on ``--calibration`` random
 ``--crop``² crops of the train_hvnet TRAIN images at 0.5 µm/px (never the held-out ones), and
-compiled with the rest of the graph in bf16 and in f32.
+compiled with the rest of the graph in bf16 (``--weights``: in f32 too).
 
 Speed: the network alone on a ``--size``² region of the bundled sample slide, MP/s per core
 from this process's CPU time (median of ``--repeats``), as ``segment_runtimes.py``.
@@ -121,14 +121,14 @@ def main() -> None:
         params = sum(p.numel() for p in net.parameters())
         fp32 = convert(net)
         models[f"{name} {channels} bf16"] = (net, fp32, True, params)
+        t0 = time.process_time()
+        data = nncf.Dataset(crops(train, args.calibration, args.crop))
+        int8 = nncf.quantize(fp32, data, subset_size=args.calibration)
+        print(f"nncf.quantize: {time.process_time() - t0:.0f} CPU-s", flush=True)
+        if args.int8_out and name == "wide":
+            ov.save_model(int8, str(args.int8_out), compress_to_fp16=False)
+        models[f"{name} {channels} int8 (rest bf16)"] = (net, int8, True, params)
         if name == "wide":
-            t0 = time.process_time()
-            data = nncf.Dataset(crops(train, args.calibration, args.crop))
-            int8 = nncf.quantize(fp32, data, subset_size=args.calibration)
-            print(f"nncf.quantize: {time.process_time() - t0:.0f} CPU-s", flush=True)
-            if args.int8_out:
-                ov.save_model(int8, str(args.int8_out), compress_to_fp16=False)
-            models[f"{name} {channels} int8 (rest bf16)"] = (net, int8, True, params)
             models[f"{name} {channels} int8 (rest f32)"] = (net, int8, False, params)
     rows = []
     for label, (net, model, bf16, params) in models.items():
