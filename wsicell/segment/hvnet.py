@@ -8,7 +8,8 @@ HoVer-Net). Most parameters sit in the coarse levels and most arithmetic in the 
 so it is nearly as fast as the 30 k-parameter U-Net of ``unet.py`` while seeing ~40 µm of
 context. It runs at ``HVNET_MPP`` (0.5 µm/px, extraction's default working resolution):
 other tiles are resampled to it and the maps back. Weights: ``hvnet_weights.pt`` (a
-``state_dict`` loaded with ``weights_only=True``), trained by
+``state_dict`` loaded with ``weights_only=True``; its convolutions' shapes give the channels
+per level, so weights of a wider net, ``train_hvnet --channels``, load too), trained by
 ``python -m wsicell.segment.train_hvnet`` (see ``hvnet_weights.md``). torch is imported
 lazily.
 """
@@ -64,6 +65,17 @@ def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
             return self.head(x)
 
     return HVNet()
+
+
+def load_hvnet(weights: Path):  # -> torch.nn.Module, in eval mode
+    """The network of a weights file, built with the channels its state_dict holds."""
+    import torch
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    levels = sorted(int(k.split(".")[1]) for k in state if k.startswith("enc.") and k.endswith(".0.weight"))
+    net = build_hvnet(tuple(int(state[f"enc.{k}.0.weight"].shape[0]) for k in levels))
+    net.load_state_dict(state)
+    return net.eval()
 
 
 def to_input(image: RGBImage):  # -> torch.Tensor 1x3xHxW float32
@@ -127,9 +139,7 @@ class HVNetModel:
         self.weights = Path(weights)
         if not self.weights.is_file():
             raise FileNotFoundError(f"{weights}: HV-net weights not found (train with wsicell.segment.train_hvnet)")
-        self.net = build_hvnet()
-        self.net.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
-        self.net.eval()
+        self.net = load_hvnet(self.weights)
         self.compiled = self._openvino() if self.runtime == "openvino" else None
         self.request = None if self.compiled is None else self.compiled.create_infer_request()
         self.net.to(self.device, memory_format=torch.channels_last)  # faster convolutions

@@ -18,7 +18,9 @@ BCE + Dice on the nucleus logit, MSE of the HV maps + MSE of their Sobel gradien
 nuclei. Augmentation: random 112² crops at a random scale (x0.8-1.25), flips, rot90, and
 stain jitter in the Ruifrok-Johnston HED space (each stain x0.75-1.33, +-0.03, then the whole
 optical density x0.7-2.5: whole slides are often stained 2-3x darker than CoNSeP). AdamW,
-cosine learning rate with warm-up, seeded, torch threads ``--threads``.
+cosine learning rate with warm-up, seeded, torch threads ``--threads``. ``--channels`` sets
+the width per level (default ``hvnet.CHANNELS``); the weights file records it in its
+convolutions' shapes, which ``hvnet.load_hvnet`` reads back.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import cv2
 import numpy as np
 
 from wsicell.segment.hv_post import hv_targets
-from wsicell.segment.hvnet import HVNET_MPP, WEIGHTS_PATH, build_hvnet
+from wsicell.segment.hvnet import CHANNELS, HVNET_MPP, WEIGHTS_PATH, build_hvnet, load_hvnet
 from wsicell.segment.stain import HED_FROM_RGB, OD_LUT, RGB_FROM_HED
 
 CROP = 112
@@ -213,7 +215,9 @@ def main() -> None:
     parser.add_argument("--sweep-only", action="store_true", help="load --out, only sweep the thresholds")
     parser.add_argument("--sweep-min-areas", type=float, nargs="+", default=[3.0],
                         help="min_area_um2 values the sweep also tries [3]")  # fmt: skip
-    parser.add_argument("--init", type=Path, help="start from these weights (a continuation run)")
+    parser.add_argument("--init", type=Path, help="start from these weights (a continuation run; their channels)")
+    parser.add_argument("--channels", default=",".join(map(str, CHANNELS)),
+                        help=f"channels per level, full resolution first [{','.join(map(str, CHANNELS))}]")  # fmt: skip
     parser.add_argument("--monuseg-share", type=float, default=0.5, help="share of each batch from MoNuSeg [0.5]")
     parser.add_argument("--lovasz", type=float, default=0.0,
                         help="weight of a Lovász hinge (IoU surrogate) on the nucleus map [0 = off]")  # fmt: skip
@@ -243,15 +247,15 @@ def main() -> None:
         f"CoNSeP tiles, {len(val['monuseg'])} MoNuSeg images; loaded in {time.perf_counter() - t0:.0f} s",
         flush=True,
     )
-    net = build_hvnet()
     mpp = {"consep": CONSEP_MPP, "monuseg": MONUSEG_MPP}
     if args.sweep_only:
-        net.load_state_dict(torch.load(args.out, map_location="cpu", weights_only=True))
+        net = load_hvnet(args.out)
         print(f"sweep on the held-out images ({args.out}):", flush=True)
         sweep(net, val, mpp, tuple(args.sweep_min_areas))
         return
-    if args.init:
-        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+    net = load_hvnet(args.init) if args.init else build_hvnet(tuple(int(c) for c in args.channels.split(",")))
+    print(f"channels {net.enc[0][0].out_channels}..{net.enc[-1][0].out_channels}, "
+          f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters", flush=True)
     kernels = sobel_kernels()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * args.steps
