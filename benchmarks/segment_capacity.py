@@ -35,39 +35,21 @@ from wsicell.segment.train_hvnet import (
     MONUSEG_MPP,
     VAL_CONSEP,
     VAL_MONUSEG,
+    calibration_inputs,
     load,
-    to_working,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def split(consep_dir: Path, monuseg_dir: Path):
-    """(held-out sets as train_hvnet's validation, train images at the working resolution)."""
+def held_out(consep_dir: Path, monuseg_dir: Path) -> dict[str, list]:
+    """train_hvnet's held-out sets (its validation)."""
     held_consep, held_monuseg = set(VAL_CONSEP.split(",")), set(VAL_MONUSEG.split(","))
-    consep, monuseg = load(consep_dir), load(monuseg_dir)
-    val = {
-        "consep": [t for t in consep if t[0].split("_")[1] in held_consep],
-        "monuseg": [t for t in monuseg if t[0] in held_monuseg],
+    return {
+        "consep": [t for t in load(consep_dir) if t[0].split("_")[1] in held_consep],
+        "monuseg": [t for t in load(monuseg_dir) if t[0] in held_monuseg],
     }
-    train = [to_working(im, i, m, CONSEP_MPP)[0] for n, im, i, m in consep if n.split("_")[1] not in held_consep]
-    train += [to_working(im, i, m, MONUSEG_MPP)[0] for n, im, i, m in monuseg if n not in held_monuseg]
-    return val, train
-
-
-def crops(images: list[np.ndarray], n: int, size: int, seed: int = 0) -> list[np.ndarray]:
-    """``n`` random ``size``² crops (1x3xHxW float32 inputs), images drawn uniformly."""
-    rng = np.random.default_rng(seed)
-    out = []
-    while len(out) < n:
-        image = images[rng.integers(len(images))]
-        h, w = image.shape[:2]
-        if min(h, w) < size:
-            continue
-        y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-        out.append(to_input(image[y : y + size, x : x + size]).numpy())
-    return out
 
 
 def held_out_scores(model: HVNetModel, val: dict) -> dict[str, tuple[float, float]]:
@@ -110,9 +92,10 @@ def main() -> None:
     with open_slide(wsicell.SAMPLE_SLIDE) as slide:
         region = slide.read((600, 1200, 600 + args.size, 1200 + args.size), slide.mpp)
     x = to_input(region).numpy()
-    val, train = split(args.consep, args.monuseg)
+    val = held_out(args.consep, args.monuseg)
+    calibration = calibration_inputs(args.consep, args.monuseg, n=args.calibration, size=args.crop)
     print(f"held out: {len(val['consep'])} CoNSeP tiles, {len(val['monuseg'])} MoNuSeg images; "
-          f"calibration: {args.calibration} {args.crop}² crops of {len(train)} train images "
+          f"calibration: {args.calibration} {args.crop}² crops of the train images "
           f"at {HVNET_MPP} µm/px", flush=True)  # fmt: skip
     models = {}
     for name, weights in (("shipped", WEIGHTS_PATH), ("wide", args.weights)):
@@ -122,7 +105,7 @@ def main() -> None:
         fp32 = convert(net)
         models[f"{name} {channels} bf16"] = (net, fp32, True, params)
         t0 = time.process_time()
-        data = nncf.Dataset(crops(train, args.calibration, args.crop))
+        data = nncf.Dataset(calibration)
         int8 = nncf.quantize(fp32, data, subset_size=args.calibration)
         print(f"nncf.quantize: {time.process_time() - t0:.0f} CPU-s", flush=True)
         if args.int8_out and name == "wide":

@@ -5,8 +5,8 @@ max-pool down, bilinear up with skip connections; ~0.5 M parameters), three outp
 pixel: a nucleus logit and the horizontal and vertical distances of the pixel to its
 nucleus' centroid, each scaled to [-1, 1] within the nucleus (Graham et al. 2019,
 HoVer-Net). Most parameters sit in the coarse levels and most arithmetic in the fine ones,
-so it is nearly as fast as the 30 k-parameter U-Net of ``unet.py`` while seeing ~40 µm of
-context. It runs at ``HVNET_MPP`` (0.5 µm/px, extraction's default working resolution):
+so on OpenVINO in int8 (the shipped IR, ``hv_openvino.py``) it is faster than the
+30 k-parameter U-Net of ``unet.py`` while seeing ~40 µm of context. It runs at ``HVNET_MPP`` (0.5 µm/px, extraction's default working resolution):
 other tiles are resampled to it and the maps back. Weights: ``hvnet_weights.pt`` (a
 ``state_dict`` loaded with ``weights_only=True``; its convolutions' shapes give the channels
 per level, so weights of a wider net, ``train_hvnet --channels``, load too), trained by
@@ -29,7 +29,7 @@ from wsicell.types import RGBImage
 HVNET_MPP = 0.5
 """Resolution (µm/px) the network was trained at and runs at."""
 CHANNELS = (8, 16, 32, 64, 128)
-"""Channels per level, full resolution first."""
+"""Channels per level, full resolution first (the shipped weights')."""
 WEIGHTS_PATH = Path(__file__).with_name("hvnet_weights.pt")
 MULTIPLE = 2 ** (len(CHANNELS) - 1)
 """Input sides are padded to a multiple of this (one 2x pooling per level below the first)."""

@@ -102,6 +102,29 @@ def sample(item, rng: np.random.Generator):
     return stain_jitter(np.ascontiguousarray(image), rng), targets, inst is not None
 
 
+def calibration_inputs(consep: Path, monuseg: Path, *, n: int = 100, size: int = 256, seed: int = 0) -> list[np.ndarray]:
+    """``n`` random ``size``² crops (1x3xHxW float32 network inputs at the working
+    resolution) of the TRAIN images (the held-out ones excluded), images drawn uniformly,
+    each with the training's stain jitter (slides 2-3x darker than CoNSeP are common): the
+    calibration set of the int8 network (``python -m wsicell.segment.hv_openvino``)."""
+    from wsicell.segment.hvnet import to_input
+
+    held_consep, held_monuseg = set(VAL_CONSEP.split(",")), set(VAL_MONUSEG.split(","))
+    images = [to_working(im, i, m, CONSEP_MPP)[0] for name, im, i, m in load(consep) if name.split("_")[1] not in held_consep]
+    images += [to_working(im, i, m, MONUSEG_MPP)[0] for name, im, i, m in load(monuseg) if name not in held_monuseg]
+    images = [im for im in images if min(im.shape[:2]) >= size]
+    if not images:
+        raise SystemExit(f"{consep}, {monuseg}: no training image of at least {size}² px at the working resolution")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        image = images[rng.integers(len(images))]
+        y, x = rng.integers(0, image.shape[0] - size + 1), rng.integers(0, image.shape[1] - size + 1)
+        crop = stain_jitter(image[y : y + size, x : x + size], rng)  # the training's stain range: darker slides too
+        out.append(to_input(crop.round().astype(np.uint8)).numpy())
+    return out
+
+
 def sobel_kernels():  # -> torch.Tensor 2x1x5x5 (d/dx, d/dy)
     import torch
 
