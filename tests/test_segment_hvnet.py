@@ -314,3 +314,40 @@ def test_openvino_asked_for_but_missing_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(ConfigError, match="pip install openvino"):
         HVNetModel(runtime="openvino")
+
+
+def test_weights_of_any_width_load(tmp_path):
+    """load_hvnet reads the channels from the weights' shapes (train_hvnet --channels)."""
+    from wsicell.segment.hvnet import load_hvnet
+
+    torch.manual_seed(0)
+    wide = build_hvnet((12, 24, 48, 96, 192)).eval()
+    torch.save(wide.state_dict(), tmp_path / "wide.pt")
+    net = load_hvnet(tmp_path / "wide.pt")
+    assert tuple(block[0].out_channels for block in net.enc) == (12, 24, 48, 96, 192)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), wide(x))
+
+
+def test_int8_calibration_uses_only_training_images(shared_data, tmp_path):
+    """hv_openvino --int8 calibrates on seeded, stain-jittered crops of the images train_hvnet
+    trains on; the held-out ones are never used."""
+    from wsicell.segment.train_hvnet import VAL_MONUSEG, calibration_inputs
+
+    monuseg = shared_data / "monuseg-train"
+    held = VAL_MONUSEG.split(",")[0]
+    train = next(p.stem for p in sorted(monuseg.glob("*.npz")) if p.stem not in VAL_MONUSEG.split(","))
+    consep, folder = tmp_path / "consep", tmp_path / "monuseg"
+    consep.mkdir()
+    folder.mkdir()
+    for name in (held, train):
+        for ext in (".jpg", ".npz"):
+            (folder / f"{name}{ext}").symlink_to(monuseg / f"{name}{ext}")
+    first = calibration_inputs(consep, folder, n=3, size=64)
+    assert [c.shape for c in first] == [(1, 3, 64, 64)] * 3
+    assert all(np.array_equal(a, b) for a, b in zip(first, calibration_inputs(consep, folder, n=3, size=64), strict=True))
+    (folder / f"{train}.jpg").unlink()
+    (folder / f"{train}.npz").unlink()
+    with pytest.raises(SystemExit, match="no training image"):
+        calibration_inputs(consep, folder, n=3, size=64)
