@@ -86,3 +86,33 @@ def test_hflip_and_gray_and_rotation_180() -> None:
     assert torch.allclose(rotated, x.flip(-1).flip(-2), atol=1e-4)
     gray = aug.apply(x, type(p)(**base, flip=torch.ones(2, 2), angle=torch.zeros(2), gray=torch.ones(2, dtype=torch.bool)))
     assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+
+
+def test_stain_scaling_matches_the_numpy_colour_deconvolution() -> None:
+    """stain_scaled against the per-pixel NumPy reference the segmenter's training uses."""
+    import numpy as np
+
+    from wsicell.segment.stain import HED_FROM_RGB, OD_LUT, RGB_FROM_HED
+    from wsicell.train.augment import stain_scaled
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(3, 6, 6, 3), dtype=np.uint8)
+    factors = rng.uniform(0.7, 1.4, size=(3, 4)).astype(np.float32)
+    expected = np.empty(rgb.shape, np.float64)
+    for i in range(3):
+        od = (OD_LUT[rgb[i]] @ HED_FROM_RGB * factors[i, :3]) @ RGB_FROM_HED * factors[i, 3]
+        expected[i] = np.clip((256 * np.power(10.0, -np.maximum(od, 0)) - 1) / 255, 0, 1)
+    x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255
+    got = stain_scaled(x, torch.from_numpy(factors)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    torch.testing.assert_close(stain_scaled(x, torch.ones(3, 4)), x, atol=1e-5, rtol=0)
+
+
+def test_stain_jitter_is_drawn_only_when_on_and_leaves_the_other_draws_alone() -> None:
+    off = Augment(TrainConfig(crop_size=16)).sample(8, local=False, generator=torch.Generator().manual_seed(3))
+    on = Augment(TrainConfig(crop_size=16, stain_jitter=0.3)).sample(8, local=False, generator=torch.Generator().manual_seed(3))
+    assert off.stain is None
+    assert on.stain.shape == (8, 4) and bool(((on.stain >= 1 / 1.3) & (on.stain <= 1.3)).all())
+    assert torch.equal(on.angle, off.angle) and torch.equal(on.brightness, off.brightness)
+    with pytest.raises(ValueError, match="stain_jitter"):
+        TrainConfig(stain_jitter=-0.1)

@@ -32,3 +32,15 @@ def test_the_library_applies_a_methods_paper_settings() -> None:
     assert method_defaults("ccrl") == {}
     with pytest.raises(ValueError, match="method must be one of"):
         method_defaults("byol")
+
+
+@pytest.mark.parametrize("name", ["ccrl", "ccrl-cpu-fast", "ccrl-cpu-stain", "cpu-untrained", "simclr", "simclr-cpu-fast", "sslp", "sslp-cpu-fast"])
+def test_every_training_preset_loads(name: str) -> None:
+    from pathlib import Path
+
+    from wsicell.config import load_config
+
+    config = load_config(TrainConfig, Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
+    assert config.method in METHODS
+    if name == "ccrl-cpu-stain":  # the multi-lab preset: stain changes instead of RGB jitter and grayscale
+        assert (config.stain_jitter, config.jitter_p, config.grayscale_p) == (0.3, 0.0, 0.0)

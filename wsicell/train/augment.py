@@ -1,7 +1,8 @@
 """Batched augmentations on the training device, per-sample random parameters.
 
-The CCRL views: colour jitter (brightness, contrast, saturation, hue), random grayscale,
-Gaussian blur, horizontal/vertical flips and a rotation, on both branches; a random resized
+The CCRL views: an optional stain change (``stain_jitter``: haematoxylin / eosin / residual
+optical densities scaled, as between labs), colour jitter (brightness, contrast, saturation,
+hue), random grayscale, Gaussian blur, horizontal/vertical flips and a rotation, on both branches; a random resized
 crop only on the *local* branch (local-global). All geometry (crop, flips, rotation) is one
 affine warp per sample applied by a single ``grid_sample`` over the whole batch; colour ops
 are plain tensor arithmetic. Random parameters are drawn on the CPU from an explicit
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from wsicell.segment.stain import HED_FROM_RGB, RGB_FROM_HED
 from wsicell.train.config import TrainConfig
 
 GRAY = (0.299, 0.587, 0.114)
@@ -36,6 +38,7 @@ class ViewParams:
     hue: torch.Tensor  # (N,) shift in turns, [-0.5, 0.5]
     gray: torch.Tensor  # (N,) bool
     sigma: torch.Tensor  # (N,) Gaussian blur sigma in output pixels, 0 = no blur
+    stain: torch.Tensor | None = None  # (N, 4) H, E, residual and overall OD factors; None = unchanged
 
     @property
     def crop_area(self) -> torch.Tensor:
@@ -82,7 +85,10 @@ class Augment:
         hue = torch.where(jitter, uniform(-h, h), torch.zeros(n))
         gray = bernoulli(c.grayscale_p)
         sigma = torch.where(bernoulli(c.blur_p), uniform(*c.blur_sigma), torch.zeros(n))
-        return ViewParams(crop_w, crop_h, center, flip, angle, brightness, contrast, saturation, hue, gray, sigma)
+        stain = None  # drawn only when on, so the other settings' random streams are unchanged
+        if c.stain_jitter > 0:
+            stain = torch.stack([uniform(1 / (1 + c.stain_jitter), 1 + c.stain_jitter) for _ in range(4)], 1)
+        return ViewParams(crop_w, crop_h, center, flip, angle, brightness, contrast, saturation, hue, gray, sigma, stain)
 
     # -- application --------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, *, local: bool, generator: torch.Generator) -> torch.Tensor:
@@ -91,6 +97,8 @@ class Augment:
 
     def apply(self, x: torch.Tensor, p: ViewParams) -> torch.Tensor:
         dev = x.device
+        if p.stain is not None:
+            x = stain_scaled(x, p.stain.to(dev))
         x = self._geometry(x, p)
         x = _jitter(x, *(t.to(dev) for t in (p.brightness, p.contrast, p.saturation, p.hue)))
         g = _gray(x).expand_as(x)
@@ -169,3 +177,16 @@ def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     out_g = torch.stack([t, v, v, q, p, p], 0).gather(0, i.unsqueeze(0)).squeeze(0)
     out_b = torch.stack([p, p, t, v, v, q], 0).gather(0, i.unsqueeze(0)).squeeze(0)
     return torch.cat([out_r, out_g, out_b], 1)
+
+
+def stain_scaled(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Nx3xHxW RGB in [0, 1] with each crop's stains scaled: optical density
+    -log10((255 x + 1) / 256) unmixed into haematoxylin, eosin and residual (Ruifrok-Johnston),
+    each multiplied by ``factors[:, :3]`` and the whole by ``factors[:, 3]``, mixed back."""
+    n, _, height, width = x.shape
+    hed_from_rgb = torch.as_tensor(HED_FROM_RGB, dtype=x.dtype, device=x.device)
+    rgb_from_hed = torch.as_tensor(RGB_FROM_HED, dtype=x.dtype, device=x.device)
+    od = -torch.log10((x.permute(0, 2, 3, 1).reshape(n, -1, 3) * 255 + 1) / 256)  # N x HW x 3
+    od = (od @ hed_from_rgb * factors[:, None, :3]) @ rgb_from_hed * factors[:, None, 3:]
+    rgb = ((256 * torch.pow(10.0, -od.clamp(min=0)) - 1) / 255).clamp(0, 1)
+    return rgb.reshape(n, height, width, 3).permute(0, 3, 1, 2).contiguous()

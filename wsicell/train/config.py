@@ -64,6 +64,10 @@ class TrainConfig:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_p: float = 0.5
     rotation: tuple[float, float] = (0.0, 180.0)
+    # lab-to-lab stain change (not the paper's; 0 = off): each crop's haematoxylin, eosin and
+    # residual optical densities (Ruifrok-Johnston) and its whole optical density are scaled by
+    # factors drawn uniformly in [1 / (1 + s), 1 + s] (docs/results.md, configs/ccrl-cpu-stain.yaml)
+    stain_jitter: float = 0.0
     # backbone
     stem: Literal["cifar", "cifar_pool", "imagenet"] = "cifar"
     width: int = 64
@@ -115,6 +119,7 @@ class TrainConfig:
             check(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}")
         check(0 < self.blur_sigma[0] <= self.blur_sigma[1], f"blur_sigma must be 0 < min <= max, got {self.blur_sigma}")
         check(self.rotation[0] <= self.rotation[1], f"rotation must be (min, max) degrees, got {self.rotation}")
+        check(0.0 <= self.stain_jitter <= 2.0, f"stain_jitter must be in [0, 2], got {self.stain_jitter}")
         check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
