@@ -111,3 +111,13 @@ def test_simclr_settings_from_yaml_mapping() -> None:
         from_mapping(TrainConfig, {"method": "simclr", "simclr": {"colour": "heavy"}})
     with pytest.raises(ConfigError, match="min_area"):
         from_mapping(TrainConfig, {"simclr": {"min_area": 2.0}})
+
+
+def test_simclr_views_take_the_stain_jitter_setting() -> None:
+    from wsicell.train.methods.simclr_augment import simclr_params
+
+    options = SimCLRConfig()
+    off = simclr_params(6, options=options, generator=torch.Generator().manual_seed(1))
+    on = simclr_params(6, options=options, generator=torch.Generator().manual_seed(1), stain_jitter=0.5)
+    assert off.stain is None and on.stain.shape == (6, 4)
+    assert torch.equal(on.angle, off.angle)

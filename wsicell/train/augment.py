@@ -85,9 +85,7 @@ class Augment:
         hue = torch.where(jitter, uniform(-h, h), torch.zeros(n))
         gray = bernoulli(c.grayscale_p)
         sigma = torch.where(bernoulli(c.blur_p), uniform(*c.blur_sigma), torch.zeros(n))
-        stain = None  # drawn only when on, so the other settings' random streams are unchanged
-        if c.stain_jitter > 0:
-            stain = torch.stack([uniform(1 / (1 + c.stain_jitter), 1 + c.stain_jitter) for _ in range(4)], 1)
+        stain = stain_factors(n, strength=c.stain_jitter, generator=generator)
         return ViewParams(crop_w, crop_h, center, flip, angle, brightness, contrast, saturation, hue, gray, sigma, stain)
 
     # -- application --------------------------------------------------------------------
@@ -177,6 +175,15 @@ def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     out_g = torch.stack([t, v, v, q, p, p], 0).gather(0, i.unsqueeze(0)).squeeze(0)
     out_b = torch.stack([p, p, t, v, v, q], 0).gather(0, i.unsqueeze(0)).squeeze(0)
     return torch.cat([out_r, out_g, out_b], 1)
+
+
+def stain_factors(n: int, *, strength: float, generator: torch.Generator) -> torch.Tensor | None:
+    """(n, 4) factors in [1 / (1 + strength), 1 + strength] for :func:`stain_scaled`, or None
+    when ``strength`` is 0 (nothing drawn, so the other draws' random stream is unchanged)."""
+    if strength <= 0:
+        return None
+    lo, hi = 1 / (1 + strength), 1 + strength
+    return torch.stack([lo + (hi - lo) * torch.rand(n, generator=generator) for _ in range(4)], 1)
 
 
 def stain_scaled(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:

@@ -13,15 +13,18 @@ import math
 
 import torch
 
-from wsicell.train.augment import Augment, ViewParams
+from wsicell.train.augment import Augment, ViewParams, stain_factors
 from wsicell.train.methods.config import JITTER_PRESETS, SimCLRConfig
 
 RATIO = (3 / 4, 4 / 3)
 BLUR_SIGMA = (0.1, 2.0)
 
 
-def simclr_params(n: int, *, options: SimCLRConfig, generator: torch.Generator) -> ViewParams:
-    """Random parameters of one SimCLR view of ``n`` crops (CPU tensors)."""
+def simclr_params(
+    n: int, *, options: SimCLRConfig, generator: torch.Generator, stain_jitter: float = 0.0
+) -> ViewParams:
+    """Random parameters of one SimCLR view of ``n`` crops (CPU tensors); ``stain_jitter`` as
+    the training setting (0 = off, the paper's views)."""
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=generator)
@@ -45,9 +48,11 @@ def simclr_params(n: int, *, options: SimCLRConfig, generator: torch.Generator) 
     hue = torch.where(jitter, uniform(-h, h), torch.zeros(n))
     gray = torch.zeros(n, dtype=torch.bool)
     sigma = torch.where(bernoulli(options.blur_p), uniform(*BLUR_SIGMA), torch.zeros(n))
-    return ViewParams(crop_w, crop_h, center, flip, angle, brightness, contrast, saturation, hue, gray, sigma)
+    stain = stain_factors(n, strength=stain_jitter, generator=generator)
+    return ViewParams(crop_w, crop_h, center, flip, angle, brightness, contrast, saturation, hue, gray, sigma, stain)
 
 
 def simclr_view(x: torch.Tensor, *, augment: Augment, options: SimCLRConfig, generator: torch.Generator) -> torch.Tensor:
     """One SimCLR view of ``x`` (Nx3xSxS float in [0, 1]), same shape, on ``x``'s device."""
-    return augment.apply(x, simclr_params(x.shape[0], options=options, generator=generator))
+    params = simclr_params(x.shape[0], options=options, generator=generator, stain_jitter=augment.config.stain_jitter)
+    return augment.apply(x, params)
