@@ -24,48 +24,15 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 from segment_runtimes import timed
 
 import wsicell
 from wsicell.io.slide import open_slide
 from wsicell.segment.hvnet import HVNET_MPP, WEIGHTS_PATH, HVNetModel, load_hvnet, to_input
-from wsicell.segment.train_hvnet import (
-    CONSEP_MPP,
-    MONUSEG_MPP,
-    VAL_CONSEP,
-    VAL_MONUSEG,
-    calibration_inputs,
-    load,
-)
+from wsicell.segment.train_hvnet import MPP, calibration_inputs, load, split, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-
-
-def held_out(consep_dir: Path, monuseg_dir: Path) -> dict[str, list]:
-    """train_hvnet's held-out sets (its validation)."""
-    held_consep, held_monuseg = set(VAL_CONSEP.split(",")), set(VAL_MONUSEG.split(","))
-    return {
-        "consep": [t for t in load(consep_dir) if t[0].split("_")[1] in held_consep],
-        "monuseg": [t for t in load(monuseg_dir) if t[0] in held_monuseg],
-    }
-
-
-def held_out_scores(model: HVNetModel, val: dict) -> dict[str, tuple[float, float]]:
-    """(DQ, PQ) per held-out set of the full segmenter around ``model`` (train_hvnet.validate)."""
-    from wsicell.segment.config import SegmentConfig
-    from wsicell.segment.hv_segmenter import HVNetSegmenter
-    from wsicell.segment.metrics import panoptic
-
-    segmenter = HVNetSegmenter(SegmentConfig(method="hvnet", precision="fp32"))
-    segmenter._model = model
-    mpp = {"consep": CONSEP_MPP, "monuseg": MONUSEG_MPP}
-    out = {}
-    for key, items in val.items():
-        scores = [panoptic(inst, segmenter.segment(image, mpp=mpp[key])) for _, image, inst, _ in items]
-        out[key] = (float(np.mean([s.dq for s in scores])), float(np.mean([s.pq for s in scores])))
-    return out
 
 
 def main() -> None:
@@ -92,8 +59,8 @@ def main() -> None:
     with open_slide(wsicell.SAMPLE_SLIDE) as slide:
         region = slide.read((600, 1200, 600 + args.size, 1200 + args.size), slide.mpp)
     x = to_input(region).numpy()
-    val = held_out(args.consep, args.monuseg)
-    calibration = calibration_inputs(args.consep, args.monuseg, n=args.calibration, size=args.crop)
+    val, train = split(load(args.consep), load(args.monuseg))
+    calibration = calibration_inputs(train, n=args.calibration, size=args.crop)
     print(f"held out: {len(val['consep'])} CoNSeP tiles, {len(val['monuseg'])} MoNuSeg images; "
           f"calibration: {args.calibration} {args.crop}² crops of the train images "
           f"at {HVNET_MPP} µm/px", flush=True)  # fmt: skip
@@ -120,7 +87,7 @@ def main() -> None:
         _, cpu, wall = timed(lambda a, request=request: request.infer({0: a})[0].copy(), x, args.repeats)
         wrapped = HVNetModel.from_net(net, bf16=bf16)
         wrapped.compiled, wrapped.request = compiled, request
-        scores = held_out_scores(wrapped, val)
+        scores = validate(wrapped, val, MPP)
         rows.append((label, params, cpu, wall, scores))
         print(f"  {label}: {cpu:.2f} MP/s per core ({wall:.2f} wall), "
               + ", ".join(f"{k} DQ {dq:.3f} PQ {pq:.3f}" for k, (dq, pq) in scores.items())

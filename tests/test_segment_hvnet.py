@@ -333,21 +333,22 @@ def test_weights_of_any_width_load(tmp_path):
 def test_int8_calibration_uses_only_training_images(shared_data, tmp_path):
     """hv_openvino --int8 calibrates on seeded, stain-jittered crops of the images train_hvnet
     trains on; the held-out ones are never used."""
-    from wsicell.segment.train_hvnet import VAL_MONUSEG, calibration_inputs
+    from wsicell.segment.train_hvnet import VAL_MONUSEG, calibration_inputs, load, split
 
     monuseg = shared_data / "monuseg-train"
     held = VAL_MONUSEG.split(",")[0]
     train = next(p.stem for p in sorted(monuseg.glob("*.npz")) if p.stem not in VAL_MONUSEG.split(","))
-    consep, folder = tmp_path / "consep", tmp_path / "monuseg"
-    consep.mkdir()
+    folder = tmp_path / "monuseg"
     folder.mkdir()
     for name in (held, train):
         for ext in (".jpg", ".npz"):
             (folder / f"{name}{ext}").symlink_to(monuseg / f"{name}{ext}")
-    first = calibration_inputs(consep, folder, n=3, size=64)
+    val, training = split([], load(folder))
+    assert [t[0] for t in val["monuseg"]] == [held] and len(training["monuseg"]) == 1
+    first = calibration_inputs(training, n=3, size=64)
     assert [c.shape for c in first] == [(1, 3, 64, 64)] * 3
-    assert all(np.array_equal(a, b) for a, b in zip(first, calibration_inputs(consep, folder, n=3, size=64), strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(first, calibration_inputs(training, n=3, size=64), strict=True))
     (folder / f"{train}.jpg").unlink()
     (folder / f"{train}.npz").unlink()
     with pytest.raises(SystemExit, match="no training image"):
-        calibration_inputs(consep, folder, n=3, size=64)
+        calibration_inputs(split([], load(folder))[1], n=3, size=64)

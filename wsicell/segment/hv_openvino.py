@@ -113,11 +113,14 @@ def main() -> None:
     if args.int8:
         if args.consep is None or args.monuseg is None:
             raise SystemExit("--int8 needs --consep and --monuseg to calibrate on")
+        for folder in (args.consep, args.monuseg):
+            if not folder.is_dir():
+                raise SystemExit(f"{folder}: not a folder (the training data to calibrate on)")
         import nncf
 
-        from wsicell.segment.train_hvnet import calibration_inputs
+        from wsicell.segment.train_hvnet import calibration_inputs, load, split
 
-        data = calibration_inputs(args.consep, args.monuseg, n=args.calibration)
+        data = calibration_inputs(split(load(args.consep), load(args.monuseg))[1], n=args.calibration)
         model = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
     model.set_rt_info(weights_digest(WEIGHTS_PATH), DIGEST_KEY)
     ov.save_model(model, str(IR_PATH), compress_to_fp16=False)

@@ -5,8 +5,9 @@ max-pool down, bilinear up with skip connections; ~0.5 M parameters), three outp
 pixel: a nucleus logit and the horizontal and vertical distances of the pixel to its
 nucleus' centroid, each scaled to [-1, 1] within the nucleus (Graham et al. 2019,
 HoVer-Net). Most parameters sit in the coarse levels and most arithmetic in the fine ones,
-so on OpenVINO in int8 (the shipped IR, ``hv_openvino.py``) it is faster than the
-30 k-parameter U-Net of ``unet.py`` while seeing ~40 µm of context. It runs at ``HVNET_MPP`` (0.5 µm/px, extraction's default working resolution):
+so on OpenVINO (the shipped IR, ``hv_openvino.py``) it is faster than the 30 k-parameter
+U-Net of ``unet.py`` while seeing ~40 µm of context. It runs at ``HVNET_MPP`` (0.5 µm/px,
+extraction's default working resolution):
 other tiles are resampled to it and the maps back. Weights: ``hvnet_weights.pt`` (a
 ``state_dict`` loaded with ``weights_only=True``; its convolutions' shapes give the channels
 per level, so weights of a wider net, ``train_hvnet --channels``, load too), trained by

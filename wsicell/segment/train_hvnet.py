@@ -34,7 +34,14 @@ import cv2
 import numpy as np
 
 from wsicell.segment.hv_post import hv_targets
-from wsicell.segment.hvnet import CHANNELS, HVNET_MPP, WEIGHTS_PATH, build_hvnet, load_hvnet
+from wsicell.segment.hvnet import (
+    CHANNELS,
+    HVNET_MPP,
+    WEIGHTS_PATH,
+    HVNetModel,
+    build_hvnet,
+    load_hvnet,
+)
 from wsicell.segment.stain import HED_FROM_RGB, OD_LUT, RGB_FROM_HED
 
 CROP = 112
@@ -43,6 +50,8 @@ MONUSEG_MPP = 0.2527
 VAL_MONUSEG = "TCGA-21-5786-01Z-00-DX1,TCGA-A7-A13E-01Z-00-DX1,TCGA-B0-5711-01Z-00-DX1,TCGA-G9-6362-01Z-00-DX1"
 """One held-out image per organ: liver, breast, kidney, prostate (MoNuSeg's organ list)."""
 VAL_CONSEP = "3,9,15,21"
+MPP = {"consep": CONSEP_MPP, "monuseg": MONUSEG_MPP}
+"""Resolution of each dataset's images, by the keys of :func:`split`'s sets."""
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -102,19 +111,33 @@ def sample(item, rng: np.random.Generator):
     return stain_jitter(np.ascontiguousarray(image), rng), targets, inst is not None
 
 
-def calibration_inputs(consep: Path, monuseg: Path, *, n: int = 100, size: int = 256, seed: int = 0) -> list[np.ndarray]:
-    """``n`` random ``size``² crops (1x3xHxW float32 network inputs at the working
-    resolution) of the TRAIN images (the held-out ones excluded), images drawn uniformly,
-    each with the training's stain jitter (slides 2-3x darker than CoNSeP are common): the
-    calibration set of the int8 network (``python -m wsicell.segment.hv_openvino``)."""
+def split(consep: list, monuseg: list, *, val_consep: str = VAL_CONSEP, val_monuseg: str = VAL_MONUSEG):
+    """Loaded items (:func:`load`) -> (held out: ``{"consep": tiles, "monuseg": images}`` as
+    they are, training: the same keys, items at the working resolution). ``val_*``: the
+    CoNSeP image numbers and MoNuSeg image names held out, comma-separated."""
+    held_consep = {n.strip() for n in val_consep.split(",") if n.strip()}
+    held_monuseg = {n.strip() for n in val_monuseg.split(",") if n.strip()}
+    val = {
+        "consep": [t for t in consep if t[0].split("_")[1] in held_consep],
+        "monuseg": [t for t in monuseg if t[0] in held_monuseg],
+    }
+    train = {
+        "consep": [to_working(im, i, m, CONSEP_MPP) for n, im, i, m in consep if n.split("_")[1] not in held_consep],
+        "monuseg": [to_working(im, i, m, MONUSEG_MPP) for n, im, i, m in monuseg if n not in held_monuseg],
+    }
+    return val, train
+
+
+def calibration_inputs(train: dict[str, list], *, n: int = 100, size: int = 256, seed: int = 0) -> list[np.ndarray]:
+    """``n`` random ``size``² crops (1x3xHxW float32 network inputs) of the training images
+    (:func:`split`'s second part, at the working resolution), images drawn uniformly, each
+    with the training's stain jitter (slides 2-3x darker than CoNSeP are common): the
+    calibration set of the int8 network (``python -m wsicell.segment.hv_openvino --int8``)."""
     from wsicell.segment.hvnet import to_input
 
-    held_consep, held_monuseg = set(VAL_CONSEP.split(",")), set(VAL_MONUSEG.split(","))
-    images = [to_working(im, i, m, CONSEP_MPP)[0] for name, im, i, m in load(consep) if name.split("_")[1] not in held_consep]
-    images += [to_working(im, i, m, MONUSEG_MPP)[0] for name, im, i, m in load(monuseg) if name not in held_monuseg]
-    images = [im for im in images if min(im.shape[:2]) >= size]
+    images = [item[0] for items in train.values() for item in items if min(item[0].shape[:2]) >= size]
     if not images:
-        raise SystemExit(f"{consep}, {monuseg}: no training image of at least {size}² px at the working resolution")
+        raise SystemExit(f"no training image of at least {size}² px at the working resolution to calibrate on")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -172,17 +195,15 @@ def loss_fn(out, y, has_hv, kernels, lovasz: float = 0.0):
     return loss
 
 
-def validate(net, sets: dict[str, list], mpp: dict[str, float]) -> dict[str, tuple[float, float]]:
-    """(DQ, PQ) of the full segmenter per held-out set: pooled over images (MoNuSeg) or
-    mean over tiles (CoNSeP, as the benchmark)."""
+def validate(model, sets: dict[str, list], mpp: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """(DQ, PQ) of the full segmenter around ``model`` (an ``hvnet.HVNetModel``, any
+    runtime) per held-out set: means over images (MoNuSeg) or tiles (CoNSeP, as the benchmark)."""
     from wsicell.segment.config import SegmentConfig
     from wsicell.segment.hv_segmenter import HVNetSegmenter
-    from wsicell.segment.hvnet import HVNetModel
     from wsicell.segment.metrics import panoptic
 
-    net.eval()
     segmenter = HVNetSegmenter(SegmentConfig(method="hvnet", precision="fp32"))
-    segmenter._model = HVNetModel.from_net(net)
+    segmenter._model = model
     out = {}
     for key, items in sets.items():
         scores = [panoptic(inst, segmenter.segment(image, mpp=mpp[key])) for _, image, inst, _ in items]
@@ -194,7 +215,6 @@ def sweep(net, sets: dict[str, list], mpp: dict[str, float], min_areas: tuple[fl
     """Mean held-out PQ (and each set's DQ, PQ) per (hv_threshold, hv_marker_threshold,
     min_area_um2); the maps are computed once per image, the instances once per threshold pair."""
     from wsicell.segment.hv_post import hv_instances
-    from wsicell.segment.hvnet import HVNetModel
     from wsicell.segment.metrics import panoptic
     from wsicell.segment.watershed import filter_sizes
 
@@ -252,31 +272,28 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    held_consep = {n.strip() for n in args.val_consep.split(",") if n.strip()}
+    val, train = split(load(args.consep), load(args.monuseg), val_consep=args.val_consep, val_monuseg=args.val_monuseg)
     held_monuseg = {n.strip() for n in args.val_monuseg.split(",") if n.strip()}
-    consep = load(args.consep)
-    monuseg = load(args.monuseg)
-    val = {
-        "consep": [t for t in consep if t[0].split("_")[1] in held_consep],
-        "monuseg": [t for t in monuseg if t[0] in held_monuseg],
-    }
     if len(val["monuseg"]) != len(held_monuseg) or any(t[2] is None for t in val["monuseg"]):
         raise SystemExit("--val-monuseg: every held-out image must exist and have an instance map")
-    train_consep = [to_working(im, i, m, CONSEP_MPP) for n, im, i, m in consep if n.split("_")[1] not in held_consep]
-    train_monuseg = [to_working(im, i, m, MONUSEG_MPP) for n, im, i, m in monuseg if n not in held_monuseg]
+    train_consep, train_monuseg = train["consep"], train["monuseg"]
     print(
         f"train: {len(train_consep)} CoNSeP tiles, {len(train_monuseg)} MoNuSeg images "
         f"({sum(t[1] is not None for t in train_monuseg)} with instances); held out: {len(val['consep'])} "
         f"CoNSeP tiles, {len(val['monuseg'])} MoNuSeg images; loaded in {time.perf_counter() - t0:.0f} s",
         flush=True,
     )
-    mpp = {"consep": CONSEP_MPP, "monuseg": MONUSEG_MPP}
+    mpp = MPP
     if args.sweep_only:
         net = load_hvnet(args.out)
         print(f"sweep on the held-out images ({args.out}):", flush=True)
         sweep(net, val, mpp, tuple(args.sweep_min_areas))
         return
-    net = load_hvnet(args.init) if args.init else build_hvnet(tuple(int(c) for c in args.channels.split(",")))
+    try:
+        channels = tuple(int(c) for c in args.channels.split(","))
+    except ValueError:
+        raise SystemExit(f"--channels {args.channels}: expected whole numbers separated by commas, e.g. 8,16,32,64,128") from None
+    net = load_hvnet(args.init) if args.init else build_hvnet(channels)
     print(f"channels {net.enc[0][0].out_channels}..{net.enc[-1][0].out_channels}, "
           f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters", flush=True)
     kernels = sobel_kernels()
@@ -308,7 +325,7 @@ def main() -> None:
         msg = (f"epoch {epoch}: loss {np.mean(losses):.4f}, {(time.perf_counter() - t0) / 60:.1f} min, "
                f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
         if epoch % args.val_every == 0 or epoch == args.epochs:
-            scores = validate(net, val, mpp)
+            scores = validate(HVNetModel.from_net(net.eval()), val, mpp)
             score = (scores["consep"][1] + scores["monuseg"][1]) / 2
             msg += "".join(f", {k} DQ {dq:.3f} PQ {pq:.3f}" for k, (dq, pq) in scores.items())
             if score > best:
