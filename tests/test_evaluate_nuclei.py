@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from wsicell.evaluate.dataset import CONSEP_MPP, build_split_store, labelled_nuclei, load_split
-from wsicell.evaluate.nuclei import Nuclei, instance_centroids, match_centroids, rescale_tile
+from wsicell.evaluate.nuclei import Nuclei, rescale_tile
 from wsicell.segment.config import SegmentConfig
+from wsicell.segment.metrics import centroid_pairs, instance_centroids
 
 
 def naive_match(a: np.ndarray, b: np.ndarray, max_distance: float) -> tuple[int, float]:
@@ -35,7 +36,7 @@ def test_matching_is_optimal_one_to_one_and_within_the_distance():
     for _ in range(30):
         a = rng.uniform(0, 10, (int(rng.integers(0, 5)), 2))
         b = rng.uniform(0, 10, (int(rng.integers(0, 6)), 2))
-        rows, cols = match_centroids(a, b, max_distance=3.0)
+        rows, cols = centroid_pairs(a, b, radius=3.0)
         assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
         d = np.linalg.norm(a[rows] - b[cols], axis=1) if len(rows) else np.zeros(0)
         assert np.all(d <= 3.0)

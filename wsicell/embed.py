@@ -14,8 +14,6 @@ device and precision come from :mod:`wsicell.device`, as in training.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -49,11 +47,6 @@ the views: a nucleus has no orientation, and averaging removes what the network 
 learned to ignore (docs/results.md measures it)."""
 
 
-def resolve_checkpoint(run_or_checkpoint: PathLikeStr) -> Path:
-    """A run directory -> its ``last.pt``; a file is taken as it is."""
-    return RunDir.resolve_checkpoint(run_or_checkpoint)
-
-
 def load_encoder(
     run_or_checkpoint: PathLikeStr, *, encoder: str | None = "momentum", device: str | torch.device = "auto"
 ) -> tuple[nn.Module, TrainConfig]:
@@ -65,7 +58,7 @@ def load_encoder(
     """
     if encoder is not None and encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-    path = resolve_checkpoint(run_or_checkpoint)
+    path = RunDir.resolve_checkpoint(run_or_checkpoint)
     state = checkpoint.load(path)
     config = from_mapping(TrainConfig, dict(state["config"]), source=str(path))
     method = build_method(config)
@@ -150,7 +143,7 @@ def embed_store(
     if views is not None and views not in VIEWS:
         raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
     cells = store if isinstance(store, CellStore) else CellStore.open(store, mode="r+")
-    ckpt = resolve_checkpoint(run).resolve()
+    ckpt = RunDir.resolve_checkpoint(run).resolve()
     model, config = load_encoder(ckpt, encoder=encoder, device=device)
     precision = choose_precision(precision, next(model.parameters()).device)[0]  # recorded as resolved
     encoder = encoder or config.embed_encoder

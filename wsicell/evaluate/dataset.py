@@ -30,8 +30,9 @@ import numpy as np
 
 from wsicell.atomic import atomic_path
 from wsicell.errors import DatasetError, StoreError
-from wsicell.evaluate.nuclei import Nuclei, instance_centroids, match_centroids, rescale_tile
+from wsicell.evaluate.nuclei import Nuclei, rescale_tile
 from wsicell.progress import track
+from wsicell.segment.metrics import centroid_pairs, instance_centroids
 from wsicell.store import CellBatch, CellStore
 from wsicell.types import PathLikeStr
 
@@ -173,9 +174,7 @@ def segmented_cells(
     batch = cells_from_labels(
         image, found, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
     )
-    rows, cols = match_centroids(
-        np.asarray(batch.centroid, np.float64), instance_centroids(inst), max_distance=match_um / mpp
-    )
+    rows, cols = centroid_pairs(batch.centroid, instance_centroids(inst), radius=match_um / mpp)
     return batch.take(rows), (cols + 1).astype(np.int32)
 
 

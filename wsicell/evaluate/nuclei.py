@@ -4,7 +4,7 @@ The paper's protocol scores the labelled instances themselves (``Nuclei()``). Wi
 ``segmenter``, it scores what a user of ``wsicell extract`` gets instead: every tile is
 segmented as extraction segments a slide, each detected nucleus is matched one-to-one to a
 labelled nucleus whose centroid lies within ``match_um`` (Hungarian assignment on centroid
-distance) and takes its class; unmatched detections (false positives, or nuclei the labels
+distance, ``wsicell.segment.metrics.centroid_pairs``) and takes its class; unmatched detections (false positives, or nuclei the labels
 do not mark) are left out, and labelled nuclei that no detection matched are counted as
 missed. ``scale`` < 1 shows the tiles at a lower magnification (0.5: a 40x dataset seen as
 20x): the image is shrunk with area interpolation, the instance map with nearest neighbour.
@@ -69,35 +69,3 @@ def rescale_tile(
     renumber = np.zeros(int(inst.max()) + 1, np.int32)
     renumber[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
     return small, renumber[small_inst], types[kept - 1]
-
-
-def instance_centroids(inst: np.ndarray) -> np.ndarray:
-    """(n, 2) float64 (x, y) centroid of instances 1..n of ``inst`` (pixel centres at j + 0.5),
-    NaN for an id with no pixel."""
-    n = int(inst.max()) if inst.size else 0
-    flat = inst.ravel()
-    ys, xs = np.indices(inst.shape)
-    count = np.bincount(flat, minlength=n + 1)[1:].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cx = np.bincount(flat, weights=xs.ravel(), minlength=n + 1)[1:] / count
-        cy = np.bincount(flat, weights=ys.ravel(), minlength=n + 1)[1:] / count
-    return np.stack([cx, cy], axis=1) + 0.5
-
-
-def match_centroids(
-    detected: np.ndarray, labelled: np.ndarray, *, max_distance: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matches (rows into ``detected`` (n, 2), rows into ``labelled`` (m, 2)) that
-    minimise the total centroid distance, each pair closer than ``max_distance``."""
-    from scipy.optimize import linear_sum_assignment
-
-    if len(detected) == 0 or len(labelled) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    d = np.linalg.norm(detected[:, None, :] - labelled[None, :, :], axis=2)  # n x m
-    d[~np.isfinite(d)] = np.inf
-    far = d > max_distance
-    # a far pair costs more than all real pairs together: the most real matches come first
-    d[far] = max_distance * (min(d.shape) + 1)
-    rows, cols = linear_sum_assignment(d)
-    ok = ~far[rows, cols]
-    return rows[ok].astype(np.int64), cols[ok].astype(np.int64)

@@ -35,22 +35,29 @@ class Detection:
         return Detection(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
 
-def match_centroids(pred: np.ndarray, true: np.ndarray, *, radius: float = 6.0) -> Detection:
-    """One-to-one matching of predicted to true centroids (n x 2 each, same units) that
-    maximises the number of pairs closer than ``radius`` and, among those, minimises the
-    total distance (Hungarian algorithm); unmatched predictions are false positives,
-    unmatched true centroids false negatives."""
+def centroid_pairs(pred: np.ndarray, true: np.ndarray, *, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one pairs (rows into ``pred`` (n, 2), rows into ``true`` (m, 2), same units)
+    that maximise the number of pairs not farther apart than ``radius`` and, among those,
+    minimise the total distance (Hungarian algorithm). Non-finite centroids never pair."""
     pred = np.asarray(pred, np.float64).reshape(-1, 2)
     true = np.asarray(true, np.float64).reshape(-1, 2)
     if len(pred) == 0 or len(true) == 0:
-        return Detection(0, len(pred), len(true))
-    dist = np.sqrt(((pred[:, None, :] - true[None, :, :]) ** 2).sum(-1))
-    close = dist <= radius
-    big = 1e6  # a pair beyond the radius costs more than any set of close pairs
-    cost = np.where(close, dist, big)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist = np.linalg.norm(pred[:, None, :] - true[None, :, :], axis=2)  # n x m
+    close = np.isfinite(dist) & (dist <= radius)
+    # a far pair costs more than all close pairs together: the most close pairs come first
+    cost = np.where(close, dist, radius * (min(dist.shape) + 1) + 1)
     rows, cols = linear_sum_assignment(cost)
-    tp = int(close[rows, cols].sum())
-    return Detection(tp, len(pred) - tp, len(true) - tp)
+    ok = close[rows, cols]
+    return rows[ok].astype(np.int64), cols[ok].astype(np.int64)
+
+
+def match_centroids(pred: np.ndarray, true: np.ndarray, *, radius: float = 6.0) -> Detection:
+    """Detection counts of :func:`centroid_pairs`: unmatched predictions are false
+    positives, unmatched true centroids false negatives."""
+    n_pred, n_true = len(np.asarray(pred).reshape(-1, 2)), len(np.asarray(true).reshape(-1, 2))
+    tp = len(centroid_pairs(pred, true, radius=radius)[0])
+    return Detection(tp, n_pred - tp, n_true - tp)
 
 
 def _overlaps(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -135,18 +142,22 @@ def pq(true: np.ndarray, pred: np.ndarray) -> float:
     return panoptic(true, pred).pq
 
 
-def centroids_of(labels: np.ndarray) -> np.ndarray:
-    """(n, 2) (x, y) centroids of the instances of a label image, in pixel-index units
-    (the pixel (0, 0) has centre (0, 0)), ordered by label id."""
+def instance_centroids(labels: np.ndarray) -> np.ndarray:
+    """(n, 2) float64 (x, y) centroid of each instance id 1..n of a label image, pixel (j, i)
+    centred at (j + 0.5, i + 0.5); NaN for an id with no pixel."""
     labels = np.asarray(labels).astype(np.int64)
+    n = int(labels.max()) if labels.size else 0
     flat = labels.ravel()
-    fg = np.flatnonzero(flat)
-    if len(fg) == 0:
-        return np.zeros((0, 2))
-    ys, xs = np.divmod(fg, labels.shape[1])
-    lab = flat[fg]
-    area = np.bincount(lab)
-    ids = np.flatnonzero(area)
-    cx = np.bincount(lab, weights=xs)[ids] / area[ids]
-    cy = np.bincount(lab, weights=ys)[ids] / area[ids]
-    return np.stack([cx, cy], axis=1)
+    ys, xs = np.indices(labels.shape)
+    count = np.bincount(flat, minlength=n + 1)[1:].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = np.bincount(flat, weights=xs.ravel(), minlength=n + 1)[1:] / count
+        cy = np.bincount(flat, weights=ys.ravel(), minlength=n + 1)[1:] / count
+    return np.stack([cx, cy], axis=1) + 0.5
+
+
+def centroids_of(labels: np.ndarray) -> np.ndarray:
+    """(n, 2) (x, y) centroids of the instances present in a label image, in pixel-index
+    units (the pixel (0, 0) has centre (0, 0)), ordered by label id."""
+    c = instance_centroids(labels)
+    return c[np.isfinite(c[:, 0])] - 0.5
