@@ -39,7 +39,8 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
     result = invoke("embed", "--store", str(store), "--model", str(run))
     n = CellStore.open(store).total_cells()
     assert result.exit_code == 0 and f"Embedded {n} cells" in result.output
-    assert CellStore.open(store).slides()[0].array("embedding").shape == (n, 64)
+    # the CPU preset's embedding: stages 3 and 4 of a width-8 network, 32 + 64 channels
+    assert CellStore.open(store).slides()[0].array("embedding").shape == (n, 96)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +51,7 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
         (["--set", "nonsense=1"], "unknown setting(s) nonsense"),
         (["--set", "novalue"], "expected KEY=VALUE"),
         (["--set", "local_global=maybe"], "expected true/false"),
+        (["--set", "embed_stages=[4, 3]"], "embed_stages must be increasing"),
         (["--batch-size", "65536", "--set", "queue_size=65536", "--epochs", "1"], "batch_size 65536 is larger than the"),
     ],
 )
@@ -94,7 +96,7 @@ def test_no_config_on_a_cpu_uses_the_cpu_preset_and_says_so(extracted_store: Pat
     saved = yaml.safe_load((run / "config.yaml").read_text())
     preset = yaml.safe_load(cpu_preset("ccrl").read_text())
     assert saved["epochs"] == 0 and saved["width"] == 8  # the flag wins over the preset...
-    for key in ("crop_size", "stem", "embed_views", "predictor"):  # ...which beats the paper's defaults
+    for key in ("crop_size", "stem", "embed_views", "embed_stages", "predictor"):  # ...which beats the paper's defaults
         assert saved[key] == preset[key], key
     # the model is the seeded initial weights, exactly
     state = checkpoint.load(run / "last.pt")

@@ -126,3 +126,22 @@ def test_store_records_views_and_redoes_other_views(run: Path, store: Path) -> N
     assert embed_store(store=store, run=run, views=1, progress=False) == 0
     assert embed_store(store=store, run=run, progress=False) == n  # the run's default (8): redone
     assert CellStore.open(store).root.attrs["embedding_model"]["views"] == 8
+
+
+def test_embed_stages_come_from_the_runs_config(store: Path, tmp_path: Path) -> None:
+    """A run with ``embed_stages`` [3, 4] embeds with its last two stages (each normalised,
+    concatenated): 4 + 8 x width channels in the store, the same as the module on its own."""
+    from wsicell.train.backbone import PooledStages
+
+    config = TrainConfig(epochs=0, stem="imagenet", width=8, crop_size=24, embed_stages=(3, 4), device="cpu", precision="fp32", threads=1)
+    run = train(store=store, out=tmp_path / "stages", config=config, progress=False)
+    model, loaded = load_encoder(run, device="cpu")
+    assert isinstance(model, PooledStages) and loaded.embedding_dim == model.out_dim == 32 + 64
+    embed_store(store=store, run=run, progress=False, precision="fp32")
+    s = CellStore.open(store).slides()[0]
+    crops = np.asarray(s.array("crops")[:32])
+    stored = np.asarray(s.array("embedding")[:32], np.float32)
+    assert stored.shape == (32, 96)
+    np.testing.assert_allclose(stored, embed_crops(model, crops, views=8, precision="fp32"), atol=2e-3)
+    # each stage's part is a mean of unit vectors, not the other stage's
+    assert not np.allclose(stored[:, :32], stored[:, 32:64], atol=1e-2)

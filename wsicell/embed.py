@@ -1,4 +1,4 @@
-"""Cell embeddings from a trained run: 512-d backbone features, float16, per slide in the store.
+"""Cell embeddings from a trained run: backbone features (``embed_stages``), float16, per slide in the store.
 
 ``embed_store`` writes ``embedding`` (n, D) float16, chunks (4096, D), into every complete
 slide group, in whole chunks, and is resumable: a slide's ``embedding_rows`` attribute
@@ -32,6 +32,7 @@ from wsicell.progress import progress_bars
 from wsicell.provenance import EMBEDDING_MODEL, EmbeddingModel, SlideEmbedding
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
+from wsicell.train.backbone import PooledStages
 from wsicell.train.config import EMBED_VIEWS, TrainConfig
 from wsicell.train.methods.registry import build_method
 from wsicell.train.run_dir import RunDir
@@ -52,6 +53,8 @@ def load_encoder(
 ) -> tuple[nn.Module, TrainConfig]:
     """The trained backbone (eval mode, on ``device``) and the run's config.
 
+    The module maps crops to the run's embedding: the backbone itself, or its
+    ``PooledStages`` when the run's ``embed_stages`` are not just the last stage.
     ``encoder="momentum"`` is the paper's ensembling (the EMA encoder); ``"query"`` the
     ablation; ``None`` the run's ``embed_encoder``. The module has a ``crop_size``
     attribute: crops are resized to it.
@@ -67,7 +70,10 @@ def load_encoder(
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model of its config ({str(exc).splitlines()[0]})") from None
     dev = device if isinstance(device, torch.device) else choose_device(device)[0]
-    backbone = method.encoder(encoder or config.embed_encoder).to(dev).eval()
+    backbone = method.encoder(encoder or config.embed_encoder)
+    if config.embed_stages != (4,):
+        backbone = PooledStages(backbone, config.embed_stages)
+    backbone = backbone.to(dev).eval()
     backbone.crop_size = config.crop_size  # type: ignore[assignment]
     return backbone, config
 
@@ -148,7 +154,7 @@ def embed_store(
     precision = choose_precision(precision, next(model.parameters()).device)[0]  # recorded as resolved
     encoder = encoder or config.embed_encoder
     views = views or config.embed_views
-    dim = config.embed_dim
+    dim = config.embedding_dim
     record = EmbeddingModel(
         run=str(RunDir.of(ckpt).path), checkpoint=str(ckpt), sha256=checkpoint.sha256(ckpt), encoder=encoder, dim=dim,
         crop_size=config.crop_size, precision=precision, views=views,

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 STEMS = ("cifar", "cifar_pool", "imagenet")
+STAGES = (1, 2, 3, 4)
+"""The four stages of the network (a pair of blocks each, 1, 2, 4 and 8 x ``width`` channels)."""
 
 # Mean/std of the RGB channels (ImageNet); BN after the stem adapts to H&E anyway.
 MEAN = (0.485, 0.456, 0.406)
@@ -73,3 +75,37 @@ class PreActResNet18(nn.Module):
         x = self.layers(self.stem(x))
         x = torch.relu(self.bn(x))
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)  # N x 8*width
+
+
+class PooledStages(nn.Module):
+    """A backbone's embedding from several stages: (N, 3, H, W) -> (N, sum of their channels).
+
+    Each chosen stage's output is rectified (the last one through the network's final
+    BN-ReLU, exactly as ``forward``), average-pooled and L2-normalised, so every stage weighs
+    the same, then they are concatenated in stage order. An untrained network's earlier
+    stages describe finer texture than its last; with stages 3 and 4 the embedding separates
+    cell types better linearly and clusters as well (docs/results.md).
+    """
+
+    def __init__(self, backbone: PreActResNet18, stages: tuple[int, ...]) -> None:
+        super().__init__()
+        if not stages or list(stages) != sorted(set(stages)) or not set(stages) <= set(STAGES):
+            raise ValueError(f"stages must be increasing, distinct and among {STAGES}, got {stages}")
+        self.backbone = backbone
+        self.stages = tuple(stages)
+        width = backbone.out_dim // 8
+        self.out_dim = sum(width * 2 ** (s - 1) for s in self.stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.backbone
+        x = net.stem((x - net.mean) / net.std)  # x: Nx3xHxW in [0, 1]
+        pooled = []
+        for i, block in enumerate(net.layers):
+            x = block(x)
+            stage = i // 2 + 1
+            if i % 2 == 1 and stage in self.stages:
+                out = torch.relu(net.bn(x)) if stage == 4 else torch.relu(x)
+                pooled.append(nn.functional.normalize(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1), dim=1))
+            if stage == self.stages[-1] and i % 2 == 1:
+                break
+        return torch.cat(pooled, dim=1)  # N x out_dim

@@ -18,7 +18,7 @@ STEMS = ("cifar", "cifar_pool", "imagenet")
 EMBED_VIEWS = (1, 2, 4, 8)
 """Test-time views of a crop averaged into its embedding (``wsicell.embed``)."""
 
-RESUMABLE_CHANGES = frozenset({"embed_views", "epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
+RESUMABLE_CHANGES = frozenset({"embed_views", "embed_stages", "epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
 """Settings that may differ between a run and its ``--resume`` (everything else must match)."""
 
 
@@ -53,6 +53,9 @@ class TrainConfig:
     # inference (not the paper's): mean of the normalised features of the crop's 8 dihedral
     # views (rotations by 90 degrees, mirror images); 1 = the crop as it is (docs/results.md)
     embed_views: int = 8
+    # the network stages whose pooled outputs form the embedding (4 = the last, the paper's;
+    # several: each normalised, then concatenated; train/backbone.py PooledStages)
+    embed_stages: tuple[int, ...] = (4,)
     # augmentation (paper: jitter 0.4/0.4/0.4/0.1, grayscale, blur 0.1-2.0, flips, rotation 0-180)
     crop_size: int = 32
     local_branch: Literal["query", "key"] = "query"
@@ -121,6 +124,9 @@ class TrainConfig:
         check(self.rotation[0] <= self.rotation[1], f"rotation must be (min, max) degrees, got {self.rotation}")
         check(0.0 <= self.stain_jitter <= 2.0, f"stain_jitter must be in [0, 2], got {self.stain_jitter}")
         check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
+        check(len(self.embed_stages) > 0 and list(self.embed_stages) == sorted(set(self.embed_stages))
+              and set(self.embed_stages) <= {1, 2, 3, 4},
+              f"embed_stages must be increasing, distinct stages among 1-4, got {list(self.embed_stages)}")  # fmt: skip
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
         check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
@@ -138,6 +144,11 @@ class TrainConfig:
     def embed_dim(self) -> int:
         """Backbone output size (512 for the default width 64)."""
         return 8 * self.width
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of a cell's embedding: the channels of the ``embed_stages`` (the last: 8 x width)."""
+        return sum(self.width * 2 ** (s - 1) for s in self.embed_stages)
 
 
 def train_config(path: str | PathLike[str] | None = None, /, **overrides: object) -> TrainConfig:
