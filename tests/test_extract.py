@@ -13,6 +13,7 @@ from wsicell.config import load_config
 from wsicell.errors import StoreError
 from wsicell.extract import ExtractConfig, extract_slide, extract_slides, stored_config
 from wsicell.io.pyramid import write_pyramidal_tiff
+from wsicell.provenance import EXTRACT_SETTINGS
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES, SegmentConfig
 from wsicell.store import CellStore
 
@@ -102,6 +103,13 @@ def test_rerun_skips_complete_and_refuses_other_settings(tmp_path: Path, extract
     with pytest.raises(StoreError, match="other settings .*crop_size: 32 in the store, 48 now"):
         extract_slides([sample_slide], store=store, config=ExtractConfig(crop_size=48), progress=False)
     assert np.array_equal(_cells(store)[0], before)  # nothing lost
+    # a store recorded by an earlier version, without a setting added since: still the same settings
+    cs = CellStore.open(store, mode="r+")
+    recorded = dict(cs.root.attrs[EXTRACT_SETTINGS])
+    recorded["segment"] = {k: v for k, v in recorded["segment"].items() if k != "hv_min_object_probability"}
+    cs.root.attrs[EXTRACT_SETTINGS] = recorded
+    report = extract_slides([sample_slide], store=store, config=ExtractConfig(), progress=False)
+    assert [s.status for s in report.slides] == ["skipped"]
 
 
 def test_region_threads_and_slide_mpp(tmp_path: Path, sample_slide: Path) -> None:

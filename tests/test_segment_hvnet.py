@@ -18,6 +18,7 @@ from wsicell.segment.hv_post import (
     OPEN_UM,
     SMOOTH_UM,
     SOBEL_UM,
+    drop_unsure,
     hv_instances,
     hv_targets,
     odd,
@@ -191,7 +192,36 @@ def test_onnx_export_agrees_with_torch(region, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
+def test_drop_unsure_matches_the_per_instance_reference(maps, region):
+    """Instances whose highest P(nucleus) is below the bar go; the rest keep their labels."""
+    _, mpp = region
+    labels = hv_instances(*maps, mpp=mpp)
+    prob = maps[0]
+    for bar in (0.0, 0.85, 0.95):
+        naive = labels.copy()
+        for i in np.unique(labels)[1:]:
+            if prob[labels == i].max() < bar:
+                naive[labels == i] = 0
+        np.testing.assert_array_equal(drop_unsure(labels, prob, bar), naive)
+    kept = np.unique(drop_unsure(labels, prob, 0.85))[1:]
+    assert 0.5 * (len(np.unique(labels)) - 1) < len(kept) < len(np.unique(labels)) - 1  # the bar bites, not everything
+
+
+def test_the_object_probability_bar_keeps_a_subset_of_the_default_nuclei(region):
+    image, mpp = region
+    default = make_segmenter(SegmentConfig(method="hvnet", runtime="torch", precision="fp32")).segment(image, mpp=mpp)
+    strict = make_segmenter(SegmentConfig(method="hvnet", runtime="torch", precision="fp32",
+                                          hv_min_object_probability=0.85)).segment(image, mpp=mpp)  # fmt: skip
+    assert 0 < strict.max() < default.max()
+    # every nucleus kept is one of the default's, pixel for pixel
+    for i in np.unique(strict)[1:]:
+        j = np.bincount(default[strict == i]).argmax()
+        assert j > 0 and np.array_equal(default == j, strict == i)
+
+
 def test_config_validates_hv_thresholds():
+    with pytest.raises(ValueError, match="hv_min_object_probability"):
+        SegmentConfig(method="hvnet", hv_min_object_probability=1.0)
     with pytest.raises(ValueError, match="hv_marker_threshold"):
         SegmentConfig(method="hvnet", hv_marker_threshold=1.5)
     with pytest.raises(ValueError, match="method"):

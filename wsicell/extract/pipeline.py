@@ -63,6 +63,18 @@ def settings_mapping(config: ExtractConfig) -> dict:
     return json.loads(json.dumps(to_mapping(config)))
 
 
+def with_defaults(recorded: dict) -> dict:
+    """Recorded settings with the settings added since given their defaults (which keep the
+    earlier behaviour), so that a store extracted by an earlier version still resumes;
+    unreadable records are returned as they are, to be reported as different."""
+    from wsicell.config import from_mapping
+
+    try:
+        return settings_mapping(from_mapping(ExtractConfig, dict(recorded)))
+    except (ConfigError, TypeError, ValueError):
+        return dict(recorded)
+
+
 def stored_config(store: PathLikeStr) -> ExtractConfig:
     """The settings a store was extracted with (``map`` extracts new slides with these)."""
     from wsicell.config import from_mapping
@@ -80,6 +92,8 @@ def open_output(store: PathLikeStr, config: ExtractConfig) -> CellStore:
     cs = CellStore.create_or_open(p)
     settings = settings_mapping(config)
     previous = cs.root.attrs.get(EXTRACT_SETTINGS)
+    if previous is not None:
+        previous = with_defaults(previous)
     if previous is not None and previous != settings:
         diff = _differences(previous, settings)
         raise StoreError(

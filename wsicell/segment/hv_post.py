@@ -129,3 +129,19 @@ def hv_instances(
     marker = cv2.morphologyEx(marker, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r)))
     _, markers = remove_small(marker, min_px)
     return watershed(landscape, markers, mask=foreground > 0).astype(np.int32)
+
+
+def drop_unsure(labels: np.ndarray, prob: np.ndarray, min_probability: float) -> np.ndarray:
+    """``labels`` without the instances whose highest nucleus probability in ``prob`` is below
+    ``min_probability`` (labels keep their numbers; one pass over the pixels, no loop over
+    instances)."""
+    if min_probability <= 0 or not labels.any():
+        return labels
+    flat = labels.ravel()
+    best = np.zeros(int(flat.max()) + 1, np.float32)
+    order = np.argsort(flat, kind="stable")  # pixels grouped by instance
+    starts = np.flatnonzero(np.r_[True, flat[order][1:] != flat[order][:-1]])
+    best[flat[order][starts]] = np.maximum.reduceat(prob.ravel()[order].astype(np.float32), starts)
+    keep = best >= min_probability
+    keep[0] = False
+    return np.where(keep[labels], labels, 0).astype(labels.dtype)

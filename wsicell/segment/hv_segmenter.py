@@ -2,15 +2,16 @@
 
 The network's nucleus probability and horizontal/vertical maps are computed at 0.5 µm/px and
 resized back to the tile; ``hv_post.hv_instances`` turns them into instances at the tile's
-resolution (sizes in µm), then the size filters of ``SegmentConfig`` apply as for the
-watershed segmenter.
+resolution (sizes in µm); instances the network is unsure of are dropped when
+``hv_min_object_probability`` asks for it, then the size filters of ``SegmentConfig`` apply
+as for the watershed segmenter.
 """
 
 from __future__ import annotations
 
 from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
-from wsicell.segment.hv_post import hv_instances
+from wsicell.segment.hv_post import drop_unsure, hv_instances
 from wsicell.segment.hvnet import HVNetModel
 from wsicell.segment.watershed import check_image, filter_sizes
 from wsicell.types import LabelImage, RGBImage
@@ -38,6 +39,7 @@ class HVNetSegmenter(Segmenter):
         labels = hv_instances(
             prob, h, v, mpp=mpp, threshold=c.hv_threshold, marker_threshold=c.hv_marker_threshold
         )
+        labels = drop_unsure(labels, prob, c.hv_min_object_probability)
         return filter_sizes(
             labels,
             min_px=c.min_area_um2 / mpp**2,
