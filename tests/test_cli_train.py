@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from wsicell.cli import main
@@ -74,26 +75,49 @@ def test_train_and_embed_bad_paths(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "checkpoint not found" in result.output
 
 
-def test_no_config_on_a_cpu_uses_the_cpu_preset_and_says_so(extracted_store: Path, tmp_path: Path) -> None:
-    """On a CPU, `wsicell train` alone saves the untrained, seeded encoder of the CPU preset
-    (configs/cpu-untrained.yaml) and says so; flags still win over the preset."""
+def train_without_config(store: Path, run: Path, *extra: str):
+    """`wsicell train` with no --config on this CPU (skipped on a CUDA machine, whose default is
+    the paper's recipe), width 8: the result and the run's saved config."""
     import torch
-    import yaml
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU: the default is the paper's recipe")
+    result = CliRunner().invoke(main, ["train", "--store", str(store), "--out", str(run), "--set", "width=8", *extra],
+                                catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result, yaml.safe_load((run / "config.yaml").read_text())
+
+
+@pytest.mark.slow
+def test_no_config_on_a_cpu_distils_the_untrained_encoder_and_says_so(extracted_store: Path, tmp_path: Path) -> None:
+    """On a CPU, `wsicell train` alone trains the stain self-distillation of its preset
+    (configs/stain-distill-cpu-fast.yaml) and says so in one line; flags win over the preset."""
+    from wsicell.train.presets import cpu_preset
+
+    result, saved = train_without_config(extracted_store, tmp_path / "r", "--epochs", "1")
+    said = [line for line in result.output.splitlines() if line.startswith("No CUDA GPU")]
+    assert len(said) == 1 and "the untrained encoder taught to ignore stains (stain-distill-cpu-fast.yaml" in said[0]
+    assert "Trained 1 epochs" in result.output
+    preset = yaml.safe_load(cpu_preset("stain-distill").read_text())
+    assert saved["method"] == "stain-distill" and saved["epochs"] == 1 and saved["width"] == 8  # flags win...
+    for key in ("crop_size", "stem", "embed_views", "embed_stages", "stain_jitter", "lr", "precision"):  # ...then the preset
+        assert saved[key] == preset[key], key
+
+
+def test_method_ccrl_on_a_cpu_keeps_the_untrained_encoder(extracted_store: Path, tmp_path: Path) -> None:
+    """On a CPU, `wsicell train --method ccrl` saves the untrained, seeded encoder of the CPU
+    preset (configs/cpu-untrained.yaml) and says so; flags still win over the preset."""
+    import torch
+
     from wsicell.train import checkpoint
     from wsicell.train.config import TrainConfig
     from wsicell.train.method import build_method
     from wsicell.train.presets import cpu_preset
 
     run = tmp_path / "r"
-    result = CliRunner().invoke(main, ["train", "--store", str(extracted_store), "--out", str(run), "--set", "width=8"],
-                                catch_exceptions=False)  # fmt: skip
-    assert result.exit_code == 0, result.output
+    result, saved = train_without_config(extracted_store, run, "--method", "ccrl")
     assert "No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml" in result.output
     assert "Saved the untrained encoder" in result.output
-    saved = yaml.safe_load((run / "config.yaml").read_text())
     preset = yaml.safe_load(cpu_preset("ccrl").read_text())
     assert saved["epochs"] == 0 and saved["width"] == 8  # the flag wins over the preset...
     for key in ("crop_size", "stem", "embed_views", "embed_stages", "predictor"):  # ...which beats the paper's defaults

@@ -13,11 +13,11 @@ from wsicell.train.methods.registry import METHODS, REGISTRY, method_defaults, m
 
 
 def test_every_list_of_methods_is_the_registry() -> None:
-    assert train_config_module.METHODS == METHODS == tuple(REGISTRY) == ("ccrl", "simclr", "sslp")
+    assert train_config_module.METHODS == METHODS == tuple(REGISTRY) == ("ccrl", "simclr", "sslp", "stain-distill")
     help_text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
-    assert "[ccrl|simclr|sslp]" in help_text
+    assert "[ccrl|simclr|sslp|stain-distill]" in help_text
     for name in METHODS:
-        method = build_method(TrainConfig(method=name, width=4, crop_size=16, batch_size=8, queue_size=8))
+        method = build_method(train_config(method=name, width=4, crop_size=16, batch_size=8, queue_size=8))
         assert method.name == name and method_title(name) == REGISTRY[name].title
 
 
@@ -34,7 +34,7 @@ def test_the_library_applies_a_methods_paper_settings() -> None:
         method_defaults("byol")
 
 
-@pytest.mark.parametrize("name", ["ccrl", "ccrl-cpu-fast", "ccrl-cpu-stain", "cpu-untrained", "simclr", "simclr-cpu-fast", "sslp", "sslp-cpu-fast"])
+@pytest.mark.parametrize("name", ["ccrl", "ccrl-cpu-fast", "ccrl-cpu-stain", "cpu-untrained", "simclr", "simclr-cpu-fast", "sslp", "sslp-cpu-fast", "stain-distill-cpu-fast"])
 def test_every_training_preset_loads(name: str) -> None:
     from pathlib import Path
 

@@ -11,7 +11,7 @@ import click
 from wsicell.cli.common import user_errors
 from wsicell.device import DEVICES, PRECISIONS
 from wsicell.errors import ConfigError
-from wsicell.train.methods.registry import METHODS
+from wsicell.train.methods.registry import METHODS, REGISTRY
 
 
 def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
@@ -38,10 +38,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU "
-                   "configs/cpu-untrained.yaml for CCRL, configs/<method>-cpu-fast.yaml for the others; with "
-                   "--resume: the run's config.yaml).")  # fmt: skip
+                   "configs/stain-distill-cpu-fast.yaml, or with --method configs/cpu-untrained.yaml for CCRL and "
+                   "configs/<method>-cpu-fast.yaml for the others; with --resume: the run's config.yaml).")  # fmt: skip
 @click.option("--method", type=click.Choice(list(METHODS)),
-              help="Training method (default ccrl); see docs/methods.md. Without --config, its paper's batch size, learning "
+              help="Training method (default: ccrl on a CUDA GPU, stain-distill on a CPU); see docs/methods.md. Without --config, its paper's batch size, learning "
                    "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
 @click.option("--epochs", type=int, help="Number of epochs.")
 @click.option("--batch-size", type=int, help="Global batch size (all processes).")
@@ -61,7 +61,9 @@ def train_command(
     """Train CCRL (contrastive cell representation learning) on the crops of a store.
 
     --method simclr | sslp trains SimCLR for histopathology or SSLP (spatial neighbours as
-    positives) instead, on the same backbone, data and run directory (docs/methods.md).
+    positives) instead, on the same backbone, data and run directory (docs/methods.md);
+    --method stain-distill teaches the untrained encoder to ignore stain changes (the CPU
+    default without --config).
 
     Writes OUT/config.yaml, OUT/store.json, OUT/metrics.jsonl (one line per epoch) and
     OUT/last.pt after every epoch. Under `torchrun --nproc-per-node N` it trains with
@@ -82,7 +84,7 @@ def train_command(
         from wsicell.atomic import check_writable
 
         check_writable(run_dir.config_path)  # an unwritable --out fails before the choice is announced
-        config_path = default_config(method or "ccrl", device=str(overrides.get("device", "auto")), quiet=quiet)
+        config_path = default_config(method, device=str(overrides.get("device", "auto")), quiet=quiet)
     config = train_config(config_path, **overrides)  # without a file: the method's paper settings
     compute = choose(config.device, config.precision)  # a bad --device / --precision fails here
     if not quiet and int(os.environ.get("RANK", "0")) == 0:
@@ -97,21 +99,40 @@ def train_command(
         dist.end_process(0)
 
 
-def default_config(method: str, *, device: str, quiet: bool) -> Path | None:
-    """Without --config: the paper's recipe on a CUDA GPU (None: the dataclass defaults), the
-    method's CPU preset on a CPU (the paper's 500 epochs would take days there). Says which."""
+CPU_DEFAULT_METHOD = "stain-distill"
+"""What ``wsicell train`` without --config and --method trains on a machine without a CUDA GPU."""
+
+
+def default_config(method: str | None, *, device: str, quiet: bool) -> Path | None:
+    """Without --config: on a CUDA GPU the paper's recipe (None: the dataclass defaults); on a
+    CPU (the paper's 500 epochs would take days there), without --method the stain
+    self-distillation of the untrained encoder (the best on the train split's criteria), with
+    --method that method's CPU preset. A method without a paper uses its preset everywhere.
+    Says which, in one line."""
     from wsicell.device import choose_device
     from wsicell.train.presets import cpu_preset
 
     on_cpu = choose_device(device)[0].type == "cpu"
+    if method is not None and not REGISTRY[method].paper:  # no paper recipe: its own configuration everywhere
+        preset = cpu_preset(method)
+        if not quiet:
+            click.echo(f"Training {method} with its configuration {preset.name} (it has no paper recipe)", err=True)
+        return preset
     if not on_cpu:
         if not quiet:
-            click.echo(f"CUDA GPU: training {method} with its paper's recipe (--config to change it)", err=True)
+            click.echo(f"CUDA GPU: training {method or 'ccrl'} with its paper's recipe (--config to change it)", err=True)
         return None
+    if method is None:
+        preset = cpu_preset(CPU_DEFAULT_METHOD)
+        if not quiet:
+            click.echo(f"No CUDA GPU: the untrained encoder taught to ignore stains ({preset.name}, about 25 s per "
+                       "10,000 cells; on new images it clusters better than the untrained encoder without context and "
+                       "as well with it); untrained: --config configs/cpu-untrained.yaml", err=True)  # fmt: skip
+        return preset
     preset = cpu_preset(method)
     if not quiet and preset.name == "cpu-untrained.yaml":
-        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: no training time, and on "
-                   "new images it clusters as well as CPU-trained CCRL); to train: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
+        click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: no training time); "
+                   "to train CCRL: --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
     elif not quiet:
         click.echo(f"No CUDA GPU: training {method} with the CPU configuration {preset.name} "
                    f"(minutes, not days; the paper's recipe: --config configs/{method}.yaml)", err=True)  # fmt: skip

@@ -123,6 +123,8 @@ class TrainConfig:
         check(0 < self.blur_sigma[0] <= self.blur_sigma[1], f"blur_sigma must be 0 < min <= max, got {self.blur_sigma}")
         check(self.rotation[0] <= self.rotation[1], f"rotation must be (min, max) degrees, got {self.rotation}")
         check(0.0 <= self.stain_jitter <= 2.0, f"stain_jitter must be in [0, 2], got {self.stain_jitter}")
+        check(self.method != "stain-distill" or self.stain_jitter > 0,
+              "stain_jitter must be > 0 for stain-distill (the stain change is what it learns to ignore)")  # fmt: skip
         check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
         check(len(self.embed_stages) > 0 and list(self.embed_stages) == sorted(set(self.embed_stages))
               and set(self.embed_stages) <= {1, 2, 3, 4},

@@ -23,6 +23,7 @@ class MethodInfo:
     title: str  # how results name it
     target: str  # "module:class", imported on use
     paper_defaults: dict[str, object] = field(default_factory=dict)  # shared settings of its paper
+    paper: bool = True  # False: no paper recipe; its configuration (the preset) serves every device
 
 
 REGISTRY: dict[str, MethodInfo] = {
@@ -32,6 +33,10 @@ REGISTRY: dict[str, MethodInfo] = {
         {"batch_size": 512, "weight_decay": 1e-6, "temperature": 0.1, "projector_dims": (512, 128)},
     ),  # fmt: skip
     "sslp": MethodInfo("SSLP", "wsicell.train.methods.sslp:SSLP", {"batch_size": 512, "temperature": 0.1}),
+    "stain-distill": MethodInfo(
+        "Stain self-distillation", "wsicell.train.methods.stain_distill:StainDistill",
+        {"stain_jitter": 0.3, "lr": 1e-4, "min_lr": 1e-4, "weight_decay": 0.0, "warmup_epochs": 0}, paper=False,
+    ),  # fmt: skip
 }
 METHODS: tuple[str, ...] = tuple(REGISTRY)
 

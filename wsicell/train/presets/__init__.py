@@ -12,7 +12,7 @@ PRESETS = Path(__file__).resolve().parent
 def cpu_preset(method: str) -> Path:
     """The CPU configuration of ``method``: for ``ccrl`` the untrained encoder
     (``cpu-untrained.yaml``: at CPU budgets it clustered better than trained CCRL), for
-    ``simclr`` and ``sslp`` their fast CPU configurations."""
+    ``simclr`` and ``sslp`` their fast CPU configurations, for ``stain-distill`` its only one."""
     path = PRESETS / ("cpu-untrained.yaml" if method == "ccrl" else f"{method}-cpu-fast.yaml")
     if not path.is_file():
         raise ValueError(f"no CPU configuration for method {method!r}")
