@@ -125,7 +125,7 @@ def default_config(method: str | None, *, device: str, quiet: bool) -> Path | No
     if method is None:
         preset = cpu_preset(CPU_DEFAULT_METHOD)
         if not quiet:
-            click.echo(f"No CUDA GPU: the untrained encoder taught to ignore stains ({preset.name}, about 25 s per "
+            click.echo(f"No CUDA GPU: the untrained encoder taught to ignore stains ({preset.name}, about 30 s per "
                        "10,000 cells; on new images it clusters better than the untrained encoder without context and "
                        "as well with it); untrained: --config configs/cpu-untrained.yaml", err=True)  # fmt: skip
         return preset
