@@ -58,7 +58,8 @@ def train_command(
     store: Path, out: Path, config_path: Path | None, method: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
     device: str | None, precision: str | None, sets: tuple[str, ...], resume: bool, quiet: bool,
 ) -> None:  # fmt: skip
-    """Train CCRL (contrastive cell representation learning) on the crops of a store.
+    """Train a cell encoder on the crops of a store: CCRL (contrastive cell representation
+    learning, the paper's recipe) on a CUDA GPU, stain self-distillation on a CPU.
 
     --method simclr | sslp trains SimCLR for histopathology or SSLP (spatial neighbours as
     positives) instead, on the same backbone, data and run directory (docs/methods.md);
