@@ -32,7 +32,7 @@ from wsicell.progress import progress_bars
 from wsicell.provenance import EMBEDDING_MODEL, EmbeddingModel, SlideEmbedding
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
-from wsicell.train.backbone import PooledStages
+from wsicell.train.backbone import embedding_module
 from wsicell.train.config import EMBED_VIEWS, TrainConfig
 from wsicell.train.methods.registry import build_method
 from wsicell.train.run_dir import RunDir
@@ -70,10 +70,7 @@ def load_encoder(
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model of its config ({str(exc).splitlines()[0]})") from None
     dev = device if isinstance(device, torch.device) else choose_device(device)[0]
-    backbone = method.encoder(encoder or config.embed_encoder)
-    if config.embed_stages != (4,):
-        backbone = PooledStages(backbone, config.embed_stages)
-    backbone = backbone.to(dev).eval()
+    backbone = embedding_module(method.encoder(encoder or config.embed_encoder), config.embed_stages).to(dev).eval()
     backbone.crop_size = config.crop_size  # type: ignore[assignment]
     return backbone, config
 

@@ -140,8 +140,9 @@ def drop_unsure(labels: np.ndarray, prob: np.ndarray, min_probability: float) ->
     flat = labels.ravel()
     best = np.zeros(int(flat.max()) + 1, np.float32)
     order = np.argsort(flat, kind="stable")  # pixels grouped by instance
-    starts = np.flatnonzero(np.r_[True, flat[order][1:] != flat[order][:-1]])
-    best[flat[order][starts]] = np.maximum.reduceat(prob.ravel()[order].astype(np.float32), starts)
+    ids = flat[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    best[ids[starts]] = np.maximum.reduceat(prob.ravel()[order].astype(np.float32), starts)
     keep = best >= min_probability
     keep[0] = False
     return np.where(keep[labels], labels, 0).astype(labels.dtype)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wsicell.train.config import EMBED_STAGES, stage_channels, valid_stages
+
 STEMS = ("cifar", "cifar_pool", "imagenet")
-STAGES = (1, 2, 3, 4)
-"""The four stages of the network (a pair of blocks each, 1, 2, 4 and 8 x ``width`` channels)."""
 
 # Mean/std of the RGB channels (ImageNet); BN after the stem adapts to H&E anyway.
 MEAN = (0.485, 0.456, 0.406)
@@ -89,12 +89,11 @@ class PooledStages(nn.Module):
 
     def __init__(self, backbone: PreActResNet18, stages: tuple[int, ...]) -> None:
         super().__init__()
-        if not stages or list(stages) != sorted(set(stages)) or not set(stages) <= set(STAGES):
-            raise ValueError(f"stages must be increasing, distinct and among {STAGES}, got {stages}")
+        if not valid_stages(tuple(stages)):
+            raise ValueError(f"stages must be increasing, distinct and among {EMBED_STAGES}, got {stages}")
         self.backbone = backbone
         self.stages = tuple(stages)
-        width = backbone.out_dim // 8
-        self.out_dim = sum(width * 2 ** (s - 1) for s in self.stages)
+        self.out_dim = stage_channels(backbone.out_dim // 8, self.stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self.backbone
@@ -109,3 +108,9 @@ class PooledStages(nn.Module):
             if stage == self.stages[-1] and i % 2 == 1:
                 break
         return torch.cat(pooled, dim=1)  # N x out_dim
+
+
+def embedding_module(backbone: PreActResNet18, stages: tuple[int, ...]) -> nn.Module:
+    """The module that makes a cell's embedding from ``stages`` of ``backbone``: the backbone
+    itself for the last stage alone (its own output), else its :class:`PooledStages`."""
+    return backbone if tuple(stages) == (4,) else PooledStages(backbone, stages)

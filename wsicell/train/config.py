@@ -18,6 +18,21 @@ STEMS = ("cifar", "cifar_pool", "imagenet")
 EMBED_VIEWS = (1, 2, 4, 8)
 """Test-time views of a crop averaged into its embedding (``wsicell.embed``)."""
 
+EMBED_STAGES = (1, 2, 3, 4)
+"""The backbone's four stages (a pair of blocks each, 1, 2, 4 and 8 x ``width`` channels);
+an increasing selection of them forms the embedding (``embed_stages``)."""
+
+
+def valid_stages(stages: tuple[int, ...]) -> bool:
+    """Whether ``stages`` is a non-empty, increasing selection of :data:`EMBED_STAGES`."""
+    return bool(stages) and list(stages) == sorted(set(stages)) and set(stages) <= set(EMBED_STAGES)
+
+
+def stage_channels(width: int, stages: tuple[int, ...]) -> int:
+    """Channels of the embedding made of ``stages`` of a backbone of ``width``."""
+    return sum(width * 2 ** (s - 1) for s in stages)
+
+
 RESUMABLE_CHANGES = frozenset({"embed_views", "embed_stages", "epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
 """Settings that may differ between a run and its ``--resume`` (everything else must match)."""
 
@@ -126,8 +141,7 @@ class TrainConfig:
         check(self.method != "stain-distill" or self.stain_jitter > 0,
               "stain_jitter must be > 0 for stain-distill (the stain change is what it learns to ignore)")  # fmt: skip
         check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
-        check(len(self.embed_stages) > 0 and list(self.embed_stages) == sorted(set(self.embed_stages))
-              and set(self.embed_stages) <= {1, 2, 3, 4},
+        check(valid_stages(self.embed_stages),
               f"embed_stages must be increasing, distinct stages among 1-4, got {list(self.embed_stages)}")  # fmt: skip
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
@@ -150,7 +164,7 @@ class TrainConfig:
     @property
     def embedding_dim(self) -> int:
         """Size of a cell's embedding: the channels of the ``embed_stages`` (the last: 8 x width)."""
-        return sum(self.width * 2 ** (s - 1) for s in self.embed_stages)
+        return stage_channels(self.width, self.embed_stages)
 
 
 def train_config(path: str | PathLike[str] | None = None, /, **overrides: object) -> TrainConfig:

@@ -24,14 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsicell.train.augment import Augment, stain_factors, stain_scaled
-from wsicell.train.backbone import PooledStages
+from wsicell.train.backbone import embedding_module
 from wsicell.train.config import TrainConfig
 from wsicell.train.method import Method
-
-
-def embedding(backbone: nn.Module, x: torch.Tensor, stages: tuple[int, ...]) -> torch.Tensor:
-    """The embedding ``wsicell embed`` makes of ``x`` with ``backbone`` (N x D)."""
-    return backbone(x) if stages == (4,) else PooledStages(backbone, stages)(x)
 
 
 def cosine_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -69,10 +64,10 @@ class StainDistill(Method):
         return view, stain_scaled(view, factors.to(view.device))  # type: ignore[union-attr]
 
     def forward(self, view: torch.Tensor, stained: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        stages = self.config.embed_stages
+        stages = self.config.embed_stages  # the embedding exactly as ``wsicell embed`` makes it
         with torch.no_grad():
-            target = embedding(self.teacher, view, stages)  # N x D
-        return embedding(self.backbone, stained, stages), target
+            target = embedding_module(self.teacher, stages)(view)  # N x D
+        return embedding_module(self.backbone, stages)(stained), target
 
     def loss(self, output: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return cosine_distance(*output)
