@@ -75,7 +75,8 @@ def test_bad_inputs_fail_alone_and_lose_nothing(tmp_path: Path, extracted_store:
     assert lines[:3] == [
         f"Error: {missing}: file not found",
         f"Error: {text}: not a slide format OpenSlide can read",
-        f"Error: {truncated}: a TIFF-based file OpenSlide cannot parse: truncated or corrupt",
+        f"Error: {truncated}: a TIFF-based file OpenSlide cannot parse: truncated or corrupt, "
+        "or a plain untiled TIFF (save those as PNG)",
     ]
     assert lines[3].startswith(f"Error: {corrupt}: cannot read pixels, file corrupt or truncated (") and len(lines) == 4
     assert "Traceback" not in out
@@ -102,6 +103,33 @@ def test_slide_lacking_mpp(shared_data: Path, tmp_path: Path) -> None:
         f"Error: {tcga}: no resolution (microns-per-pixel) metadata; "
         "pass --slide-mpp (for example 0.25 for a 40x scan, 0.5 for 20x)"
     )
+
+
+def test_plain_images_named_with_their_resolution(tmp_path: Path, sample_slide: Path) -> None:
+    """Fields of view saved as PNG / JPEG (public datasets, camera images): named, with
+    --slide-mpp, they are extracted like slides; a folder of them says how."""
+    from wsicell.io.slide import open_slide
+
+    fields = tmp_path / "fields"
+    fields.mkdir()
+    with open_slide(sample_slide) as s:
+        for name, x in (("a.png", 600), ("b.jpg", 1100)):
+            region = s.read_region((x, 1200), 0, (500, 500))
+            cv2.imwrite(str(fields / name), cv2.cvtColor(region, cv2.COLOR_RGB2BGR))
+    store = tmp_path / "c.zarr"
+    code, out = run("extract", fields, "--store", store, "--quiet")
+    assert code == 1 and out.strip() == (
+        f"Error: {fields}: no slide files found, but 2 plain image(s): name them, with their "
+        f"resolution, e.g. {fields}/*.png --slide-mpp 0.5"
+    )
+    code, out = run("extract", fields / "a.png", fields / "b.jpg", "--store", store, "--slide-mpp", "0.499", "--quiet")
+    assert code == 0, out
+    cells = CellStore.open(store)
+    counts = {s.id: s.n_cells for s in cells.slides()}
+    assert len(counts) == 2, counts
+    assert all(n > 50 for n in counts.values()), counts  # ~100-200 nuclei in 250 x 250 µm of tissue
+    code, out = run("extract", fields / "a.png", fields / "b.jpg", "--store", store, "--slide-mpp", "0.499", "--quiet")
+    assert code == 0 and {s.id: s.n_cells for s in CellStore.open(store).slides()} == counts  # resumed: same cells
 
 
 @pytest.mark.parametrize("kind", ["file", "under-file", "read-only"])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from wsicell.errors import SlideError
 from wsicell.io.pyramid import write_pyramidal_tiff
-from wsicell.io.slide import VirtualSlide, find_slides, fingerprint, open_slide
+from wsicell.io.slide import VirtualSlide, find_slides, fingerprint, no_slides_reason, open_slide
 
 
 def test_sample_slide_metadata(sample_slide: Path) -> None:
@@ -104,3 +105,45 @@ def test_find_slides_and_fingerprint(tmp_path: Path, sample_slide: Path) -> None
     found = find_slides([tmp_path / "a", tmp_path / "a" / "two.SVS", tmp_path / "missing.svs"])
     assert [f.name for f in found] == ["one.svs", "two.SVS", "missing.svs"]
     assert fingerprint(found[0]) == fingerprint(sample_slide)
+
+
+def sample_region(sample_slide: Path) -> np.ndarray:
+    with open_slide(sample_slide) as s:
+        return s.read_region((800, 1200), 0, (300, 200))  # a real field of view, 300 x 200 px
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp"])
+def test_plain_image_is_a_slide_at_the_given_resolution(tmp_path: Path, sample_slide: Path, suffix: str) -> None:
+    region = sample_region(sample_slide)
+    path = tmp_path / f"field{suffix}"
+    assert cv2.imwrite(str(path), cv2.cvtColor(region, cv2.COLOR_RGB2BGR))
+    with open_slide(path, mpp=0.5) as s:
+        assert (s.dimensions, s.mpp, s.path) == ((300, 200), 0.5, str(path))
+        pixels = s.read_grid((0, 0), (300, 200), mpp=0.5).astype(int)
+    # PNG and BMP are lossless; JPEG within its compression error, and in place (not shifted)
+    error = np.abs(pixels - region.astype(int)).mean()
+    assert error < (8 if suffix == ".jpg" else 1e-9)
+    assert error < np.abs(pixels[:, 1:] - region[:, :-1].astype(int)).mean()
+
+
+def test_plain_image_needs_its_resolution_and_intact_bytes(tmp_path: Path, sample_slide: Path) -> None:
+    path = tmp_path / "field.png"
+    cv2.imwrite(str(path), cv2.cvtColor(sample_region(sample_slide), cv2.COLOR_RGB2BGR))
+    with pytest.raises(SlideError, match="field.png: a plain image has no resolution metadata; pass --slide-mpp"):
+        open_slide(path)
+    with pytest.raises(SlideError, match="field.png: --slide-mpp 40.0 is outside the plausible range"):
+        open_slide(path, mpp=40.0)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(SlideError, match="broken.png: cannot decode the image"):
+        open_slide(broken, mpp=0.5)
+
+
+def test_folders_give_slides_not_plain_images(tmp_path: Path, sample_slide: Path) -> None:
+    (tmp_path / "fields").mkdir()
+    cv2.imwrite(str(tmp_path / "fields" / "a.png"), np.full((8, 8, 3), 200, np.uint8))
+    assert find_slides([tmp_path / "fields"]) == []  # thumbnails and overlays live beside slides
+    assert find_slides([tmp_path / "fields" / "a.png"]) == [tmp_path / "fields" / "a.png"]  # named: taken
+    reason = no_slides_reason([tmp_path / "fields"])
+    assert "1 plain image(s)" in reason and "fields/*.png --slide-mpp" in reason
+    assert no_slides_reason([tmp_path / "nothing"]) == "no slide files found"

@@ -24,6 +24,15 @@ SLIDE_SUFFIXES = (
 )  # fmt: skip
 """File types OpenSlide reads; folders are searched for these."""
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+"""Plain images (fields of view, tiles, exported regions): read whole into memory, taken when
+named explicitly (not from folders: slide folders often hold thumbnails and overlays too).
+They carry no resolution, so their µm/px must be given (``--slide-mpp``). TIFFs always go to
+OpenSlide, which reads tiled TIFFs; a truncated slide must not pass for a plain image."""
+
+MAX_IMAGE_PIXELS = 1 << 30
+"""Largest plain image read whole (OpenCV's own decoding limit): beyond it, a pyramidal file."""
+
 MPP_RANGE = (0.05, 20.0)
 """Plausible µm/px at level 0; anything outside is treated as broken metadata."""
 
@@ -151,7 +160,8 @@ class OpenSlideSlide(Slide):
             self._osr = openslide.OpenSlide(self.path)
         except openslide.OpenSlideUnsupportedFormatError:
             if _looks_like_tiff(path):
-                raise SlideError(path, "a TIFF-based file OpenSlide cannot parse: truncated or corrupt") from None
+                raise SlideError(path, "a TIFF-based file OpenSlide cannot parse: truncated or corrupt, "
+                                       "or a plain untiled TIFF (save those as PNG)") from None  # fmt: skip
             raise SlideError(path, "not a slide format OpenSlide can read") from None
         except openslide.OpenSlideError as exc:
             raise SlideError(path, f"corrupt or truncated slide ({exc})") from None
@@ -220,6 +230,8 @@ def open_slide(path: PathLikeStr, *, mpp: float | None = None, check: bool = Tru
         raise SlideError(path, "not a file")
     if p.stat().st_size == 0:
         raise SlideError(path, "empty file")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return open_image(p, mpp=mpp)
     slide = OpenSlideSlide(p, mpp=mpp)
     if check:
         level = slide.level_count - 1
@@ -227,6 +239,20 @@ def open_slide(path: PathLikeStr, *, mpp: float | None = None, check: bool = Tru
         if w * h <= 4096 * 4096:
             slide.read_region((0, 0), level, (w, h))
     return slide
+
+
+def open_image(path: PathLikeStr, *, mpp: float | None) -> VirtualSlide:
+    """A plain image file (PNG, JPEG, BMP, plain TIFF) as a slide at ``mpp`` µm/px, which it
+    must be given: such files carry no reliable resolution."""
+    if mpp is None:
+        raise SlideError(path, f"a plain image has no resolution metadata; {MPP_HINT}")
+    mpp = _resolve_mpp(path, {}, mpp)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # 8-bit BGR whatever the file's depth
+    if image is None:
+        raise SlideError(path, f"cannot decode the image (truncated, corrupt, or over {MAX_IMAGE_PIXELS:,} pixels)")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise SlideError(path, f"image of {image.shape[1]} x {image.shape[0]} px: too small to segment")
+    return VirtualSlide(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mpp=mpp, path=str(path))
 
 
 def fingerprint(path: PathLikeStr) -> str:
@@ -246,7 +272,8 @@ def find_slides(paths: list[PathLikeStr]) -> list[Path]:
     """Expand files and folders (recursively) into slide paths, in a stable order.
 
     Paths given explicitly are kept whatever their suffix (a bad one fails later with a
-    clear message); folders contribute files with a known slide suffix.
+    clear message; plain images, ``IMAGE_SUFFIXES``, are read as such); folders contribute
+    files with a known slide suffix.
     """
     found: list[Path] = []
     for raw in paths:
@@ -263,6 +290,18 @@ def find_slides(paths: list[PathLikeStr]) -> list[Path]:
             seen.add(key)
             unique.append(f)
     return unique
+
+
+def no_slides_reason(paths: list[PathLikeStr]) -> str:
+    """Why :func:`find_slides` found nothing in ``paths``, with the way out when the folders
+    hold plain images."""
+    images = sorted(f for raw in paths if Path(raw).is_dir() for f in Path(raw).rglob("*")
+                    if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+    if not images:
+        return "no slide files found"
+    example = Path(images[0]).parent / f"*{images[0].suffix}"
+    return (f"no slide files found, but {len(images)} plain image(s): name them, with their "
+            f"resolution, e.g. {example} --slide-mpp 0.5")  # fmt: skip
 
 
 def _looks_like_tiff(path: PathLikeStr) -> bool:
