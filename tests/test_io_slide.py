@@ -137,6 +137,22 @@ def test_plain_image_needs_its_resolution_and_intact_bytes(tmp_path: Path, sampl
     broken.write_bytes(path.read_bytes()[:200])
     with pytest.raises(SlideError, match="broken.png: cannot decode the image"):
         open_slide(broken, mpp=0.5)
+    header_only = tmp_path / "header.png"
+    header_only.write_bytes(path.read_bytes()[:40])  # the size is there, the pixels are not
+    with pytest.raises(SlideError, match="header.png: cannot decode the image"):
+        open_slide(header_only, mpp=0.5)
+
+
+def test_plain_image_too_large_to_read_whole(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "huge.png"
+    Image.new("1", (12_000, 9_000)).save(path)  # 108 MP, 1 bit each: a small file, never decoded
+    with pytest.raises(SlideError, match="huge.png: a plain image of 12,000 x 9,000 px is too large .*pyramidal TIFF"):
+        open_slide(path, mpp=0.5)
+    Image.new("1", (15_000, 12_000)).save(path)  # 180 MP: over Pillow's own ceiling too
+    with pytest.raises(SlideError, match="huge.png: a plain image too large to read whole .*pyramidal TIFF"):
+        open_slide(path, mpp=0.5)
 
 
 def test_folders_give_slides_not_plain_images(tmp_path: Path, sample_slide: Path) -> None:

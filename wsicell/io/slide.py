@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -30,8 +31,9 @@ named explicitly (not from folders: slide folders often hold thumbnails and over
 They carry no resolution, so their µm/px must be given (``--slide-mpp``). TIFFs always go to
 OpenSlide, which reads tiled TIFFs; a truncated slide must not pass for a plain image."""
 
-MAX_IMAGE_PIXELS = 1 << 30
-"""Largest plain image read whole (OpenCV's own decoding limit): beyond it, a pyramidal file."""
+MAX_IMAGE_PIXELS = 100_000_000
+"""Largest plain image read whole (300 MB of RGB, per extraction thread): extraction's memory
+stays bounded; a larger image belongs in a tiled pyramidal TIFF."""
 
 MPP_RANGE = (0.05, 20.0)
 """Plausible µm/px at level 0; anything outside is treated as broken metadata."""
@@ -247,12 +249,32 @@ def open_image(path: PathLikeStr, *, mpp: float | None) -> VirtualSlide:
     if mpp is None:
         raise SlideError(path, f"a plain image has no resolution metadata; {MPP_HINT}")
     mpp = _resolve_mpp(path, {}, mpp)
+    width, height = _image_size(path)
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SlideError(path, f"a plain image of {width:,} x {height:,} px is too large to read whole "
+                               f"(limit {MAX_IMAGE_PIXELS:,} px); save it as a tiled pyramidal TIFF")  # fmt: skip
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # 8-bit BGR whatever the file's depth
     if image is None:
-        raise SlideError(path, f"cannot decode the image (truncated, corrupt, or over {MAX_IMAGE_PIXELS:,} pixels)")
+        raise SlideError(path, "cannot decode the image (truncated or corrupt)")
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise SlideError(path, f"image of {image.shape[1]} x {image.shape[0]} px: too small to segment")
     return VirtualSlide(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mpp=mpp, path=str(path))
+
+
+def _image_size(path: PathLikeStr) -> Size:
+    """(width, height) from a plain image's header, without decoding its pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is ours
+        try:
+            with Image.open(path) as image:
+                return image.size
+        except Image.DecompressionBombError:  # Pillow's own ceiling, far above MAX_IMAGE_PIXELS
+            raise SlideError(path, f"a plain image too large to read whole (over {MAX_IMAGE_PIXELS:,} px); "
+                                   "save it as a tiled pyramidal TIFF") from None  # fmt: skip
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise SlideError(path, "cannot decode the image (truncated or corrupt)") from None
 
 
 def fingerprint(path: PathLikeStr) -> str:
