@@ -11,7 +11,7 @@ import pytest
 
 from wsicell.errors import SlideError
 from wsicell.io.pyramid import write_pyramidal_tiff
-from wsicell.io.slide import VirtualSlide, find_slides, fingerprint, no_slides_reason, open_slide
+from wsicell.io.slide import VirtualSlide, find_slides, fingerprint, open_slide, require_slides
 
 
 def test_sample_slide_metadata(sample_slide: Path) -> None:
@@ -141,6 +141,10 @@ def test_plain_image_needs_its_resolution_and_intact_bytes(tmp_path: Path, sampl
     header_only.write_bytes(path.read_bytes()[:40])  # the size is there, the pixels are not
     with pytest.raises(SlideError, match="header.png: cannot decode the image"):
         open_slide(header_only, mpp=0.5)
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((1, 5, 3), 200, np.uint8))
+    with pytest.raises(SlideError, match="tiny.png: image of 5 x 1 px: too small to segment"):
+        open_slide(tiny, mpp=0.5)
 
 
 def test_plain_image_too_large_to_read_whole(tmp_path: Path) -> None:
@@ -160,6 +164,12 @@ def test_folders_give_slides_not_plain_images(tmp_path: Path, sample_slide: Path
     cv2.imwrite(str(tmp_path / "fields" / "a.png"), np.full((8, 8, 3), 200, np.uint8))
     assert find_slides([tmp_path / "fields"]) == []  # thumbnails and overlays live beside slides
     assert find_slides([tmp_path / "fields" / "a.png"]) == [tmp_path / "fields" / "a.png"]  # named: taken
-    reason = no_slides_reason([tmp_path / "fields"])
+    with pytest.raises(SlideError) as found_none:
+        require_slides([tmp_path / "fields"])
+    reason = found_none.value.reason
     assert "1 plain image(s)" in reason and "fields/*.png --slide-mpp" in reason
-    assert no_slides_reason([tmp_path / "nothing"]) == "no slide files found"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SlideError) as found_none:
+        require_slides([tmp_path / "empty"])
+    assert found_none.value.reason == "no slide files found"
+    assert require_slides([tmp_path / "fields" / "a.png"]) == [tmp_path / "fields" / "a.png"]

@@ -22,7 +22,7 @@ from wsicell.extract.config import ExtractConfig
 from wsicell.extract.runner import make_runner
 from wsicell.extract.tasks import TileJob, TileResult, run_tile
 from wsicell.extract.threshold import resolve_threshold, uses_threshold
-from wsicell.io.slide import Slide, find_slides, fingerprint, no_slides_reason, open_slide
+from wsicell.io.slide import Slide, fingerprint, open_slide, require_slides
 from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
 from wsicell.io.tissue import TissueMask, detect_tissue
 from wsicell.progress import progress_bars, stderr_console
@@ -123,9 +123,7 @@ def extract_slides(
     A slide that fails (missing, not a slide, truncated, no mpp) is reported and the
     others go on; store-wide problems (unwritable, other settings) raise StoreError.
     """
-    slides = find_slides(paths)
-    if not slides:
-        raise SlideError(", ".join(map(str, paths)) or "(none)", no_slides_reason(list(paths)))
+    slides = require_slides(list(paths))
     cs = open_output(store, config)
     report = ExtractReport(str(store))
     runner = make_runner(scheduler, workers)

@@ -244,8 +244,8 @@ def open_slide(path: PathLikeStr, *, mpp: float | None = None, check: bool = Tru
 
 
 def open_image(path: PathLikeStr, *, mpp: float | None) -> VirtualSlide:
-    """A plain image file (PNG, JPEG, BMP, plain TIFF) as a slide at ``mpp`` µm/px, which it
-    must be given: such files carry no reliable resolution."""
+    """A plain image file (``IMAGE_SUFFIXES``) as a slide at ``mpp`` µm/px, which it must be
+    given: such files carry no reliable resolution."""
     if mpp is None:
         raise SlideError(path, f"a plain image has no resolution metadata; {MPP_HINT}")
     mpp = _resolve_mpp(path, {}, mpp)
@@ -314,16 +314,20 @@ def find_slides(paths: list[PathLikeStr]) -> list[Path]:
     return unique
 
 
-def no_slides_reason(paths: list[PathLikeStr]) -> str:
-    """Why :func:`find_slides` found nothing in ``paths``, with the way out when the folders
-    hold plain images."""
+def require_slides(paths: list[PathLikeStr]) -> list[Path]:
+    """:func:`find_slides`, or a :class:`SlideError` when it finds nothing, saying how to name
+    the plain images when the folders hold only those."""
+    found = find_slides(paths)
+    if found:
+        return found
     images = sorted(f for raw in paths if Path(raw).is_dir() for f in Path(raw).rglob("*")
                     if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
-    if not images:
-        return "no slide files found"
-    example = Path(images[0]).parent / f"*{images[0].suffix}"
-    return (f"no slide files found, but {len(images)} plain image(s): name them, with their "
-            f"resolution, e.g. {example} --slide-mpp 0.5")  # fmt: skip
+    reason = "no slide files found"
+    if images:
+        example = images[0].parent / f"*{images[0].suffix}"
+        reason += (f", but {len(images)} plain image(s): name them, with their resolution, "
+                   f"e.g. {example} --slide-mpp 0.5")  # fmt: skip
+    raise SlideError(", ".join(map(str, paths)) or "(none)", reason)
 
 
 def _looks_like_tiff(path: PathLikeStr) -> bool:

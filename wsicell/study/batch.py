@@ -33,7 +33,7 @@ from wsicell.cluster import load_clustering
 from wsicell.errors import ConfigError, SlideError, StoreError, WsicellError
 from wsicell.export.geojson import ObjectType
 from wsicell.export.names import load_styles
-from wsicell.io.slide import find_slides, no_slides_reason
+from wsicell.io.slide import require_slides
 from wsicell.provenance import EmbeddingModel
 from wsicell.store import CellStore
 from wsicell.types import PathLikeStr
@@ -131,9 +131,7 @@ def map_study(
     from wsicell.mapping import prepare_slide
     from wsicell.study.classifier import load_classifier
 
-    paths = find_slides(list(slides))
-    if not paths:
-        raise SlideError(", ".join(map(str, slides)) or "(none)", no_slides_reason(list(slides)))
+    paths = require_slides(list(slides))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file; --out must be a folder when mapping several slides")
