@@ -44,8 +44,8 @@ def run_extract(slide: Path, workers: int, segmenter: str | None) -> dict:
            "--store", str(store), "--quiet", "--workers", str(workers)]  # fmt: skip
     if segmenter:
         config = WORK / f"mem-{segmenter}.yaml"
-        if segmenter == "hvnet":
-            config.write_text("segment:\n  method: hvnet\n")
+        if segmenter in ("hvnet", "hvnet-fine"):
+            config.write_text(f"segment:\n  method: {segmenter}\n")
         else:
             config.write_text(f"segment:\n  method: watershed\n  foreground: {segmenter}\n")
         cmd += ["--config", str(config)]
@@ -70,7 +70,8 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
-                    choices=["hvnet", "cnn", "classifier", "haematoxylin"], help="hvnet or a watershed foreground")
+                    choices=["hvnet", "hvnet-fine", "cnn", "classifier", "haematoxylin"],
+                    help="hvnet, hvnet-fine or a watershed foreground")  # fmt: skip
     args = ap.parse_args()
     big = mosaic_slide(args.side)
     load0 = os.getloadavg()
@@ -90,7 +91,8 @@ def main() -> None:
         ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
         print(f"{small['segmenter']}: peak RSS large / small: {ratio:.2f} (pixels x {(args.side**2) / (2220 * 2967):.0f}); "
               f"target < 2048 MB: {'met' if large['peak_rss_mb'] < 2048 else 'MISSED'}")  # fmt: skip
-    save("extract_memory", [{k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+    name = "extract_memory" + ("" if sorted(args.segmenters) == ["cnn", "hvnet"] else "-" + "-".join(args.segmenters))
+    save(name, [{k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
          notes={"workers": args.workers, "side_px": args.side, "target_peak_rss_mb": 2048},
          title="extraction peak memory, small slide vs large mosaic")  # fmt: skip
 

@@ -5,11 +5,13 @@ process are (1) read raw with OpenSlide (`read_region` of each tile core at leve
 RGB: the floor any extractor pays), with 1 and 2 threads; (2) extracted end to end
 (`extract_slides`: tissue detection, resampled reads with overlap, segmentation, crops,
 features, Zarr writes) with 1 and 2 workers, once per segmenter (``--segmenters``: the
-HV-net, ``hvnet``, and the watershed with a foreground, e.g. ``cnn``; default both, side by
-side in one run). Throughput is tissue megapixels per second (the tiles' core area at
-0.5 µm/px) and cells per second.
+HV-net, ``hvnet``, with its full-resolution branch, ``hvnet-fine``, and the watershed with a
+foreground, e.g. ``cnn``; default ``cnn hvnet``, side by side in one run). Throughput is
+tissue megapixels per second (the tiles' core area at the working resolution ``--mpp``) and
+cells per second.
 
     .venv/bin/python benchmarks/extract_speed.py [--side 30720] [--region 8192] [--precision fp32]
+    .venv/bin/python benchmarks/extract_speed.py --segmenters hvnet hvnet-fine --mpp 0.25   # as for 40x slides
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=30720)
     ap.add_argument("--region", type=int, default=4096, help="side of the level-0 region (px)")
     ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
-                    choices=["hvnet", "cnn", "classifier", "haematoxylin"], help="hvnet or a watershed foreground")
+                    choices=["hvnet", "hvnet-fine", "cnn", "classifier", "haematoxylin"],
+                    help="hvnet, hvnet-fine or a watershed foreground")  # fmt: skip
+    ap.add_argument("--mpp", type=float, default=0.5, help="working resolution, µm/px (0.25: as extraction of 40x slides)")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the networks' arithmetic [default: auto]")
     ap.add_argument("--runtime", choices=["auto", "torch", "openvino"], help="the HV-net's runtime [default: auto]")
     args = ap.parse_args()
@@ -98,13 +102,13 @@ def main() -> None:
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
     extra = {"precision": args.precision} if args.precision else {}
     segments = {
-        name: SegmentConfig(method="hvnet", **extra, **({"runtime": args.runtime} if args.runtime else {}))
-        if name == "hvnet"
+        name: SegmentConfig(method=name, **extra, **({"runtime": args.runtime} if args.runtime else {}))
+        if name in ("hvnet", "hvnet-fine")
         else SegmentConfig(method="watershed", foreground=name, **extra)
         for name in args.segmenters
     }  # fmt: skip
     # the tiles (their overlap follows max_diameter_um, shared by all segmenters)
-    config = ExtractConfig(region=region, segment=segments[args.segmenters[0]])
+    config = ExtractConfig(region=region, mpp=args.mpp, segment=segments[args.segmenters[0]])
     with open_slide(path) as slide:
         seg = make_segmenter(config.segment)
         scale = slide.grid_scale(config.mpp)
@@ -128,7 +132,7 @@ def main() -> None:
             store = WORK / f"speed-{workers}.zarr"
             shutil.rmtree(store, ignore_errors=True)
             c0 = time.process_time()
-            report = extract_slides([path], store=store, config=ExtractConfig(region=region, segment=segment),
+            report = extract_slides([path], store=store, config=ExtractConfig(region=region, mpp=args.mpp, segment=segment),
                                     workers=workers, progress=False)  # fmt: skip
             cpu = time.process_time() - c0
             [r] = report.slides
@@ -162,13 +166,15 @@ def main() -> None:
     ]  # fmt: skip
     stages_ms = {}
     for name, segment in segments.items():
-        stages = stage_breakdown(path, tiles, ExtractConfig(region=region, segment=segment))
+        stages = stage_breakdown(path, tiles, ExtractConfig(region=region, mpp=args.mpp, segment=segment))
         total = sum(stages.values())
         stages_ms[name] = {key: round(seconds * 1000) for key, seconds in stages.items()}
         print(f"\n{name}: per-tile stages, CPU time ({config.tile_size} px tile incl. overlap, one thread):")
         for key, seconds in stages.items():
             print(f"  {key}: {seconds * 1000:.0f} ms ({seconds / total:.0%})")
-    save("extract_speed", figures, notes={"region_px": args.region, "tiles": len(tiles), "tissue_mp": round(mp, 1),
+    name = "extract_speed" + ("" if args.mpp == 0.5 else f"-mpp{args.mpp:g}")
+    name += "" if sorted(args.segmenters) == ["cnn", "hvnet"] else "-" + "-".join(args.segmenters)
+    save(name, figures, notes={"region_px": args.region, "mpp": args.mpp, "tiles": len(tiles), "tissue_mp": round(mp, 1),
                                           "precision": args.precision or "auto", "per_tile_stage_cpu_ms": stages_ms,
                                           "load_during_run": [round(v, 1) for v in load]},
          title="extraction speed vs raw reading")  # fmt: skip

@@ -1,10 +1,12 @@
 """The HV-net on each CPU inference runtime, side by side: MP/s per core and agreement.
 
-    .venv/bin/python benchmarks/segment_runtimes.py [--size 1024] [--repeats 3]
+    .venv/bin/python benchmarks/segment_runtimes.py [--size 1024] [--repeats 3] [--segmenter hvnet-fine]
 
 Runs the shipped ``hvnet_weights.pt`` network alone (no post-processing) on a real
 ``--size``² region of the bundled sample slide (0.499 µm/px, i.e. at the network's working
-resolution) with one thread per runtime:
+resolution) with one thread per runtime; ``--segmenter hvnet-fine``: the network with its
+full-resolution branch (``hvnet_fine_weights.pt``) on the same region enlarged 2x to its
+0.25 µm/px, MP/s still counted in the region's 0.499 µm/px pixels (the same slide area):
 
 - torch eager, fp32 and bf16 autocast (``channels_last``), as ``HVNetModel`` runs it;
 - ONNX Runtime (CPU provider, fp32), on a graph exported with ``torch.onnx.export``;
@@ -31,13 +33,13 @@ from record import save  # benchmarks/record.py: the figures as JSON
 
 import wsicell
 from wsicell.io.slide import open_slide
-from wsicell.segment.hvnet import HVNetModel, to_input
+from wsicell.segment.hvnet import FINE_WEIGHTS_PATH, WEIGHTS_PATH, HVNetModel, resize_to, to_input
 
 
-def timed(run, x, repeats: int) -> tuple[np.ndarray, float, float]:
-    """(output, MP/s from CPU time, MP/s wall) of ``run(x)``, medians over ``repeats``."""
+def timed(run, x, repeats: int, mp: float) -> tuple[np.ndarray, float, float]:
+    """(output, MP/s from CPU time, MP/s wall) of ``run(x)`` for ``mp`` megapixels of slide,
+    medians over ``repeats``."""
     out = run(x)  # warm-up (graph compilation, allocations)
-    mp = x.shape[2] * x.shape[3] / 1e6
     cpu, wall = [], []
     for _ in range(repeats):
         c0, w0 = time.process_time(), time.perf_counter()
@@ -61,14 +63,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--segmenter", choices=["hvnet", "hvnet-fine"], default="hvnet",
+                        help="the HV-net, or the HV-net with its full-resolution branch")  # fmt: skip
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     with open_slide(wsicell.SAMPLE_SLIDE) as slide:
         image = slide.read((600, 1200, 600 + args.size, 1200 + args.size), slide.mpp)
-    x = to_input(image).numpy()
-    model = HVNetModel(precision="fp32")
+    mp = image.shape[0] * image.shape[1] / 1e6  # slide area, in the region's pixels
+    fine = args.segmenter == "hvnet-fine"
+    x = to_input(resize_to(image, 2.0) if fine else image).numpy()
+    model = HVNetModel(FINE_WEIGHTS_PATH if fine else WEIGHTS_PATH, precision="fp32")
     net = model.net.float().to(memory_format=torch.contiguous_format)
     rows = []
 
@@ -81,8 +87,8 @@ def main() -> None:
         return run
 
     model.net.to(memory_format=torch.channels_last)
-    rows.append(("torch eager fp32", *timed(torch_run(False), x, args.repeats)))
-    rows.append(("torch eager bf16 autocast", *timed(torch_run(True), x, args.repeats)))
+    rows.append(("torch eager fp32", *timed(torch_run(False), x, args.repeats, mp)))
+    rows.append(("torch eager bf16 autocast", *timed(torch_run(True), x, args.repeats, mp)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hvnet.onnx"
         export_onnx(net.to(memory_format=torch.contiguous_format), path)
@@ -93,7 +99,7 @@ def main() -> None:
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            rows.append((f"ONNX Runtime {ort.__version__} fp32", *timed(lambda a: session.run(None, {"image": a})[0], x, args.repeats)))  # fmt: skip
+            rows.append((f"ONNX Runtime {ort.__version__} fp32", *timed(lambda a: session.run(None, {"image": a})[0], x, args.repeats, mp)))  # fmt: skip
         except ImportError:
             print("onnxruntime not installed: skipped")
         try:
@@ -111,11 +117,12 @@ def main() -> None:
                 def run(a, request=request):
                     return request.infer({0: a})[0].copy()
 
-                rows.append((f"OpenVINO {ov.__version__.split('-')[0]} {hint}", *timed(run, x, args.repeats)))
+                rows.append((f"OpenVINO {ov.__version__.split('-')[0]} {hint}", *timed(run, x, args.repeats, mp)))
         except ImportError:
             print("openvino not installed: skipped")
     reference = rows[0][1]
-    print(f"HV-net alone on a {args.size}² region of the sample slide (0.499 µm/px), 1 thread, "
+    print(f"{args.segmenter} network alone on a {args.size}² region of the sample slide (0.499 µm/px"
+          f"{', enlarged to 0.25 µm/px' if fine else ''}), 1 thread, "
           f"load average {os.getloadavg()[0]:.1f}:")  # fmt: skip
     print(f"  {'runtime':32} {'MP/s/core':>9} {'wall':>6} {'max |diff|':>10} {'P>0.5 agree':>11}")
     ref_fg = reference[0, 0] > 0
@@ -127,8 +134,9 @@ def main() -> None:
         print(f"  {name:32} {cpu:9.2f} {wall:6.2f} {diff.max():10.4f} {agree:11.5f}")
         figures.append({"runtime": name, "mp_per_s_per_core": round(cpu, 2), "wall_s": round(wall, 2),
                         "max_abs_diff": round(float(diff.max()), 4), "foreground_agreement": round(agree, 5)})  # fmt: skip
-    save("segment_runtimes", figures, notes={"region_px": args.size, "repeats": args.repeats, "threads": 1},
-         title="HV-net runtimes on the sample slide")
+    name = "segment_runtimes" + ("-hvnet-fine" if fine else "")
+    save(name, figures, notes={"region_px": args.size, "repeats": args.repeats, "threads": 1},
+         title="HV-net runtimes on the sample slide" + (" (with its full-resolution branch)" if fine else ""))
 
 
 if __name__ == "__main__":

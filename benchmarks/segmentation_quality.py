@@ -1,7 +1,8 @@
 """Segmentation quality on CoNSeP (256-px tiles) or held-out MoNuSeg images, segmenters side by side.
 
-Segmenters: ``hvnet`` (multi-task U-Net + HoVer-Net post-processing, ``method: hvnet``) and
-the watershed with each foreground (``cnn``: the small U-Net, ``classifier``,
+Segmenters: ``hvnet`` (multi-task U-Net + HoVer-Net post-processing, ``method: hvnet``),
+``hvnet-fine`` (the same with its full-resolution branch, ``method: hvnet-fine``; 40x data
+as it is, the sample slide's 20x tiles enlarged to its 0.25 µm/px) and the watershed with each foreground (``cnn``: the small U-Net, ``classifier``,
 ``haematoxylin``).
 
 Scores detection F1 (centroids matched one-to-one within 6 px by the Hungarian algorithm,
@@ -14,6 +15,7 @@ jobs on the machine distort it less than wall-clock time would; wall-clock is pr
     .venv/bin/python benchmarks/segmentation_quality.py --segmenters cnn classifier
     .venv/bin/python benchmarks/segmentation_quality.py --split train    # the tuning split
     .venv/bin/python benchmarks/segmentation_quality.py --split monuseg-heldout
+    .venv/bin/python benchmarks/segmentation_quality.py --segmenters hvnet hvnet-fine --split monuseg-heldout
     .venv/bin/python benchmarks/segmentation_quality.py --set peak_min_distance_um=3
 
 Data: ../shared/data/consep-tiles (see its README). The tiles are the 1000² 40x (0.25 µm/px)
@@ -46,7 +48,7 @@ CONSEP = ROOT.parent / "shared" / "data" / "consep-tiles"
 CONSEP_MPP = 0.25 / 1.024
 MONUSEG = ROOT.parent / "shared" / "data" / "monuseg-train"
 MONUSEG_MPP = 0.2527
-SEGMENTERS = ("hvnet", "cnn", "classifier", "haematoxylin")
+SEGMENTERS = ("hvnet", "hvnet-fine", "cnn", "classifier", "haematoxylin")
 RADIUS_PX = 6.0
 HOVERNET_RADIUS_UM = 3.0
 """HoVer-Net's detection radius: 12 px at 40x (its compute_stats.py), i.e. 3 µm."""
@@ -68,8 +70,8 @@ def load_monuseg_heldout() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray
 
 
 def config_of(segmenter: str, overrides: dict) -> SegmentConfig:
-    if segmenter == "hvnet":
-        return SegmentConfig(**{"method": "hvnet", **overrides})
+    if segmenter in ("hvnet", "hvnet-fine"):
+        return SegmentConfig(**{"method": segmenter, **overrides})
     return SegmentConfig(**{"method": "watershed", "foreground": segmenter, **overrides})
 
 
@@ -210,7 +212,8 @@ def main() -> None:
     print(f"\nside by side, {dataset}; speed on 1024² sample-slide tiles:")
     print(f"  {'segmenter':34} {'F1':>6} {'prec':>6} {'recall':>6} {'AJI':>6} {'DQ':>6} {'PQ':>6} {'F1 3µm':>6} {'MP/s/core':>9} {'wall':>6}")
     for name, r, mps in rows:
-        label = "hvnet (HV U-Net + HoVer-Net post)" if name == "hvnet" else "watershed, " + name
+        labels = {"hvnet": "hvnet (HV U-Net + HoVer-Net post)", "hvnet-fine": "hvnet-fine (+ 0.25 µm/px branch)"}
+        label = labels.get(name, "watershed, " + name)
         print(
             f"  {label:34} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} "
             f"{r['aji']:6.3f} {r['dq']:6.3f} {r['pq']:6.3f} {r['f1_3um']:6.3f} {mps['cpu']:9.2f} {mps['wall']:6.2f}"

@@ -220,3 +220,23 @@ def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
         assert np.array_equal(got.array(name)[:], ref.array(name)[:]), name
     code, text = run("extract", sample_slide, "--store", store, "--quiet")  # now complete: skipped
     assert code == 0 and CellStore.open(store).slides()[0].attrs["seconds"] == got.attrs["seconds"]
+
+
+def test_the_opt_in_segmenter_extracts_and_a_store_keeps_its_segmenter(tmp_path: Path, sample_slide: Path) -> None:
+    """--segmenter hvnet-fine reaches the extraction and is recorded; adding a slide to the
+    store with the default segmenter names the differing setting instead of mixing them."""
+    from wsicell.io.slide import open_slide
+
+    image = tmp_path / "field.png"
+    with open_slide(sample_slide) as s:
+        cv2.imwrite(str(image), cv2.cvtColor(s.read_region((600, 1200), 0, (400, 400)), cv2.COLOR_RGB2BGR))
+    store = tmp_path / "c.zarr"
+    code, out = run("extract", image, "--store", store, "--slide-mpp", "0.499", "--segmenter", "hvnet-fine", "--quiet")
+    assert code == 0, out
+    [slide] = CellStore.open(store).slides()
+    assert slide.n_cells > 50
+    assert "hvnet-fine" in json.dumps(slide.attrs)
+    other = tmp_path / "other.png"
+    shutil.copy(image, other)
+    code, out = run("extract", other, "--store", store, "--slide-mpp", "0.499", "--quiet")
+    assert code != 0 and "segment.method: 'hvnet-fine' in the store" in out and "another --store" in out, out

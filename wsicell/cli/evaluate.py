@@ -60,7 +60,7 @@ def parse_baselines(value: str) -> list[str]:
 @click.option("--nuclei", type=click.Choice(["labelled", "segmented"]), default="labelled", show_default=True,
               help="Score the dataset's labelled nuclei (the paper's protocol), or the nuclei `wsicell extract` finds "
                    "(--segmenter), each matched to a labelled nucleus within 3 µm; unmatched ones are left out.")  # fmt: skip
-@click.option("--segmenter", type=click.Choice(["watershed", "hvnet"]),
+@click.option("--segmenter", type=click.Choice(["watershed", "hvnet", "hvnet-fine"]),
               help="Segmenter for --nuclei segmented [default: the extraction's default].")  # fmt: skip
 @click.option("--scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Resize the tiles by this factor first: 0.5 shows a 40x dataset as 20x.")  # fmt: skip

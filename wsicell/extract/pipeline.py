@@ -28,6 +28,7 @@ from wsicell.io.tissue import TissueMask, detect_tissue
 from wsicell.progress import progress_bars, stderr_console
 from wsicell.provenance import EXTRACT_SETTINGS
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES, make_segmenter
+from wsicell.segment.config import HV_METHODS
 from wsicell.store import CellStore, SlideCells, slide_id_for
 from wsicell.types import PathLikeStr
 
@@ -98,7 +99,7 @@ def open_output(store: PathLikeStr, config: ExtractConfig) -> CellStore:
         diff = _differences(previous, settings)
         raise StoreError(
             f"{p}: was extracted with other settings ({diff}); one store holds one set of "
-            "settings: use the same settings or another --out"
+            "settings: use the same settings or another --store"
         )
     try:
         if previous is None:
@@ -165,7 +166,7 @@ def extract_slide(
 
 def _note_runtime(config: ExtractConfig, progress: bool) -> None:
     """One line on stderr: the runtime the HV-net runs on in this process, and why."""
-    if progress and config.segment.method == "hvnet":
+    if progress and config.segment.method in HV_METHODS:
         from wsicell.segment.hvnet import pick_runtime
 
         stderr_console().print(pick_runtime(config.segment.runtime)[1], highlight=False)

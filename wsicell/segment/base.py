@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from wsicell.segment.config import SegmentConfig
+from wsicell.segment.config import HV_METHODS, SegmentConfig
 from wsicell.types import LabelImage, RGBImage
 
 
@@ -26,7 +26,7 @@ def make_segmenter(config: SegmentConfig) -> Segmenter:
         from wsicell.segment.watershed import WatershedSegmenter
 
         return WatershedSegmenter(config)
-    if config.method == "hvnet":
+    if config.method in HV_METHODS:
         from wsicell.segment.hv_segmenter import HVNetSegmenter
 
         return HVNetSegmenter(config)

@@ -1,7 +1,8 @@
 """``method: hvnet``: the multi-task U-Net of ``hvnet.py`` + HoVer-Net's marker-controlled watershed.
 
-The network's nucleus probability and horizontal/vertical maps are computed at 0.5 µm/px and
-resized back to the tile; ``hv_post.hv_instances`` turns them into instances at the tile's
+The network's nucleus probability and horizontal/vertical maps are computed at 0.5 µm/px
+(``hvnet-fine``: corrected by the full-resolution branch at 0.25 µm/px) and resized back to
+the tile; ``hv_post.hv_instances`` turns them into instances at the tile's
 resolution (sizes in µm); instances the network is unsure of are dropped when
 ``hv_min_object_probability`` asks for it, then the size filters of ``SegmentConfig`` apply
 as for the watershed segmenter.
@@ -12,16 +13,15 @@ from __future__ import annotations
 from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
 from wsicell.segment.hv_post import drop_unsure, hv_instances
-from wsicell.segment.hvnet import HVNetModel
+from wsicell.segment.hvnet import FINE_WEIGHTS_PATH, WEIGHTS_PATH, HVNetModel
 from wsicell.segment.watershed import check_image, filter_sizes
 from wsicell.types import LabelImage, RGBImage
 
 
 class HVNetSegmenter(Segmenter):
-    name = "hvnet"
-
     def __init__(self, config: SegmentConfig | None = None) -> None:
         self.config = config or SegmentConfig(method="hvnet")
+        self.name = self.config.method  # hvnet or hvnet-fine
         self.max_nucleus_um = self.config.max_diameter_um
         self._model: HVNetModel | None = None
 
@@ -29,7 +29,8 @@ class HVNetSegmenter(Segmenter):
     def model(self) -> HVNetModel:
         """The network (loaded on first use)."""
         if self._model is None:
-            self._model = HVNetModel(precision=self.config.precision, runtime=self.config.runtime)
+            weights = FINE_WEIGHTS_PATH if self.config.method == "hvnet-fine" else WEIGHTS_PATH
+            self._model = HVNetModel(weights, precision=self.config.precision, runtime=self.config.runtime)
         return self._model
 
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:

@@ -13,6 +13,13 @@ other tiles are resampled to it and the maps back. Weights: ``hvnet_weights.pt``
 per level, so weights of a wider net, ``train_hvnet --channels``, load too), trained by
 ``python -m wsicell.segment.train_hvnet`` (see ``hvnet_weights.md``). torch is imported
 lazily.
+
+``method: hvnet-fine`` adds a full-resolution branch (:func:`build_fine_hvnet`, weights
+``hvnet_fine_weights.pt``): the same network still sees the input at 0.5 µm/px, and a small
+branch at 0.25 µm/px corrects its enlarged maps, for sharper outlines and touching nuclei
+split more often on 40x slides, at ~3x the network's time. Every network carries its working
+resolution (``net.mpp``) and the multiple its input sides are padded to (``net.multiple``);
+:class:`HVNetModel` reads them from the net.
 """
 
 from __future__ import annotations
@@ -32,8 +39,16 @@ HVNET_MPP = 0.5
 CHANNELS = (8, 16, 32, 64, 128)
 """Channels per level, full resolution first (the shipped weights')."""
 WEIGHTS_PATH = Path(__file__).with_name("hvnet_weights.pt")
-MULTIPLE = 2 ** (len(CHANNELS) - 1)
-"""Input sides are padded to a multiple of this (one 2x pooling per level below the first)."""
+FINE_MPP = 0.25
+"""Resolution (µm/px) of the full-resolution branch of ``method: hvnet-fine`` (40x)."""
+FINE_WEIGHTS_PATH = Path(__file__).with_name("hvnet_fine_weights.pt")
+FINE_WIDTH = 8
+"""Channels of the full-resolution branch (the shipped weights')."""
+FINE_CHUNK = 1024
+"""Longest side (px at 0.25 µm/px) the branch's network is run on in one call; larger images
+go in overlapping pieces (``HVNetModel.maps_at_working_resolution``)."""
+CHUNK_MARGIN_UM = 32.0
+"""Context (µm) around each piece's core when an image is run in pieces."""
 
 
 def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
@@ -44,6 +59,9 @@ def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
     from wsicell.segment.layers import conv_block as block
 
     class HVNet(nn.Module):
+        mpp = HVNET_MPP
+        multiple = 2 ** (len(channels) - 1)  # input sides: one 2x pooling per level below the first
+
         def __init__(self) -> None:
             super().__init__()
             ins = (3, *channels[:-1])
@@ -56,27 +74,84 @@ def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
             self.pool = nn.MaxPool2d(2)
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            """The last decoder level's features: NxC0xHxW."""
             skips = []
             for k, enc in enumerate(self.enc):
                 x = enc(x if k == 0 else self.pool(x))
                 skips.append(x)
             for k in range(len(self.dec) - 1, -1, -1):
                 x = self.dec[k](torch.cat([self.up(x), skips[k]], dim=1))
-            return self.head(x)
+            return x
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.features(x))
 
     return HVNet()
 
 
+def build_fine_hvnet(base, width: int = FINE_WIDTH):  # -> torch.nn.Module
+    """``base`` (an HV-net at 0.5 µm/px) + a full-resolution branch: RGB Nx3xHxW at 0.25 µm/px
+    (H, W % 2 * base.multiple == 0) -> Nx3xHxW maps, as ``base``'s.
+
+    ``base`` runs on the input shrunk 2x (area average: its own 0.5 µm/px and context); its
+    output and last decoder features are enlarged 2x (bilinear); the branch, one conv block
+    of ``width`` channels on the RGB input joined with those features by a second block,
+    adds a 1x1-convolution *correction* to the enlarged output. The correction starts at
+    zero, so an untrained branch gives exactly ``base``'s maps, enlarged."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from wsicell.segment.layers import conv_block as block
+
+    class FineHVNet(nn.Module):
+        mpp = FINE_MPP
+        multiple = 2 * base.multiple
+        chunk = FINE_CHUNK
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = base
+            c0 = base.head.in_channels
+            self.full = block(3, width)
+            self.fuse = block(width + c0, width)
+            self.correct = nn.Conv2d(width, 3, 1)
+            nn.init.zeros_(self.correct.weight)
+            nn.init.zeros_(self.correct.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.base.features(F.avg_pool2d(x, 2))  # NxC0x(H/2)x(W/2)
+            coarse = F.interpolate(self.base.head(y), scale_factor=2, mode="bilinear", align_corners=False)
+            up = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)  # NxC0xHxW
+            return coarse + self.correct(self.fuse(torch.cat([self.full(x), up], dim=1)))
+
+    return FineHVNet()
+
+
 def load_hvnet(weights: Path):  # -> torch.nn.Module, in eval mode
-    """The network of a weights file, built with the channels its state_dict holds."""
+    """The network of a weights file, built with the channels its state_dict holds: an HV-net,
+    or one with a full-resolution branch (its keys under ``base.``, ``build_fine_hvnet``)."""
     import torch
 
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    levels = sorted(int(k.split(".")[1]) for k in state if k.startswith("enc.") and k.endswith(".0.weight"))
-    net = build_hvnet(tuple(int(state[f"enc.{k}.0.weight"].shape[0]) for k in levels))
+    fine = any(k.startswith("base.") for k in state)
+    prefix = "base.enc." if fine else "enc."
+    levels = sorted(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix) and k.endswith(".0.weight"))
+    net = build_hvnet(tuple(int(state[f"{prefix}{k}.0.weight"].shape[0]) for k in levels))
+    if fine:
+        net = build_fine_hvnet(net, int(state["full.0.weight"].shape[0]))
     net.load_state_dict(state)
     return net.eval()
+
+
+def chunks(n: int, chunk: int, multiple: int) -> list[tuple[int, int]]:
+    """[start, end) of the fewest near-equal pieces of ``range(n)`` no longer than ``chunk``,
+    with every start a multiple of ``multiple`` (the network's pooling grid stays the whole
+    image's)."""
+    k = -(-n // chunk)
+    edges = [0] + [multiple * round(n * i / k / multiple) for i in range(1, k)] + [n]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def to_input(image: RGBImage):  # -> torch.Tensor 1x3xHxW float32
@@ -116,7 +191,9 @@ def pick_runtime(requested: str = "auto") -> tuple[str, str]:
 
 
 class HVNetModel:
-    """Nucleus probability and HV maps of an RGB tile at any mpp from the shipped network.
+    """Nucleus probability and HV maps of an RGB tile at any mpp from a network (by default
+    the shipped HV-net; ``FINE_WEIGHTS_PATH`` for the one with a full-resolution branch). The
+    tile is resampled to the network's ``net.mpp`` and the maps back.
 
     ``runtime``: ``auto`` (:func:`pick_runtime`), ``torch`` (eager; on the GPU when CUDA is
     available) or ``openvino`` (the shipped IR read once per process, ``hv_openvino.py``;
@@ -168,7 +245,7 @@ class HVNetModel:
     def maps(self, image: RGBImage, *, mpp: float) -> np.ndarray:
         """3xHxW float32 at the tile's resolution: [0] P(nucleus), [1] horizontal, [2] vertical."""
         height, width = image.shape[:2]
-        scale = mpp / HVNET_MPP
+        scale = mpp / self.net.mpp
         work = resize_to(image, scale) if abs(scale - 1) > 1e-3 else image
         out = self.maps_at_working_resolution(work)
         if out.shape[1:] != (height, width):
@@ -176,13 +253,33 @@ class HVNetModel:
         return out
 
     def maps_at_working_resolution(self, work: RGBImage) -> np.ndarray:
-        """3xhxw float32 maps of an image already at ``HVNET_MPP``."""
+        """3xhxw float32 maps of an image already at the network's ``net.mpp``. An image with
+        a side longer than the network's ``net.chunk`` (px; None = never) goes through in
+        overlapping pieces (:func:`chunks`), each with ``CHUNK_MARGIN_UM`` of context around
+        its core, so that one call's memory stays bounded (``hvnet-fine`` on a 1024² tile at
+        0.5 µm/px would otherwise hold ~0.9 GB of activations per worker)."""
+        chunk = getattr(self.net, "chunk", None)
+        h, w = work.shape[:2]
+        if chunk is None or max(h, w) <= chunk:
+            return self._infer(work)
+        margin = self.net.multiple * round(CHUNK_MARGIN_UM / self.net.mpp / self.net.multiple)
+        out = np.empty((3, h, w), np.float32)
+        for y0, y1 in chunks(h, chunk, self.net.multiple):
+            for x0, x1 in chunks(w, chunk, self.net.multiple):
+                a0, b0 = max(0, y0 - margin), max(0, x0 - margin)
+                piece = self._infer(work[a0 : min(h, y1 + margin), b0 : min(w, x1 + margin)])
+                out[:, y0:y1, x0:x1] = piece[:, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
+        return out
+
+    def _infer(self, work: RGBImage) -> np.ndarray:
+        """3xhxw float32 maps of ``work`` in one network call (sides padded inside)."""
         import torch
 
         h, w = work.shape[:2]
-        ph, pw = -h % MULTIPLE, -w % MULTIPLE
+        multiple = self.net.multiple
+        ph, pw = -h % multiple, -w % multiple
         if ph or pw:
-            border = cv2.BORDER_REFLECT_101 if min(h, w) > MULTIPLE else cv2.BORDER_REPLICATE
+            border = cv2.BORDER_REFLECT_101 if min(h, w) > multiple else cv2.BORDER_REPLICATE
             work = cv2.copyMakeBorder(work, 0, ph, 0, pw, border)
         if self.compiled is not None:
             raw = self.request.infer({0: to_input(work).numpy()})[0]

@@ -21,6 +21,13 @@ optical density x0.7-2.5: whole slides are often stained 2-3x darker than CoNSeP
 cosine learning rate with warm-up, seeded, torch threads ``--threads``. ``--channels`` sets
 the width per level (default ``hvnet.CHANNELS``); the weights file records it in its
 convolutions' shapes, which ``hvnet.load_hvnet`` reads back.
+
+``--fine`` trains the full-resolution branch of ``method: hvnet-fine`` (``hvnet_fine_weights.pt``):
+the branch is added to the network of ``--init`` (default: the shipped ``hvnet_weights.pt``)
+and the whole is fine-tuned at the branch's 0.25 µm/px, on 224² crops (the same 56 µm); an
+``--init`` that already has a branch continues it. The shipped branch: two runs of 30 epochs
+with ``--monuseg-share 0.75 --lr 1e-3 --val-every 5``, seed 3, then seed 4 with ``--init`` the
+first run's output (``hvnet_fine_weights.md``).
 """
 
 from __future__ import annotations
@@ -36,15 +43,18 @@ import numpy as np
 from wsicell.segment.hv_post import hv_targets
 from wsicell.segment.hvnet import (
     CHANNELS,
+    FINE_WEIGHTS_PATH,
     HVNET_MPP,
     WEIGHTS_PATH,
     HVNetModel,
+    build_fine_hvnet,
     build_hvnet,
     load_hvnet,
 )
 from wsicell.segment.stain import HED_FROM_RGB, OD_LUT, RGB_FROM_HED
 
-CROP = 112
+CROP_UM = 56.0
+"""Side of the training crops in µm: 112 px at the HV-net's 0.5 µm/px."""
 CONSEP_MPP = 0.25 / 1.024
 MONUSEG_MPP = 0.2527
 VAL_MONUSEG = "TCGA-21-5786-01Z-00-DX1,TCGA-A7-A13E-01Z-00-DX1,TCGA-B0-5711-01Z-00-DX1,TCGA-G9-6362-01Z-00-DX1"
@@ -72,8 +82,8 @@ def load(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray | None, np.ndar
     return out
 
 
-def to_working(image: np.ndarray, inst: np.ndarray | None, mask: np.ndarray, mpp: float):
-    scale = mpp / HVNET_MPP
+def to_working(image: np.ndarray, inst: np.ndarray | None, mask: np.ndarray, mpp: float, working_mpp: float = HVNET_MPP):
+    scale = mpp / working_mpp
     size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
     small_inst = None if inst is None else cv2.resize(inst, size, interpolation=cv2.INTER_NEAREST)
     small_mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
@@ -88,33 +98,34 @@ def stain_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(256 * np.power(10.0, -np.maximum(od, 0)) - 1, 0, 255).astype(np.float32)
 
 
-def sample(item, rng: np.random.Generator):
-    """(image 112x112x3 float32, targets 3x112x112 float32, HV supervised?) from a random
-    crop of one working-resolution image."""
+def sample(item, rng: np.random.Generator, crop: int = round(CROP_UM / HVNET_MPP)):
+    """(image crop x crop x 3 float32, targets 3 x crop x crop float32, HV supervised?) from a
+    random crop of one working-resolution image."""
     image, inst, mask = item
     h, w = image.shape[:2]
     s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
-    win = min(round(CROP / s), h, w)
+    win = min(round(crop / s), h, w)
     y, x = rng.integers(0, h - win + 1), rng.integers(0, w - win + 1)
-    image = cv2.resize(image[y : y + win, x : x + win], (CROP, CROP), interpolation=cv2.INTER_LINEAR)
+    image = cv2.resize(image[y : y + win, x : x + win], (crop, crop), interpolation=cv2.INTER_LINEAR)
     labels = inst if inst is not None else mask.astype(np.int32)
-    labels = cv2.resize(labels[y : y + win, x : x + win], (CROP, CROP), interpolation=cv2.INTER_NEAREST)
+    labels = cv2.resize(labels[y : y + win, x : x + win], (crop, crop), interpolation=cv2.INTER_NEAREST)
     k = int(rng.integers(4))
     image, labels = np.rot90(image, k), np.rot90(labels, k)
     if rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
     labels = np.ascontiguousarray(labels)
-    targets = np.zeros((3, CROP, CROP), np.float32)
+    targets = np.zeros((3, crop, crop), np.float32)
     targets[0] = labels > 0
     if inst is not None:
         targets[1:] = hv_targets(labels)
     return stain_jitter(np.ascontiguousarray(image), rng), targets, inst is not None
 
 
-def split(consep: list, monuseg: list, *, val_consep: str = VAL_CONSEP, val_monuseg: str = VAL_MONUSEG):
+def split(consep: list, monuseg: list, *, val_consep: str = VAL_CONSEP, val_monuseg: str = VAL_MONUSEG,
+          working_mpp: float = HVNET_MPP):  # fmt: skip
     """Loaded items (:func:`load`) -> (held out: ``{"consep": tiles, "monuseg": images}`` as
-    they are, training: the same keys, items at the working resolution). ``val_*``: the
-    CoNSeP image numbers and MoNuSeg image names held out, comma-separated."""
+    they are, training: the same keys, items at the working resolution ``working_mpp``).
+    ``val_*``: the CoNSeP image numbers and MoNuSeg image names held out, comma-separated."""
     held_consep = {n.strip() for n in val_consep.split(",") if n.strip()}
     held_monuseg = {n.strip() for n in val_monuseg.split(",") if n.strip()}
     val = {
@@ -122,8 +133,9 @@ def split(consep: list, monuseg: list, *, val_consep: str = VAL_CONSEP, val_monu
         "monuseg": [t for t in monuseg if t[0] in held_monuseg],
     }
     train = {
-        "consep": [to_working(im, i, m, CONSEP_MPP) for n, im, i, m in consep if n.split("_")[1] not in held_consep],
-        "monuseg": [to_working(im, i, m, MONUSEG_MPP) for n, im, i, m in monuseg if n not in held_monuseg],
+        "consep": [to_working(im, i, m, CONSEP_MPP, working_mpp) for n, im, i, m in consep
+                   if n.split("_")[1] not in held_consep],
+        "monuseg": [to_working(im, i, m, MONUSEG_MPP, working_mpp) for n, im, i, m in monuseg if n not in held_monuseg],
     }
     return val, train
 
@@ -254,7 +266,9 @@ def main() -> None:
     parser.add_argument("--val-every", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument("--out", type=Path, help=f"weights to write [{WEIGHTS_PATH.name}; --fine: {FINE_WEIGHTS_PATH.name}]")
+    parser.add_argument("--fine", action="store_true",
+                        help="train the full-resolution branch of method: hvnet-fine on the --init network [shipped]")  # fmt: skip
     parser.add_argument("--sweep-only", action="store_true", help="load --out, only sweep the thresholds")
     parser.add_argument("--sweep-min-areas", type=float, nargs="+", default=[3.0],
                         help="min_area_um2 values the sweep also tries [3]")  # fmt: skip
@@ -272,7 +286,22 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    val, train = split(load(args.consep), load(args.monuseg), val_consep=args.val_consep, val_monuseg=args.val_monuseg)
+    if args.out is None:
+        args.out = FINE_WEIGHTS_PATH if args.fine else WEIGHTS_PATH
+    if args.sweep_only:
+        net = load_hvnet(args.out)
+    else:
+        try:
+            channels = tuple(int(c) for c in args.channels.split(","))
+        except ValueError:
+            raise SystemExit(f"--channels {args.channels}: expected whole numbers separated by commas, e.g. 8,16,32,64,128") from None
+        init = args.init or (WEIGHTS_PATH if args.fine else None)
+        net = load_hvnet(init) if init else build_hvnet(channels)
+        if args.fine and not hasattr(net, "base"):
+            net = build_fine_hvnet(net)  # its correction starts at zero: the network's own maps
+    crop = round(CROP_UM / net.mpp)
+    val, train = split(load(args.consep), load(args.monuseg), val_consep=args.val_consep, val_monuseg=args.val_monuseg,
+                       working_mpp=net.mpp)  # fmt: skip
     held_monuseg = {n.strip() for n in args.val_monuseg.split(",") if n.strip()}
     if len(val["monuseg"]) != len(held_monuseg) or any(t[2] is None for t in val["monuseg"]):
         raise SystemExit("--val-monuseg: every held-out image must exist and have an instance map")
@@ -285,16 +314,12 @@ def main() -> None:
     )
     mpp = MPP
     if args.sweep_only:
-        net = load_hvnet(args.out)
         print(f"sweep on the held-out images ({args.out}):", flush=True)
         sweep(net, val, mpp, tuple(args.sweep_min_areas))
         return
-    try:
-        channels = tuple(int(c) for c in args.channels.split(","))
-    except ValueError:
-        raise SystemExit(f"--channels {args.channels}: expected whole numbers separated by commas, e.g. 8,16,32,64,128") from None
-    net = load_hvnet(args.init) if args.init else build_hvnet(channels)
-    print(f"channels {net.enc[0][0].out_channels}..{net.enc[-1][0].out_channels}, "
+    core = getattr(net, "base", net)  # the HV-net (inside the branch's network with --fine)
+    print(f"channels {core.enc[0][0].out_channels}..{core.enc[-1][0].out_channels}"
+          f"{', full-resolution branch' if core is not net else ''}, {net.mpp} µm/px, {crop}² crops, "
           f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters", flush=True)
     kernels = sobel_kernels()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -312,7 +337,7 @@ def main() -> None:
             # places MoNuSeg, odd CoNSeP): CoNSeP is one colon, MoNuSeg seven organs
             items = [train_monuseg[rng.integers(len(train_monuseg))] if (b * args.monuseg_share) % 1 < args.monuseg_share
                      else train_consep[rng.integers(len(train_consep))] for b in range(args.batch)]  # fmt: skip
-            batch = [sample(item, rng) for item in items]
+            batch = [sample(item, rng, crop) for item in items]
             x = torch.from_numpy(np.stack([b[0] for b in batch]).transpose(0, 3, 1, 2) / 255.0).float()
             y = torch.from_numpy(np.stack([b[1] for b in batch]))
             has_hv = torch.tensor([b[2] for b in batch])
