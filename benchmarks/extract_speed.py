@@ -95,6 +95,7 @@ def main() -> None:
                     choices=["hvnet", "hvnet-fine", "cnn", "classifier", "haematoxylin"],
                     help="hvnet, hvnet-fine or a watershed foreground")  # fmt: skip
     ap.add_argument("--mpp", type=float, default=0.5, help="working resolution, µm/px (0.25: as extraction of 40x slides)")
+    ap.add_argument("--hv-flips", type=int, default=1, choices=[1, 2, 4], help="hvnet / hvnet-fine: test-time flips [1]")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the networks' arithmetic [default: auto]")
     ap.add_argument("--runtime", choices=["auto", "torch", "openvino"], help="the HV-net's runtime [default: auto]")
     args = ap.parse_args()
@@ -102,7 +103,7 @@ def main() -> None:
     region = (WINDOW_ORIGIN, WINDOW_ORIGIN, WINDOW_ORIGIN + args.region, WINDOW_ORIGIN + args.region)
     extra = {"precision": args.precision} if args.precision else {}
     segments = {
-        name: SegmentConfig(method=name, **extra, **({"runtime": args.runtime} if args.runtime else {}))
+        name: SegmentConfig(method=name, hv_flips=args.hv_flips, **extra, **({"runtime": args.runtime} if args.runtime else {}))
         if name in ("hvnet", "hvnet-fine")
         else SegmentConfig(method="watershed", foreground=name, **extra)
         for name in args.segmenters
@@ -174,6 +175,7 @@ def main() -> None:
             print(f"  {key}: {seconds * 1000:.0f} ms ({seconds / total:.0%})")
     name = "extract_speed" + ("" if args.mpp == 0.5 else f"-mpp{args.mpp:g}")
     name += "" if sorted(args.segmenters) == ["cnn", "hvnet"] else "-" + "-".join(args.segmenters)
+    name += "" if args.hv_flips == 1 else f"-flips{args.hv_flips}"
     save(name, figures, notes={"region_px": args.region, "mpp": args.mpp, "tiles": len(tiles), "tissue_mp": round(mp, 1),
                                           "precision": args.precision or "auto", "per_tile_stage_cpu_ms": stages_ms,
                                           "load_during_run": [round(v, 1) for v in load]},

@@ -163,7 +163,8 @@ def parse_set(items: list[str]) -> dict[str, object]:
         key, _, value = item.partition("=")
         if key not in fields:
             sys.exit(f"--set {item}: unknown setting; known: {', '.join(fields)}")
-        out[key] = float(value) if key not in ("method", "foreground", "weights", "tiatoolbox_model", "precision", "runtime") else value
+        text = key in ("method", "foreground", "weights", "tiatoolbox_model", "precision", "runtime")
+        out[key] = value if text else int(value) if fields[key].type == "int" else float(value)
     return out
 
 
@@ -231,6 +232,7 @@ def main() -> None:
         for name, r, mps in rows
     ]  # fmt: skip
     name = f"segmentation_quality-{args.split}" + ("" if args.downsample == 1.0 else f"-x{args.downsample:g}")
+    name += "".join(f"-{item}" for item in args.set)  # settings tried apart from the defaults
     save(name, figures, notes={"dataset": dataset, "limit": args.limit, "set": args.set}, title=f"nucleus segmentation, {dataset}")
 
 

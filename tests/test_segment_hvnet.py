@@ -382,3 +382,33 @@ def test_int8_calibration_uses_only_training_images(shared_data, tmp_path):
     (folder / f"{train}.npz").unlink()
     with pytest.raises(SystemExit, match="no training image"):
         calibration_inputs(split([], load(folder))[1], n=3, size=64)
+
+
+def test_flips_average_the_maps_of_the_flipped_tile(region):
+    """hv_flips 2 / 4 against a naive reference: the one-view maps of the flipped tiles,
+    flipped back, the horizontal map negated under a left-right flip, the vertical one under
+    an up-down flip, averaged."""
+    image, mpp = region
+    tile = image[:200, :240]
+    one = HVNetModel(precision="fp32", runtime="torch")
+
+    def back(flip_y: bool, flip_x: bool) -> np.ndarray:
+        axes = tuple(a for a, f in ((0, flip_y), (1, flip_x)) if f)
+        maps = np.flip(one.maps(np.ascontiguousarray(np.flip(tile, axes)), mpp=mpp), tuple(a + 1 for a in axes)).copy()
+        maps[1] *= -1 if flip_x else 1
+        maps[2] *= -1 if flip_y else 1
+        return maps
+
+    views = [back(False, False), back(False, True), back(True, False), back(True, True)]
+    for flips in (2, 4):
+        got = HVNetModel(precision="fp32", runtime="torch", flips=flips).maps(tile, mpp=mpp)
+        np.testing.assert_allclose(got, np.mean(views[:flips], axis=0), atol=1e-5)
+    # the flipped views really differ (the network is not flip-invariant), so the test can fail
+    assert np.abs(views[0] - views[3]).max() > 0.05
+
+
+def test_flips_are_validated():
+    with pytest.raises(ValueError, match="hv_flips"):
+        SegmentConfig(hv_flips=3)
+    with pytest.raises(ValueError, match="flips"):
+        HVNetModel(flips=8)

@@ -77,6 +77,11 @@ class SegmentConfig:
     On held-out 40x images 0.85 gained DQ / PQ (MoNuSeg +0.018 / +0.013, CoNSeP +0.011 /
     +0.010), but on the bundled 20x slide it drops about 16 % of the nuclei, some of them thin
     spindle nuclei: off by default (docs/segmentation.md)."""
+    hv_flips: int = 1
+    """hvnet / hvnet-fine: test-time flip averaging: the network's maps of the tile as it is
+    (1), also flipped left-right (2), also up-down and both ways (4), each flipped back and
+    averaged. 4 raised the mean held-out PQ by ~0.01 for either network, at 4x the network's
+    time, so it is off by default (docs/segmentation.md)."""
     runtime: Literal["auto", "torch", "openvino"] = "auto"
     """hvnet: the network's inference runtime. ``auto``: torch on a CUDA GPU, else OpenVINO
     (the fastest CPU runtime measured, docs/segmentation.md), else torch eager when openvino
@@ -106,6 +111,8 @@ class SegmentConfig:
         for name in ("probability_threshold", "hv_threshold", "hv_marker_threshold"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.hv_flips not in (1, 2, 4):
+            raise ValueError(f"hv_flips must be 1, 2 or 4, got {self.hv_flips!r}")
         if not 0 <= self.hv_min_object_probability < 1:
             raise ValueError(f"hv_min_object_probability must be in [0, 1), got {self.hv_min_object_probability}")
         positive = {

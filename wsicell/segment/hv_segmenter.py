@@ -30,7 +30,8 @@ class HVNetSegmenter(Segmenter):
         """The network (loaded on first use)."""
         if self._model is None:
             weights = FINE_WEIGHTS_PATH if self.config.method == "hvnet-fine" else WEIGHTS_PATH
-            self._model = HVNetModel(weights, precision=self.config.precision, runtime=self.config.runtime)
+            self._model = HVNetModel(weights, precision=self.config.precision, runtime=self.config.runtime,
+                                     flips=self.config.hv_flips)  # fmt: skip
         return self._model
 
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:

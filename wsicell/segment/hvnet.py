@@ -44,6 +44,8 @@ FINE_MPP = 0.25
 FINE_WEIGHTS_PATH = Path(__file__).with_name("hvnet_fine_weights.pt")
 FINE_WIDTH = 8
 """Channels of the full-resolution branch (the shipped weights')."""
+FLIPS = (1, 2, 4)
+"""Test-time flip averaging: the maps of 1, 2 or 4 flips of a tile (``SegmentConfig.hv_flips``)."""
 FINE_CHUNK = 1024
 """Longest side (px at 0.25 µm/px) the branch's network is run on in one call; larger images
 go in overlapping pieces (``HVNetModel.maps_at_working_resolution``)."""
@@ -202,9 +204,13 @@ class HVNetModel:
     inference-precision hint), ``auto`` follows ``wsicell.device`` (bf16 on CPUs with native
     bf16 units, else fp32; bf16 or fp16 on a GPU)."""
 
-    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "auto") -> None:
+    def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "auto",
+                 flips: int = 1) -> None:  # fmt: skip
         import torch
 
+        if flips not in FLIPS:
+            raise ValueError(f"flips must be one of {', '.join(map(str, FLIPS))}, got {flips!r}")
+        self.flips = flips
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.runtime = pick_runtime(runtime)[0]
@@ -228,12 +234,13 @@ class HVNetModel:
         return compile_model(load_model(self.net, self.weights), bf16=self.bf16)
 
     @classmethod
-    def from_net(cls, net, *, bf16: bool = False) -> HVNetModel:
+    def from_net(cls, net, *, bf16: bool = False, flips: int = 1) -> HVNetModel:
         """Wrap a network in memory (training's validation)."""
         import torch
 
         self = cls.__new__(cls)
         self.net = net
+        self.flips = flips
         self.bf16 = bf16
         self.precision = "bf16" if bf16 else "fp32"
         self.runtime = "torch"
@@ -272,6 +279,22 @@ class HVNetModel:
         return out
 
     def _infer(self, work: RGBImage) -> np.ndarray:
+        """3xhxw float32 maps of ``work``: one network call (sides padded inside), or with
+        ``flips`` 2 / 4 the mean of the maps of the tile flipped left-right (and up-down, and
+        both), each flipped back; a flip negates the horizontal (vertical) map."""
+        out = self._infer_once(work)
+        if self.flips == 1:
+            return out
+        for flip_y, flip_x in ((False, True), (True, False), (True, True))[: self.flips - 1]:
+            axes = tuple(a for a, f in ((0, flip_y), (1, flip_x)) if f)
+            maps = np.flip(self._infer_once(np.ascontiguousarray(np.flip(work, axes))), tuple(a + 1 for a in axes))
+            out[0] += maps[0]
+            out[1] += -maps[1] if flip_x else maps[1]
+            out[2] += -maps[2] if flip_y else maps[2]
+        out /= self.flips
+        return out
+
+    def _infer_once(self, work: RGBImage) -> np.ndarray:
         """3xhxw float32 maps of ``work`` in one network call (sides padded inside)."""
         import torch
 
