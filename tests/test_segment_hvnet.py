@@ -248,11 +248,12 @@ def test_both_runtimes_find_the_same_nuclei_with_the_default_settings(region):
     assert match_centroids(a, b, radius=1.0 / mpp).f1 > 0.95  # within 1 µm
 
 
-def test_openvino_models_do_not_pin_threads_and_read_the_shipped_ir_once():
+def test_openvino_models_do_not_pin_threads_and_read_the_shipped_ir_once(monkeypatch):
     """Pinning put every worker's inference on CPU 0 (two workers ran one at a time)."""
     openvino_or_skip()
     from wsicell.segment import hv_openvino
 
+    monkeypatch.setattr(hv_openvino, "_MODELS", {})  # the process's cache, as if new (other tests fill it)
     models = [HVNetModel(runtime="openvino") for _ in range(2)]
     for model in models:
         assert model.runtime == "openvino"

@@ -22,11 +22,10 @@ class SegmentConfig:
     and HoVer-Net's marker-controlled watershed, then size filters (``hv_post.py``,
     docs/segmentation.md); better than the watershed on held-out organs and as fast with
     the default runtime.
-    ``hvnet-fine``: the same network plus a full-resolution branch at 0.25 µm/px that
-    sharpens its maps (same post-processing and settings): for 40x slides extracted at
-    ``--mpp 0.25``, where it finds more nuclei and outlines them better (CoNSeP test PQ
-    0.381 against 0.352), at ~3x the network's time; at 0.5 µm/px it has no finer pixels to
-    use (docs/segmentation.md).
+    ``hvnet-fine`` (opt-in): the same network plus a full-resolution branch at 0.25 µm/px
+    that corrects its maps (same post-processing and settings): more nuclei found and
+    better outlines (CoNSeP test PQ 0.380 against 0.352; 0.363 against 0.341 seen at 20x),
+    at ~3x the network's time, about half the extraction throughput (docs/segmentation.md).
     ``watershed`` (the earlier default): a foreground mask (default: the small in-project
     U-Net's nucleus probability, trained on CoNSeP only; or the pixel classifier, or a
     haematoxylin threshold), hole filling, then a distance transform (+ interior
