@@ -165,3 +165,23 @@ def test_segmented_nuclei_at_20x(dataset: Path, tmp_path: Path):
     bad = CliRunner().invoke(main, ["evaluate", "--dataset", str(dataset), "--config", untrained, "--segmenter", "hvnet",
                                     "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
     assert bad.exit_code == 1 and "--nuclei segmented" in bad.output
+    both = CliRunner().invoke(main, ["evaluate", "--dataset", str(dataset), "--config", untrained, "--nuclei", "segmented",
+                                     "--segmenter", "hvnet", "--extract-config", "configs/extract-quality.yaml",
+                                     "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
+    assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_segmented_nuclei_as_an_extraction_config_finds_them(dataset: Path, tmp_path: Path):
+    """--extract-config: the `segment:` settings of a `wsicell extract` config (the quality
+    preset: hvnet-fine with 4 test-time flips) segment the tiles."""
+    untrained = str(Path(FAST_CONFIG).with_name("cpu-untrained.yaml"))
+    quality = str(Path(FAST_CONFIG).with_name("extract-quality.yaml"))
+    out = tmp_path / "results"
+    args = ["evaluate", "--dataset", str(dataset), "--config", untrained, "--seeds", "1", "--baselines", "none",
+            "--nuclei", "segmented", "--extract-config", quality, "--no-curve", "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["nuclei"] == "nuclei found by the hvnet-fine segmenter (4 test-time flips)"
+    assert results["nuclei"] in (out / "results.md").read_text()
+    assert results["n_test"] > 0.4 * results["labelled_test_nuclei"]

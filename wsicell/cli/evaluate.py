@@ -62,6 +62,9 @@ def parse_baselines(value: str) -> list[str]:
                    "(--segmenter), each matched to a labelled nucleus within 3 µm; unmatched ones are left out.")  # fmt: skip
 @click.option("--segmenter", type=click.Choice(["watershed", "hvnet", "hvnet-fine"]),
               help="Segmenter for --nuclei segmented [default: the extraction's default].")  # fmt: skip
+@click.option("--extract-config", "extract_config", type=click.Path(path_type=Path),
+              help="For --nuclei segmented: segment as this `wsicell extract` config does (its `segment:` settings, "
+                   "e.g. configs/extract-quality.yaml), instead of --segmenter.")  # fmt: skip
 @click.option("--scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Resize the tiles by this factor first: 0.5 shows a 40x dataset as 20x.")  # fmt: skip
 @click.option("--train-split", default="train", show_default=True, help="Split trained on (labels unused).")
@@ -78,7 +81,7 @@ def evaluate_command(
     dataset: Path, config_path: Path | None, model: Path | None, seeds: int, baselines: str, ablations: bool,
     ablation_seeds: int | None, curve: bool, imagenet_weights: Path | None, sets: tuple[str, ...],
     context_radius: float, context_weight: float, protocol: str, cluster_config: Path | None, nuclei: str, segmenter: str | None,
-    scale: float, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
+    extract_config: Path | None, scale: float, train_split: str, test_split: str, out: Path, linear: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Score cell representations on labelled tiles, as in the CCRL paper (CoNSeP).
 
@@ -107,9 +110,16 @@ def evaluate_command(
     from wsicell.segment.config import SegmentConfig
     from wsicell.train.config import train_config
 
-    if segmenter is not None and nuclei != "segmented":
-        raise ConfigError("--segmenter chooses the segmenter of --nuclei segmented")
-    seg = None if nuclei == "labelled" else SegmentConfig() if segmenter is None else SegmentConfig(method=segmenter)
+    if (segmenter is not None or extract_config is not None) and nuclei != "segmented":
+        raise ConfigError("--segmenter and --extract-config choose the segmentation of --nuclei segmented")
+    if segmenter is not None and extract_config is not None:
+        raise ConfigError("give --segmenter or --extract-config, not both")
+    if extract_config is not None:
+        from wsicell.extract import ExtractConfig
+
+        seg = load_config(ExtractConfig, extract_config).segment
+    else:
+        seg = None if nuclei == "labelled" else SegmentConfig() if segmenter is None else SegmentConfig(method=segmenter)
     names = parse_baselines(baselines)
     output_folder(out)  # an unwritable --out fails before any work
     if model is not None and (config_path is not None or sets or ablations):
