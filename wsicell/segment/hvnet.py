@@ -16,8 +16,9 @@ lazily.
 
 ``method: hvnet-fine`` adds a full-resolution branch (:func:`build_fine_hvnet`, weights
 ``hvnet_fine_weights.pt``): the same network still sees the input at 0.5 µm/px, and a small
-branch at 0.25 µm/px corrects its enlarged maps, for sharper outlines and touching nuclei
-split more often on 40x slides, at ~3x the network's time. Every network carries its working
+branch at 0.25 µm/px corrects its enlarged maps, for sharper outlines and more nuclei found
+(on 20x slides too, from the enlarged tile), at ~3x the network's time. ``flips`` averages
+the maps of flipped copies of the tile (test-time augmentation, ``SegmentConfig.hv_flips``). Every network carries its working
 resolution (``net.mpp``) and the multiple its input sides are padded to (``net.multiple``);
 :class:`HVNetModel` reads them from the net.
 """
