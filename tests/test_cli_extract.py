@@ -231,8 +231,9 @@ def test_the_opt_in_segmenter_extracts_and_a_store_keeps_its_segmenter(tmp_path:
     with open_slide(sample_slide) as s:
         cv2.imwrite(str(image), cv2.cvtColor(s.read_region((600, 1200), 0, (400, 400)), cv2.COLOR_RGB2BGR))
     store = tmp_path / "c.zarr"
-    code, out = run("extract", image, "--store", store, "--slide-mpp", "0.499", "--segmenter", "hvnet-fine", "--quiet")
+    code, out = run("extract", image, "--store", store, "--slide-mpp", "0.499", "--segmenter", "hvnet-fine")
     assert code == 0, out
+    assert "segmenter hvnet-fine; hvnet runtime:" in out  # the one line says what it chose
     [slide] = CellStore.open(store).slides()
     assert slide.n_cells > 50
     assert "hvnet-fine" in json.dumps(slide.attrs)

@@ -165,11 +165,15 @@ def extract_slide(
 
 
 def _note_runtime(config: ExtractConfig, progress: bool) -> None:
-    """One line on stderr: the runtime the HV-net runs on in this process, and why."""
-    if progress and config.segment.method in HV_METHODS:
+    """One line on stderr: the runtime the HV-net runs on in this process, and why; led by the
+    segmenter when it is not the default one (the slower, better opt-ins)."""
+    seg = config.segment
+    if progress and seg.method in HV_METHODS:
         from wsicell.segment.hvnet import pick_runtime
 
-        stderr_console().print(pick_runtime(config.segment.runtime)[1], highlight=False)
+        flips = "" if seg.hv_flips == 1 else f", {seg.hv_flips} test-time flips"
+        lead = "" if (seg.method, seg.hv_flips) == ("hvnet", 1) else f"segmenter {seg.method}{flips}; "
+        stderr_console().print(lead + pick_runtime(seg.runtime)[1], highlight=False)
 
 
 def _extract_reporting(path: Path, cs: CellStore, config, slide_mpp, runner, bars) -> SlideReport:
