@@ -11,6 +11,8 @@ HV_METHODS = ("hvnet", "hvnet-fine")
 FOREGROUNDS = ("classifier", "cnn", "haematoxylin")
 PRECISIONS = ("auto", "fp32", "bf16")
 RUNTIMES = ("auto", "torch", "openvino")
+HV_FLIPS = (1, 2, 4)
+"""Test-time flip averaging of the HV-nets: the maps of 1, 2 or 4 flips of a tile (``hv_flips``)."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ class SegmentConfig:
         for name in ("probability_threshold", "hv_threshold", "hv_marker_threshold"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.hv_flips not in (1, 2, 4):
-            raise ValueError(f"hv_flips must be 1, 2 or 4, got {self.hv_flips!r}")
+        if self.hv_flips not in HV_FLIPS:
+            raise ValueError(f"hv_flips must be one of {', '.join(map(str, HV_FLIPS))}, got {self.hv_flips!r}")
         if not 0 <= self.hv_min_object_probability < 1:
             raise ValueError(f"hv_min_object_probability must be in [0, 1), got {self.hv_min_object_probability}")
         positive = {

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from wsicell.device import autocast, choose_precision
-from wsicell.segment.config import PRECISIONS, RUNTIMES
+from wsicell.segment.config import HV_FLIPS, PRECISIONS, RUNTIMES
 from wsicell.types import RGBImage
 
 HVNET_MPP = 0.5
@@ -45,8 +45,6 @@ FINE_MPP = 0.25
 FINE_WEIGHTS_PATH = Path(__file__).with_name("hvnet_fine_weights.pt")
 FINE_WIDTH = 8
 """Channels of the full-resolution branch (the shipped weights')."""
-FLIPS = (1, 2, 4)
-"""Test-time flip averaging: the maps of 1, 2 or 4 flips of a tile (``SegmentConfig.hv_flips``)."""
 FINE_CHUNK = 1024
 """Longest side (px at 0.25 µm/px) the branch's network is run on in one call; larger images
 go in overlapping pieces (``HVNetModel.maps_at_working_resolution``)."""
@@ -64,6 +62,7 @@ def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
     class HVNet(nn.Module):
         mpp = HVNET_MPP
         multiple = 2 ** (len(channels) - 1)  # input sides: one 2x pooling per level below the first
+        chunk = None  # any image in one call
 
         def __init__(self) -> None:
             super().__init__()
@@ -209,8 +208,8 @@ class HVNetModel:
                  flips: int = 1) -> None:  # fmt: skip
         import torch
 
-        if flips not in FLIPS:
-            raise ValueError(f"flips must be one of {', '.join(map(str, FLIPS))}, got {flips!r}")
+        if flips not in HV_FLIPS:
+            raise ValueError(f"flips must be one of {', '.join(map(str, HV_FLIPS))}, got {flips!r}")
         self.flips = flips
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -266,7 +265,7 @@ class HVNetModel:
         overlapping pieces (:func:`chunks`), each with ``CHUNK_MARGIN_UM`` of context around
         its core, so that one call's memory stays bounded (``hvnet-fine`` on a 1024² tile at
         0.5 µm/px would otherwise hold ~0.9 GB of activations per worker)."""
-        chunk = getattr(self.net, "chunk", None)
+        chunk = self.net.chunk
         h, w = work.shape[:2]
         if chunk is None or max(h, w) <= chunk:
             return self._infer(work)

@@ -295,6 +295,9 @@ def main() -> None:
             channels = tuple(int(c) for c in args.channels.split(","))
         except ValueError:
             raise SystemExit(f"--channels {args.channels}: expected whole numbers separated by commas, e.g. 8,16,32,64,128") from None
+        if (args.init or args.fine) and channels != CHANNELS:
+            raise SystemExit("--channels sets the width of a network trained from scratch; --init and --fine "
+                             "start from existing weights, whose width they keep")  # fmt: skip
         init = args.init or (WEIGHTS_PATH if args.fine else None)
         net = load_hvnet(init) if init else build_hvnet(channels)
         if args.fine and not hasattr(net, "base"):
