@@ -17,6 +17,13 @@ jobs on the machine distort it less than wall-clock time would; wall-clock is pr
     .venv/bin/python benchmarks/segmentation_quality.py --split monuseg-heldout
     .venv/bin/python benchmarks/segmentation_quality.py --segmenters hvnet hvnet-fine --split monuseg-heldout
     .venv/bin/python benchmarks/segmentation_quality.py --set peak_min_distance_um=3
+    .venv/bin/python benchmarks/segmentation_quality.py --through-extract  # as `wsicell extract` does it
+
+``--through-extract`` scores what a user gets: each image is written as a PNG and extracted
+by ``wsicell extract``'s library call with its defaults (working resolution 0.5 µm/px,
+tissue detection, tiles), and the stored outlines (32-point polygons, level-0 px) are drawn
+back at the image's resolution and scored like the rest. Without it, ``segment()`` runs on
+each image at its own resolution.
 
 Data: ../shared/data/consep-tiles (see its README). The tiles are the 1000² 40x (0.25 µm/px)
 images cut 4 x 4 and resized 250 -> 256 px, so 0.25 / 1.024 = 0.244 µm/px.
@@ -95,11 +102,9 @@ def score(config: SegmentConfig, tiles: list, *, mpp: float = CONSEP_MPP, downsa
     """Scores against the instance maps; with ``downsample`` < 1 the image is first shrunk by
     that factor (e.g. 0.5: a 40x image seen as 20x) and the labels are scaled back (nearest)."""
     segmenter = make_segmenter(config)
-    detection = Detection(0, 0, 0)
-    detection_3um = Detection(0, 0, 0)
-    ajis, pqs, dqs, sqs = [], [], [], []
+    preds = []
     seconds = 0.0
-    for _name, image, inst, centroid in tiles:
+    for _name, image, _inst, _centroid in tiles:
         if downsample != 1.0:
             size = (round(image.shape[1] * downsample), round(image.shape[0] * downsample))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -110,6 +115,16 @@ def score(config: SegmentConfig, tiles: list, *, mpp: float = CONSEP_MPP, downsa
         else:
             pred = segmenter.segment(image, mpp=mpp)
         seconds += time.process_time() - t0
+        preds.append(pred)
+    return scores(tiles, preds, mpp=mpp, seconds=seconds)
+
+
+def scores(tiles: list, preds: list[np.ndarray], *, mpp: float, seconds: float) -> dict[str, float]:
+    """Detection, AJI and PQ of predicted instance maps against the tiles' labels."""
+    detection = Detection(0, 0, 0)
+    detection_3um = Detection(0, 0, 0)
+    ajis, pqs, dqs, sqs = [], [], [], []
+    for (_name, _image, inst, centroid), pred in zip(tiles, preds, strict=True):
         found = centroids_of(pred)
         detection = detection + match_centroids(found, centroid, radius=RADIUS_PX)
         detection_3um = detection_3um + match_centroids(found, centroid, radius=HOVERNET_RADIUS_UM / mpp)
@@ -156,6 +171,35 @@ def speed(config: SegmentConfig, *, repeats: int = 2) -> dict[str, float]:
     return {"cpu": float(np.median(cpu)), "wall": float(np.median(wall)), "cells": float(np.median(cells))}
 
 
+def score_extracted(config: SegmentConfig, tiles: list, *, mpp: float) -> dict[str, float]:
+    """Scores of the nuclei ``wsicell extract`` stores for each image (see the module's docstring)."""
+    import tempfile
+
+    from wsicell.extract import ExtractConfig, extract_slides
+    from wsicell.store import CellStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, image, _inst, _centroid in tiles:
+            paths.append(Path(tmp) / f"{name}.png")
+            cv2.imwrite(str(paths[-1]), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        t0 = time.process_time()
+        report = extract_slides(paths, store=Path(tmp) / "cells.zarr", config=ExtractConfig(segment=config),
+                                slide_mpp=mpp, workers=1, progress=False)  # fmt: skip
+        seconds = time.process_time() - t0
+        if not report.ok:
+            sys.exit(f"extraction failed: {report}")
+        store = CellStore.open(Path(tmp) / "cells.zarr")
+        contours = {Path(s.path).stem: s.array("contour")[:] for s in store.slides()}
+    preds = []
+    for name, image, _inst, _centroid in tiles:
+        pred = np.zeros(image.shape[:2], np.int32)
+        for i, contour in enumerate(contours[name], 1):  # level-0 px, pixel edges at integers
+            cv2.fillPoly(pred, [np.round((contour - 0.5) * 16).astype(np.int32).reshape(-1, 1, 2)], i, shift=4)
+        preds.append(pred)
+    return scores(tiles, preds, mpp=mpp, seconds=seconds)
+
+
 def parse_set(items: list[str]) -> dict[str, object]:
     fields = {f.name: f for f in dataclasses.fields(SegmentConfig)}
     out: dict[str, object] = {}
@@ -178,6 +222,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--downsample", type=float, default=1.0,
                         help="shrink the images by this factor first (0.5: 40x data seen as 20x)")
+    parser.add_argument("--through-extract", action="store_true",
+                        help="score the outlines `wsicell extract` stores (its defaults: 0.5 µm/px, tissue, tiles)")
     parser.add_argument("--no-speed", action="store_true", help="skip the sample-slide speed measurement")
     parser.add_argument("--set", nargs="*", default=[], help="SegmentConfig overrides, key=value (all segmenters)")
     args = parser.parse_args()
@@ -191,11 +237,15 @@ def main() -> None:
     dataset = "MoNuSeg held-out images" if args.split == "monuseg-heldout" else f"CoNSeP (256-px tiles) {args.split}"
     if args.downsample != 1.0:
         dataset += f", shrunk x{args.downsample} before segmenting"
+    if args.through_extract:
+        if args.downsample != 1.0:
+            sys.exit("--through-extract works at extraction's own 0.5 µm/px; leave out --downsample")
+        dataset += ", through wsicell extract"
     rows = []
     for name in args.segmenters:
         config = config_of(name, overrides)
         load = os.getloadavg()
-        r = score(config, tiles, mpp=mpp, downsample=args.downsample)
+        r = score_extracted(config, tiles, mpp=mpp) if args.through_extract else score(config, tiles, mpp=mpp, downsample=args.downsample)
         mps = {"cpu": float("nan"), "wall": float("nan"), "cells": float("nan")} if args.no_speed else speed(config)
         rows.append((name, r, mps))
         print(f"config: {config}")
@@ -204,7 +254,7 @@ def main() -> None:
         print(f"  detection F1 {r['f1']:.3f}  (precision {r['precision']:.3f}, recall {r['recall']:.3f}; 6 px Hungarian)")
         print(f"  detection F1 at HoVer-Net's radius (12 px at 40x = 3 µm): {r['f1_3um']:.3f}")
         print(f"  AJI {r['aji']:.3f}   PQ {r['pq']:.3f} (DQ {r['dq']:.3f} x SQ {r['sq']:.3f})   [means over tiles]")
-        print(f"  segment() on these tiles: {r['mp_per_s']:.2f} MP/s per core (CPU time)")
+        print(f"  {'extraction' if args.through_extract else 'segment()'} on these tiles: {r['mp_per_s']:.2f} MP/s per core (CPU time)")
         print(
             f"speed on 1024² sample-slide tiles (0.499 µm/px): segment() {mps['cpu']:.2f} MP/s per core "
             f"(CPU time; {mps['wall']:.2f} MP/s wall clock), cells_from_labels() {mps['cells']:.0f} cells/s per core"
@@ -232,8 +282,9 @@ def main() -> None:
         for name, r, mps in rows
     ]  # fmt: skip
     name = f"segmentation_quality-{args.split}" + ("" if args.downsample == 1.0 else f"-x{args.downsample:g}")
+    name += "-extract" if args.through_extract else ""
     name += "".join(f"-{item}" for item in args.set)  # settings tried apart from the defaults
-    save(name, figures, notes={"dataset": dataset, "limit": args.limit, "set": args.set}, title=f"nucleus segmentation, {dataset}")
+    save(name, figures, notes={"dataset": dataset, "limit": args.limit, "set": args.set, "through_extract": args.through_extract}, title=f"nucleus segmentation, {dataset}")
 
 
 if __name__ == "__main__":

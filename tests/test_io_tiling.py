@@ -35,3 +35,14 @@ def test_tiles_over_tissue_keeps_tiles_touching_tissue() -> None:
     tiles = tile_grid((0, 0, 400, 400), size=120, overlap=10)  # cores of 100 px
     kept = tiles_over_tissue(tiles, tissue, scale=2.0)  # core (200..300) x (0..100) working px
     assert [t.core for t in kept] == [(200, 0, 300, 100)]
+
+
+def test_window_on_the_slide_cuts_the_read_window_to_the_slide() -> None:
+    tiles = tile_grid((0, 0, 300, 130), size=128, overlap=16)
+    for t in tiles:
+        x0, y0, x1, y1 = t.window_on((300, 130))
+        assert (x0, y0) == (max(t.x, 0), max(t.y, 0)) and (x1, y1) == (min(t.x + 128, 300), min(t.y + 128, 130))
+        c0, r0, c1, r1 = t.core
+        assert x0 <= c0 and y0 <= r0 and c1 <= x1 and r1 <= y1  # the core stays inside
+    assert tiles[0].window_on((300, 130)) == (0, 0, 112, 112)
+    assert tile_grid((0, 0, 50, 40), size=128, overlap=16)[0].window_on((50, 40)) == (0, 0, 50, 40)  # a small field: all of it

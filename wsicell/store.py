@@ -219,7 +219,7 @@ class CellStore:
         """Open an existing store (``mode`` "r" or "r+")."""
         p = Path(path)
         if not p.exists():
-            raise StoreError(f"{p}: no cell store here; create one with `wsicell extract SLIDES --out {p}`")
+            raise StoreError(f"{p}: no cell store here; create one with `wsicell extract SLIDES --store {p}`")
         try:
             root = zarr.open_group(str(p), mode=mode)
         except Exception as exc:  # zarr raises several types for a non-store folder

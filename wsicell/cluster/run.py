@@ -52,7 +52,7 @@ def clustered_slides(store: CellStore) -> list[SlideCells]:
     """The store's complete slides, each checked to carry embeddings and measurements."""
     slides = store.slides()
     if not slides:
-        raise StoreError(f"{store.path}: no extracted slides; run `wsicell extract SLIDES --out {store.path}` first")
+        raise StoreError(f"{store.path}: no extracted slides; run `wsicell extract SLIDES --store {store.path}` first")
     for s in slides:
         if not s.has("features") or s.array("features").shape[0] != s.n_cells:
             raise StoreError(f"{store.path}: slide {s.id} has no measurements; re-extract it with `wsicell extract`")

@@ -68,13 +68,14 @@ def _run_tile(job: TileJob) -> TileResult:
     slide = _cached_slide(job.slide_path, job.slide_mpp)
     segmenter = _cached_segmenter(job.segment)
     t = job.tile
-    image = slide.read_grid((t.x, t.y), (t.size, t.size), mpp=job.mpp)  # size x size x 3
+    x0, y0, x1, y1 = t.window_on(slide.grid_size(job.mpp))  # the tile's window, cut to the slide
+    image = slide.read_grid((x0, y0), (x1 - x0, y1 - y0), mpp=job.mpp)
     labels = segmenter.segment(image, mpp=job.mpp)
     scale = slide.grid_scale(job.mpp)
-    x0, y0, x1, y1 = t.core
+    c0, r0, c1, r1 = t.core
     cells = cells_from_labels(
-        image, labels, mpp=job.mpp, origin=(t.x * scale, t.y * scale), scale=scale,
-        core=(x0 - t.x, y0 - t.y, x1 - t.x, y1 - t.y),
+        image, labels, mpp=job.mpp, origin=(x0 * scale, y0 * scale), scale=scale,
+        core=(c0 - x0, r0 - y0, c1 - x0, r1 - y0),
         crop_size=job.crop_size, window_scale=job.window_scale,
     )  # fmt: skip
     keep = over_tissue(cells.centroid, job.tissue, job.tissue_origin, job.tissue_downsample)

@@ -30,6 +30,16 @@ class Tile:
         x0, y0, x1, y1 = self.core
         return (x1 - x0) * (y1 - y0)
 
+    def window_on(self, grid_size: tuple[int, int]) -> Bounds:
+        """The tile's window cut to a slide of ``grid_size`` (width, height) working px.
+
+        Extraction reads and segments only this part. Past a slide's edge a read is white,
+        and a segmenter that sees a white band beside a nucleus cut by the edge misses
+        many such nuclei; that matters for fields of view and dataset tiles, where every
+        side is an edge (docs/segmentation.md, "Fields of view and slide edges")."""
+        width, height = grid_size
+        return max(self.x, 0), max(self.y, 0), min(self.x + self.size, width), min(self.y + self.size, height)
+
 
 def tile_grid(extent: Bounds, *, size: int, overlap: int) -> list[Tile]:
     """Tiles whose cores partition ``extent`` (working px, half-open), row-major."""
