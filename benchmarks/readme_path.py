@@ -17,6 +17,7 @@ trains on the images it maps. ``--split train`` runs it on the train split (for 
 
     .venv/bin/python benchmarks/readme_path.py                       # test, 20x, seeds 0 1 2
     .venv/bin/python benchmarks/readme_path.py --extract-args="--segmenter hvnet-fine"
+    .venv/bin/python benchmarks/readme_path.py --train-args="--config configs/cpu-untrained.yaml" --cluster-args="--morphology-weight 1"
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,13 +95,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--extract-args", default="", help="more `wsicell extract` options, e.g. '--segmenter hvnet-fine'")
     parser.add_argument("--train-args", default="", help="more `wsicell train` options, e.g. '--config configs/cpu-untrained.yaml'")
+    parser.add_argument("--cluster-args", default="", help="more `wsicell cluster` options, e.g. '--morphology-weight 1'")
     parser.add_argument("--context-radius", type=float, default=20.0)
     args = parser.parse_args()
 
     mpp = CONSEP_MPP / args.scale
     fields = write_fields(args.split, args.scale, WORK / f"fields-consep-{args.split}-x{args.scale:g}")
-    work = WORK / "readme-path"
-    shutil.rmtree(work, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="readme-path-", dir=WORK))  # runs side by side do not collide
     store, run = work / "cells.zarr", work / "run"
     t0 = time.perf_counter()
     wsicell("extract", *map(str, fields), "--store", str(store), "--slide-mpp", f"{mpp:.6g}", "-q",
@@ -114,7 +117,7 @@ def main() -> None:
         wsicell("embed", "--store", str(store), "--model", str(run))
         row = {"seed": seed, "train_s": round(train_s, 1)}
         for name, extra in (("no_context", []), ("context", ["--context-radius", f"{args.context_radius:g}"])):
-            wsicell("cluster", "--store", str(store), "-k", "4", *extra)
+            wsicell("cluster", "--store", str(store), "-k", "4", *extra, *shlex.split(args.cluster_args))
             types, clusters = matched_types(store, args.split, scale=args.scale, mpp=mpp)
             s = score_clusters(labels=types, clusters=clusters)
             row |= {f"{name}_ami": round(100 * s.ami, 1), f"{name}_ari": round(100 * s.ari, 1),
@@ -136,10 +139,11 @@ def main() -> None:
     print(f"  wsicell cluster -k 4 --context-radius {args.context_radius:g}:  AMI {means['context_ami']} ± "
           f"{stds['context_ami']}  ARI {means['context_ari']}  purity {means['context_purity']}")  # fmt: skip
     name = f"readme_path-{args.split}-x{args.scale:g}" + "".join(
-        "-" + a.lstrip("-").replace("/", "_") for a in shlex.split(args.extract_args + " " + args.train_args)
+        "-" + a.lstrip("-").replace("/", "_") for a in shlex.split(" ".join((args.extract_args, args.train_args, args.cluster_args)))
     )
     save(name, rows, notes={"where": where, "true": n_true, "extraction_s": round(extract_s, 1), "mean": means,
-                            "std": stds, "extract_args": args.extract_args, "train_args": args.train_args},
+                            "std": stds, "extract_args": args.extract_args, "train_args": args.train_args,
+                            "cluster_args": args.cluster_args},
          title=f"the README's CPU path on {where}")  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
 
