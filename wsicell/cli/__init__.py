@@ -6,10 +6,14 @@ dask.distributed, tiatoolbox) inside the command, so ``wsicell --help`` stays in
 
 from __future__ import annotations
 
-import click
+from wsicell import openmp
 
-from wsicell import __version__
-from wsicell.cli import cluster, embed, evaluate, extract, info, map, study, train
+openmp.settle()  # before anything imports torch (wsicell/openmp.py)
+
+import click  # noqa: E402
+
+from wsicell import __version__  # noqa: E402
+from wsicell.cli import cluster, embed, evaluate, extract, info, map, study, train  # noqa: E402
 
 
 @click.group(
