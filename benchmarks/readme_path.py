@@ -9,8 +9,9 @@ their defaults:
     wsicell embed --store cells.zarr --model run
     wsicell cluster --store cells.zarr -k 4 [--context-radius 20]
 
-Each stored nucleus is matched one-to-one to a labelled nucleus within 3 µm (Hungarian
-assignment on the centroids) and takes its type; AMI / ARI / purity (%) over the matched
+Each stored nucleus is matched one-to-one to a labelled nucleus within 3 µm (as
+``wsicell evaluate --nuclei segmented`` matches: ``wsicell.segment.metrics.centroid_pairs``)
+and takes its type; AMI / ARI / purity (%) over the matched
 nuclei, per seed, without and with the context. The labels choose nothing: this is the
 transductive setting of the labelled 20x set kept outside the project, where the same path
 trains on the images it maps. ``--split train`` runs it on the train split (for choices).
@@ -34,10 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 from record import save  # benchmarks/record.py: the figures as JSON
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
 
 from wsicell.evaluate.metrics import score_clusters
+from wsicell.segment.metrics import centroid_pairs
 from wsicell.store import CellStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,14 +77,9 @@ def matched_types(store: Path, split: str, *, scale: float, mpp: float) -> tuple
     for cells in CellStore.open(store).slides():
         labels = np.load(CONSEP / split / f"{Path(cells.path).stem}.npz")
         centroid = labels["centroid"] * scale  # tile px -> field px (= the store's level 0)
-        found = cells.array("centroid")[:]
-        if len(found) == 0 or len(centroid) == 0:
-            continue
-        distance = cdist(found, centroid)
-        rows, cols = linear_sum_assignment(distance)
-        ok = distance[rows, cols] <= MATCH_UM / mpp
-        types.append(labels["type"][cols[ok]])
-        clusters.append(cells.array("cluster")[:][rows[ok]])
+        rows, cols = centroid_pairs(cells.array("centroid")[:], centroid, radius=MATCH_UM / mpp)
+        types.append(labels["type"][cols])
+        clusters.append(cells.array("cluster")[:][rows])
     return np.concatenate(types), np.concatenate(clusters)
 
 
@@ -102,7 +97,11 @@ def main() -> None:
     mpp = CONSEP_MPP / args.scale
     fields = write_fields(args.split, args.scale, WORK / f"fields-consep-{args.split}-x{args.scale:g}")
     WORK.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="readme-path-", dir=WORK))  # runs side by side do not collide
+    with tempfile.TemporaryDirectory(prefix="readme-path-", dir=WORK) as tmp:  # runs side by side do not collide
+        run_path(args, fields, mpp, Path(tmp))
+
+
+def run_path(args: argparse.Namespace, fields: list[Path], mpp: float, work: Path) -> None:
     store, run = work / "cells.zarr", work / "run"
     t0 = time.perf_counter()
     wsicell("extract", *map(str, fields), "--store", str(store), "--slide-mpp", f"{mpp:.6g}", "-q",
@@ -145,7 +144,6 @@ def main() -> None:
                             "std": stds, "extract_args": args.extract_args, "train_args": args.train_args,
                             "cluster_args": args.cluster_args},
          title=f"the README's CPU path on {where}")  # fmt: skip
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

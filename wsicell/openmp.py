@@ -8,7 +8,7 @@ reference machine (``benchmarks/embed_contention.py``), embedding the sample sli
 3.05 s alone and 6.6 s when a second embedding ran beside it; embedding 391 small fields of
 view (many slides of a few dozen nuclei), 12.3 s alone and 206 s beside another. With a spin
 count of 1,000 the same runs took 3.1 / 4.5 s and 11.4 / 23 s. ``OMP_WAIT_POLICY=PASSIVE``
-(never spin) did about as well under contention but cost 11–56 % alone.
+(never spin) did about as well under contention but cost 11–45 % alone.
 
 :func:`settle` sets ``GOMP_SPINCOUNT=1000`` unless the user chose an OpenMP wait policy
 (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``). It must run before torch is first imported: the

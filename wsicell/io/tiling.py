@@ -36,7 +36,7 @@ class Tile:
         Extraction reads and segments only this part. Past a slide's edge a read is white,
         and a segmenter that sees a white band beside a nucleus cut by the edge misses
         many such nuclei; that matters for fields of view and dataset tiles, where every
-        side is an edge (docs/segmentation.md, "Fields of view and slide edges")."""
+        side is an edge (docs/segmentation.md, "What `wsicell extract` stores")."""
         width, height = grid_size
         return max(self.x, 0), max(self.y, 0), min(self.x + self.size, width), min(self.y + self.size, height)
 
