@@ -1,4 +1,4 @@
-"""Embedding throughput: cells per second of `wsicell embed` for 1 and 8 views, fp32 and bf16.
+"""Embedding throughput: cells per second of `wsicell embed` for 1, 4 and 8 views, fp32 and bf16.
 
     .venv/bin/python benchmarks/embed_speed.py                    # fast CPU config, 20,000 crops
     .venv/bin/python benchmarks/embed_speed.py --config configs/ccrl.yaml --cells 4096
@@ -32,20 +32,22 @@ def main() -> None:
 
     from wsicell.config import load_config
     from wsicell.embed import embed_crops
+    from wsicell.train.backbone import embedding_module
     from wsicell.train.config import TrainConfig
     from wsicell.train.methods.registry import build_method
 
     config = load_config(TrainConfig, args.config)
-    model = build_method(config).encoder("momentum").eval()
+    model = embedding_module(build_method(config).encoder("momentum"), config.embed_stages).eval()
     model.crop_size = config.crop_size  # type: ignore[assignment]
     crops = np.random.default_rng(0).integers(0, 256, size=(args.cells, 32, 32, 3), dtype=np.uint8)
-    print(f"{args.config.name}: stem {config.stem}, width {config.width}, crop {config.crop_size} px; {args.cells} cells; "
+    net = "nucleus encoder" if config.backbone == "nucleus" else f"stem {config.stem}, width {config.width}"
+    print(f"{args.config.name}: {net}, stages {list(config.embed_stages)}, crop {config.crop_size} px; {args.cells} cells; "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{'threads':>7s} {'views':>5s} {'precision':>9s} {'cells/s':>9s} {'1M cells':>9s}")
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for views in (1, 8):
+        for views in (1, 4, 8):
             for precision in ("fp32", "bf16"):
                 embed_crops(model, crops[:512], views=views, precision=precision)  # warm-up
                 started = time.perf_counter()
@@ -54,7 +56,8 @@ def main() -> None:
                 print(f"{threads:7d} {views:5d} {precision:>9s} {rate:9.0f} {1e6 / rate / 60:7.1f} min", flush=True)
                 rows.append({"threads": threads, "views": views, "precision": precision, "cells_per_s": round(rate),
                              "minutes_per_million": round(1e6 / rate / 60, 1)})  # fmt: skip
-    save("embed_speed", rows, notes={"config": args.config.name, "stem": config.stem, "width": config.width,
+    save("embed_speed", rows, notes={"config": args.config.name, "backbone": config.backbone, "stem": config.stem,
+                                     "width": config.width, "embed_stages": list(config.embed_stages),
                                      "crop_size": config.crop_size, "cells": args.cells},
          title="embedding throughput (cells/s) by threads, views and precision")  # fmt: skip
 

@@ -40,8 +40,9 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
     result = invoke("embed", "--store", str(store), "--model", str(run))
     n = CellStore.open(store).total_cells()
     assert result.exit_code == 0 and f"Embedded {n} cells" in result.output
-    # the CPU preset's embedding: stages 3 and 4 of a width-8 network, 32 + 64 channels
-    assert CellStore.open(store).slides()[0].array("embedding").shape == (n, 96)
+    # the CPU preset's backbone, trained one epoch more by CCRL: the nucleus encoder's levels
+    # 3-5, 32 + 64 + 128 channels (width is the ResNet's setting and does not apply)
+    assert CellStore.open(store).slides()[0].array("embedding").shape == (n, 224)
 
 
 @pytest.mark.parametrize(
@@ -89,19 +90,31 @@ def train_without_config(store: Path, run: Path, *extra: str):
 
 
 @pytest.mark.slow
-def test_no_config_on_a_cpu_distils_the_untrained_encoder_and_says_so(extracted_store: Path, tmp_path: Path) -> None:
-    """On a CPU, `wsicell train` alone trains the stain self-distillation of its preset
-    (configs/stain-distill-cpu-fast.yaml) and says so in one line; flags win over the preset."""
-    from wsicell.train.presets import cpu_preset
+def test_no_config_on_a_cpu_keeps_the_nucleus_encoder_and_says_so(extracted_store: Path, tmp_path: Path) -> None:
+    """On a CPU, `wsicell train` alone saves the nucleus segmenter's encoder as it is (the CPU
+    default, configs/nucleus-untrained.yaml: the segmenter's shipped weights) and says so in
+    one line; flags win over the preset."""
+    import torch
 
-    result, saved = train_without_config(extracted_store, tmp_path / "r", "--epochs", "1")
+    from wsicell.segment.hvnet import WEIGHTS_PATH
+    from wsicell.train import checkpoint
+    from wsicell.train.presets import CPU_DEFAULT
+
+    run = tmp_path / "r"
+    result, saved = train_without_config(extracted_store, run, "--set", "embed_views=4")
     said = [line for line in result.output.splitlines() if line.startswith("No CUDA GPU")]
-    assert len(said) == 1 and "the untrained encoder taught to ignore stains (stain-distill-cpu-fast.yaml" in said[0]
-    assert "Trained 1 epochs" in result.output
-    preset = yaml.safe_load(cpu_preset("stain-distill").read_text())
-    assert saved["method"] == "stain-distill" and saved["epochs"] == 1 and saved["width"] == 8  # flags win...
-    for key in ("crop_size", "stem", "embed_views", "embed_stages", "stain_jitter", "lr", "precision"):  # ...then the preset
+    assert len(said) == 1 and "the nucleus segmenter's encoder as it is (nucleus-untrained.yaml" in said[0]
+    assert "Saved the nucleus segmenter's encoder" in result.output
+    preset = yaml.safe_load(CPU_DEFAULT.read_text())
+    assert saved["embed_views"] == 4 and saved["epochs"] == 0  # the flag wins...
+    for key in ("backbone", "crop_size", "embed_stages", "predictor"):  # ...then the preset
         assert saved[key] == preset[key], key
+    # the model is the segmenter's encoder, its shipped weights exactly
+    state = checkpoint.load(run / "last.pt")["model"]
+    shipped = torch.load(WEIGHTS_PATH, map_location="cpu", weights_only=True)
+    for level in range(5):
+        key = f"enc.{level}.0.weight"
+        assert torch.equal(state[f"backbone_k.levels.{level}.0.weight"], shipped[key]), key
 
 
 def test_method_ccrl_on_a_cpu_keeps_the_untrained_encoder(extracted_store: Path, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_the_library_applies_a_methods_paper_settings() -> None:
         method_defaults("byol")
 
 
-@pytest.mark.parametrize("name", ["ccrl", "ccrl-cpu-fast", "ccrl-cpu-stain", "cpu-untrained", "simclr", "simclr-cpu-fast", "sslp", "sslp-cpu-fast", "stain-distill-cpu-fast"])
+@pytest.mark.parametrize("name", ["ccrl", "ccrl-cpu-fast", "ccrl-cpu-stain", "cpu-untrained", "simclr", "simclr-cpu-fast", "sslp", "sslp-cpu-fast", "stain-distill-cpu-fast", "nucleus-untrained"])
 def test_every_training_preset_loads(name: str) -> None:
     from pathlib import Path
 

@@ -31,7 +31,9 @@ from wsicell.device import DEFAULT_PRECISION, DEVICES, PRECISIONS
 def embed_command(
     store: Path, run: Path, encoder: str | None, views: str | None, batch_size: int, device: str, precision: str, quiet: bool
 ) -> None:
-    """Embed every cell of the store (512-d, float16, per slide) with a trained encoder.
+    """Embed every cell of the store (float16, per slide) with a trained encoder.
+
+    The embedding's size is the run's (224-d for the CPU default, 512-d for the paper's CCRL).
 
     Resumable: slides already embedded by the same checkpoint are skipped, an interrupted
     slide continues from its last written chunk.

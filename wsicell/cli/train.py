@@ -38,10 +38,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU "
-                   "configs/stain-distill-cpu-fast.yaml, or with --method configs/cpu-untrained.yaml for CCRL and "
+                   "configs/nucleus-untrained.yaml, or with --method configs/cpu-untrained.yaml for CCRL and "
                    "configs/<method>-cpu-fast.yaml for the others; with --resume: the run's config.yaml).")  # fmt: skip
 @click.option("--method", type=click.Choice(list(METHODS)),
-              help="Training method (default: ccrl on a CUDA GPU, stain-distill on a CPU); see docs/methods.md. Without --config, its paper's batch size, learning "
+              help="Training method (default: ccrl on a CUDA GPU; on a CPU the nucleus segmenter's encoder, untrained); see docs/methods.md. Without --config, its paper's batch size, learning "
                    "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
 @click.option("--epochs", type=int, help="Number of epochs.")
 @click.option("--batch-size", type=int, help="Global batch size (all processes).")
@@ -59,12 +59,12 @@ def train_command(
     device: str | None, precision: str | None, sets: tuple[str, ...], resume: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Train a cell encoder on the crops of a store: CCRL (contrastive cell representation
-    learning, the paper's recipe) on a CUDA GPU, stain self-distillation on a CPU.
+    learning, the paper's recipe) on a CUDA GPU; on a CPU, keep the nucleus segmenter's
+    encoder as it is (no training: the best cell-type embedding measured on a CPU budget).
 
     --method simclr | sslp trains SimCLR for histopathology or SSLP (spatial neighbours as
     positives) instead, on the same backbone, data and run directory (docs/methods.md);
-    --method stain-distill teaches the untrained encoder to ignore stain changes (the CPU
-    default without --config).
+    --method stain-distill teaches an untrained encoder to ignore stain changes.
 
     Writes OUT/config.yaml, OUT/store.json, OUT/metrics.jsonl (one line per epoch) and
     OUT/last.pt after every epoch. Under `torchrun --nproc-per-node N` it trains with
@@ -92,7 +92,8 @@ def train_command(
         click.echo(compute.reason, err=True)
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
-        done = f"Trained {config.epochs} epochs" if config.epochs else "Saved the untrained encoder"
+        kept = "the nucleus segmenter's encoder" if config.backbone == "nucleus" else "the untrained encoder"
+        done = f"Trained {config.epochs} epochs" if config.epochs else f"Saved {kept}"
         click.echo(f"{done} -> {run} (next: wsicell embed --store {store} --model {run})")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: a deterministic exit
         from wsicell.train import dist
@@ -100,18 +101,14 @@ def train_command(
         dist.end_process(0)
 
 
-CPU_DEFAULT_METHOD = "stain-distill"
-"""What ``wsicell train`` without --config and --method trains on a machine without a CUDA GPU."""
-
-
 def default_config(method: str | None, *, device: str, quiet: bool) -> Path | None:
     """Without --config: on a CUDA GPU the paper's recipe (None: the dataclass defaults); on a
-    CPU (the paper's 500 epochs would take days there), without --method the stain
-    self-distillation of the untrained encoder (the best on the train split's criteria), with
+    CPU (the paper's 500 epochs would take days there), without --method the nucleus
+    segmenter's encoder as it is (the best on the train split's held-out images), with
     --method that method's CPU preset. A method without a paper uses its preset everywhere.
     Says which, in one line."""
     from wsicell.device import choose_device
-    from wsicell.train.presets import cpu_preset
+    from wsicell.train.presets import CPU_DEFAULT, cpu_preset
 
     on_cpu = choose_device(device)[0].type == "cpu"
     if method is not None and not REGISTRY[method].paper:  # no paper recipe: its own configuration everywhere
@@ -124,12 +121,11 @@ def default_config(method: str | None, *, device: str, quiet: bool) -> Path | No
             click.echo(f"CUDA GPU: training {method or 'ccrl'} with its paper's recipe (--config to change it)", err=True)
         return None
     if method is None:
-        preset = cpu_preset(CPU_DEFAULT_METHOD)
         if not quiet:
-            click.echo(f"No CUDA GPU: the untrained encoder taught to ignore stains ({preset.name}, about 30 s per "
-                       "10,000 cells; on new images it clusters better than the untrained encoder without context and "
-                       "as well with it); untrained: --config configs/cpu-untrained.yaml", err=True)  # fmt: skip
-        return preset
+            click.echo(f"No CUDA GPU: the nucleus segmenter's encoder as it is ({CPU_DEFAULT.name}, no training time; on "
+                       "new images it clusters cell types better than any encoder trained here on a CPU); to train: "
+                       "--method stain-distill or --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
+        return CPU_DEFAULT
     preset = cpu_preset(method)
     if not quiet and preset.name == "cpu-untrained.yaml":
         click.echo("No CUDA GPU: an untrained, seeded encoder (configs/cpu-untrained.yaml: no training time); "

@@ -96,7 +96,9 @@ def ccrl_rows(
     """
     n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
     method = method_title(config.method)
-    if config.epochs == 0:
+    if config.epochs == 0 and config.backbone == "nucleus":
+        method = "nucleus segmenter's encoder"  # epochs 0: the segmenter's weights as they are
+    elif config.epochs == 0:
         method = f"untrained {method} encoder"  # epochs 0: the seeded initial weights
     main = scoring.rows(f"{method} (this config)", "ccrl")
     variants: list[tuple[list[Row], dict, str, bool]] = [(main, {}, "momentum", False)]

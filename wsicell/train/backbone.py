@@ -110,7 +110,10 @@ class PooledStages(nn.Module):
         return torch.cat(pooled, dim=1)  # N x out_dim
 
 
-def embedding_module(backbone: PreActResNet18, stages: tuple[int, ...]) -> nn.Module:
-    """The module that makes a cell's embedding from ``stages`` of ``backbone``: the backbone
-    itself for the last stage alone (its own output), else its :class:`PooledStages`."""
+def embedding_module(backbone: nn.Module, stages: tuple[int, ...]) -> nn.Module:
+    """The module that makes a cell's embedding from ``stages`` of ``backbone``: a ResNet
+    itself for the last stage alone (its own output), else its :class:`PooledStages`; any
+    other backbone (the nucleus encoder) is built with its stages and is its embedding."""
+    if not isinstance(backbone, PreActResNet18):
+        return backbone
     return backbone if tuple(stages) == (4,) else PooledStages(backbone, stages)

@@ -18,18 +18,29 @@ STEMS = ("cifar", "cifar_pool", "imagenet")
 EMBED_VIEWS = (1, 2, 4, 8)
 """Test-time views of a crop averaged into its embedding (``wsicell.embed``)."""
 
+BACKBONES = ("resnet18", "nucleus")
+"""``resnet18``: the papers' pre-activation ResNet-18 (``stem``, ``width``; random initial
+weights, train/backbone.py). ``nucleus``: the encoder of the shipped nucleus segmenter, its
+trained weights as the initial ones (train/nucleus_backbone.py; ``stem`` and ``width`` do
+not apply)."""
+
 EMBED_STAGES = (1, 2, 3, 4)
-"""The backbone's four stages (a pair of blocks each, 1, 2, 4 and 8 x ``width`` channels);
+"""The ResNet's four stages (a pair of blocks each, 1, 2, 4 and 8 x ``width`` channels);
 an increasing selection of them forms the embedding (``embed_stages``)."""
 
+NUCLEUS_CHANNELS = (8, 16, 32, 64, 128)
+"""Channels of the nucleus segmenter's five encoder levels (``wsicell.segment.hvnet.CHANNELS``,
+checked by the tests): its ``embed_stages`` are levels 1-5."""
 
-def valid_stages(stages: tuple[int, ...]) -> bool:
-    """Whether ``stages`` is a non-empty, increasing selection of :data:`EMBED_STAGES`."""
-    return bool(stages) and list(stages) == sorted(set(stages)) and set(stages) <= set(EMBED_STAGES)
+
+def valid_stages(stages: tuple[int, ...], backbone: str = "resnet18") -> bool:
+    """Whether ``stages`` is a non-empty, increasing selection of the backbone's stages."""
+    levels = range(1, len(NUCLEUS_CHANNELS) + 1) if backbone == "nucleus" else EMBED_STAGES
+    return bool(stages) and list(stages) == sorted(set(stages)) and set(stages) <= set(levels)
 
 
 def stage_channels(width: int, stages: tuple[int, ...]) -> int:
-    """Channels of the embedding made of ``stages`` of a backbone of ``width``."""
+    """Channels of the embedding made of ``stages`` of a ResNet of ``width``."""
     return sum(width * 2 ** (s - 1) for s in stages)
 
 
@@ -86,7 +97,8 @@ class TrainConfig:
     # residual optical densities (Ruifrok-Johnston) and its whole optical density are scaled by
     # factors drawn uniformly in [1 / (1 + s), 1 + s] (docs/results.md, configs/ccrl-cpu-stain.yaml)
     stain_jitter: float = 0.0
-    # backbone
+    # backbone (BACKBONES); stem and width are the ResNet's
+    backbone: Literal["resnet18", "nucleus"] = "resnet18"
     stem: Literal["cifar", "cifar_pool", "imagenet"] = "cifar"
     width: int = 64
     # execution
@@ -141,8 +153,10 @@ class TrainConfig:
         check(self.method != "stain-distill" or self.stain_jitter > 0,
               "stain_jitter must be > 0 for stain-distill (the stain change is what it learns to ignore)")  # fmt: skip
         check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
-        check(valid_stages(self.embed_stages),
-              f"embed_stages must be increasing, distinct stages among 1-4, got {list(self.embed_stages)}")  # fmt: skip
+        check(self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        top = len(NUCLEUS_CHANNELS) if self.backbone == "nucleus" else len(EMBED_STAGES)
+        check(valid_stages(self.embed_stages, self.backbone),
+              f"embed_stages must be increasing, distinct stages among 1-{top} ({self.backbone}), got {list(self.embed_stages)}")  # fmt: skip
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
         check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
@@ -158,12 +172,15 @@ class TrainConfig:
 
     @property
     def embed_dim(self) -> int:
-        """Backbone output size (512 for the default width 64)."""
-        return 8 * self.width
+        """Backbone output size, what the heads see (ResNet: 512 for the default width 64;
+        nucleus: its embedding, the pooled ``embed_stages``)."""
+        return self.embedding_dim if self.backbone == "nucleus" else 8 * self.width
 
     @property
     def embedding_dim(self) -> int:
         """Size of a cell's embedding: the channels of the ``embed_stages`` (the last: 8 x width)."""
+        if self.backbone == "nucleus":
+            return sum(NUCLEUS_CHANNELS[s - 1] for s in self.embed_stages)
         return stage_channels(self.width, self.embed_stages)
 
 

@@ -44,7 +44,13 @@ class Method(nn.Module, ABC):
         self.config = config
 
     @staticmethod
-    def make_backbone(config: TrainConfig) -> PreActResNet18:
+    def make_backbone(config: TrainConfig) -> nn.Module:
+        """The config's backbone: the ResNet (random weights, seeded by the loop), or the
+        nucleus segmenter's encoder (its trained weights; its output is the embedding)."""
+        if config.backbone == "nucleus":
+            from wsicell.train.nucleus_backbone import NucleusEncoder
+
+            return NucleusEncoder(config.embed_stages)
         return PreActResNet18(stem=config.stem, width=config.width)
 
     @abstractmethod

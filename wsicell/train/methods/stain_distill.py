@@ -1,9 +1,11 @@
-"""Stain self-distillation (not from the papers): the untrained encoder taught to ignore stains.
+"""Stain self-distillation (not from the papers): an encoder taught to ignore stains.
 
-An untrained, seeded network embeds cells by type as well as any CCRL run here on images
-from the training lab, but its embedding follows each slide's staining (docs/results.md).
-This method keeps that network as the teacher, frozen, and trains a copy of it, the
-student, from the same weights: for a batch of crops in a random dihedral pose, the teacher
+The encoders that embed cells by type best here were not trained by a self-supervised
+objective: the nucleus segmenter's encoder (``backbone: nucleus``, the CPU default's teacher)
+and an untrained, seeded ResNet (``backbone: resnet18``); but their embeddings follow each
+slide's staining (docs/results.md). This method keeps the config's backbone as the teacher,
+frozen, and trains a copy of it, the student, from the same weights: for a batch of crops
+in a random dihedral pose, the teacher
 embeds the crops as they are and the student the same crops with a lab-like stain change
 (``stain_jitter``: haematoxylin, eosin, residual and the whole optical density scaled), and
 the loss is the mean cosine distance between the two embeddings (of ``embed_stages``,
@@ -12,7 +14,8 @@ move as far as stain invariance asks, so it keeps the teacher's structure.
 
 BatchNorm keeps the network's initial statistics throughout (its layers stay in eval mode
 even while training): an untrained network's identity BatchNorm is part of what makes it
-good, and calibrating the statistics on the crops made it worse (docs/results.md).
+good, and calibrating the statistics on the crops made it worse (docs/results.md); the
+nucleus encoder keeps the statistics of the segmenter's training.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ from pathlib import Path
 PRESETS = Path(__file__).resolve().parent
 
 
+CPU_DEFAULT = PRESETS / "nucleus-untrained.yaml"
+"""What ``wsicell train`` without --config and --method uses on a machine without a CUDA GPU:
+the nucleus segmenter's encoder as it is (the best cell-type embedding on the train split's
+held-out images; docs/results.md)."""
+
+
 def cpu_preset(method: str) -> Path:
     """The CPU configuration of ``method``: for ``ccrl`` the untrained encoder
     (``cpu-untrained.yaml``: at CPU budgets it clustered better than trained CCRL), for
