@@ -80,7 +80,7 @@ def main() -> None:
         parts = {"fold": np.ones(len(held.labels), bool)}
         parts.update({f"half {h}": np.isin(held.source, images[h::2]) for h in (0, 1)})
         encoder = NucleusEncoder((3, 4, 5)).eval()
-        encoder.levels.load_state_dict(net.enc[:5].state_dict())
+        encoder.levels.load_state_dict(net.enc.state_dict())
         embeddings = {"nucleus encoder (net without these images)": [embed_crops(encoder, held.crops, crop_size=32, views=4, precision="fp32")]}
         embeddings["untrained ResNet, stages 3 + 4"] = [
             embed_crops(PooledStages(baselines.random_encoder(stem="imagenet", width=32, seed=s), (3, 4)).eval(), held.crops,

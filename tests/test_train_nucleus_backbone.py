@@ -52,6 +52,8 @@ def test_embedding_is_the_segmenters_pooled_levels(crop_store: Path) -> None:
             got = encoder(x)
         assert got.shape == (16, sum(CHANNELS[s - 1] for s in stages)) == (16, encoder.out_dim)
         torch.testing.assert_close(got, naive_embedding(x, stages), atol=1e-5, rtol=1e-4)
+    # every choice of stages holds the same weights (a run's embed_stages may change on --resume)
+    assert NucleusEncoder((2,)).state_dict().keys() == NucleusEncoder((3, 4, 5)).state_dict().keys()
     # the trained weights matter: a freshly initialised encoder embeds the same crops otherwise
     torch.manual_seed(0)
     fresh = NucleusEncoder((3, 4, 5), pretrained=False).eval()

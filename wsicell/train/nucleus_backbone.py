@@ -37,7 +37,7 @@ class NucleusEncoder(nn.Module):
         if tuple(CHANNELS) != NUCLEUS_CHANNELS:
             raise ValueError(f"the segmenter's channels {CHANNELS} are not train.config.NUCLEUS_CHANNELS")
         net = load_hvnet(WEIGHTS_PATH) if pretrained else build_hvnet(CHANNELS)
-        self.levels = net.enc[: max(stages)]  # only the levels the embedding needs
+        self.levels = net.enc  # all five, so that runs with other stages share one state_dict
         self.pool = nn.MaxPool2d(2)
         self.stages = tuple(stages)
         self.out_dim = sum(NUCLEUS_CHANNELS[s - 1] for s in self.stages)
@@ -48,4 +48,6 @@ class NucleusEncoder(nn.Module):
             x = block(x if level == 1 else self.pool(x))  # x: N x C_level x H/2^(level-1) x ...
             if level in self.stages:
                 pooled.append(F.normalize(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1), dim=1))
+            if level == self.stages[-1]:
+                break  # the deeper levels do not enter the embedding
         return torch.cat(pooled, dim=1)  # N x out_dim
