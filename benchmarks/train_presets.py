@@ -2,8 +2,9 @@
 
 Trains each CPU preset as shipped (its epochs, one thread unless --threads) on a store of
 REAL nucleus crops (the sample slide extracted once, its crops copied into ``--copies``
-slide groups, ~2,600 cells each) and prints wall and CPU seconds per 10,000 cells, beside
-the untrained preset (no training) that the CPU default starts from:
+slide groups, ~2,600 cells each) and prints wall and CPU seconds per 10,000 cells: the CPU
+default (the nucleus segmenter's encoder, no training), the untrained ResNet (no training)
+and the two trained presets:
 
     .venv/bin/python benchmarks/train_presets.py [--copies 4] [--threads 1]
 
@@ -28,7 +29,7 @@ from wsicell.train.config import TrainConfig
 from wsicell.train.loop import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-PRESETS = ("cpu-untrained", "stain-distill-cpu-fast", "ccrl-cpu-fast")
+PRESETS = ("nucleus-untrained", "cpu-untrained", "stain-distill-cpu-fast", "ccrl-cpu-fast")
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Stain self-distillation (not from the papers): an encoder taught to ignore stains.
 
 The encoders that embed cells by type best here were not trained by a self-supervised
-objective: the nucleus segmenter's encoder (``backbone: nucleus``, the CPU default's teacher)
-and an untrained, seeded ResNet (``backbone: resnet18``); but their embeddings follow each
+objective: the nucleus segmenter's encoder (``backbone: nucleus``, the CPU default) and an
+untrained, seeded ResNet (``backbone: resnet18``, this method's preset); but their embeddings follow each
 slide's staining (docs/results.md). This method keeps the config's backbone as the teacher,
 frozen, and trains a copy of it, the student, from the same weights: for a batch of crops
 in a random dihedral pose, the teacher
