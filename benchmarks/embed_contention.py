@@ -41,9 +41,13 @@ EMBED = "import sys; from wsicell.embed import embed_store; embed_store(store=sy
 """What `wsicell embed` runs, called without the command line, which would set GOMP_SPINCOUNT itself."""
 
 
+def environment(settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any OpenMP wait setting, then ``settings``."""
+    return {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")} | settings
+
+
 def wsicell_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    return subprocess.Popen([sys.executable, "-m", "wsicell", *args], env=base | (env or {}),
+    return subprocess.Popen([sys.executable, "-m", "wsicell", *args], env=environment(env or {}),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -63,8 +67,7 @@ def timed_embeds(store: Path, model: Path, copies: int, env: dict[str, str], wor
         shutil.copytree(store, copy)
         stores.append(copy)
     t0 = time.perf_counter()
-    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    procs = [subprocess.Popen([sys.executable, "-c", EMBED, str(s), str(model)], env=base | env,
+    procs = [subprocess.Popen([sys.executable, "-c", EMBED, str(s), str(model)], env=environment(env),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for s in stores]  # fmt: skip
     for p in procs:
         _, err = p.communicate()

@@ -79,7 +79,7 @@ def main() -> None:
         images = sorted(range(len(names)), key=lambda i: int(names[i].split("_")[-1]))  # by image number
         parts = {"fold": np.ones(len(held.labels), bool)}
         parts.update({f"half {h}": np.isin(held.source, images[h::2]) for h in (0, 1)})
-        encoder = NucleusEncoder((3, 4, 5)).eval()
+        encoder = NucleusEncoder((3, 4, 5), pretrained=False).eval()  # the fold's net's weights, next line
         encoder.levels.load_state_dict(net.enc.state_dict())
         embeddings = {"nucleus encoder (net without these images)": [embed_crops(encoder, held.crops, crop_size=32, views=4, precision="fp32")]}
         embeddings["untrained ResNet, stages 3 + 4"] = [

@@ -33,15 +33,24 @@ NUCLEUS_CHANNELS = (8, 16, 32, 64, 128)
 checked by the tests): its ``embed_stages`` are levels 1-5."""
 
 
+def backbone_stages(backbone: str = "resnet18") -> tuple[int, ...]:
+    """The stages a backbone's embedding can be made of: the ResNet's 1-4, the nucleus encoder's levels 1-5."""
+    return tuple(range(1, len(NUCLEUS_CHANNELS) + 1)) if backbone == "nucleus" else EMBED_STAGES
+
+
 def valid_stages(stages: tuple[int, ...], backbone: str = "resnet18") -> bool:
     """Whether ``stages`` is a non-empty, increasing selection of the backbone's stages."""
-    levels = range(1, len(NUCLEUS_CHANNELS) + 1) if backbone == "nucleus" else EMBED_STAGES
-    return bool(stages) and list(stages) == sorted(set(stages)) and set(stages) <= set(levels)
+    return bool(stages) and list(stages) == sorted(set(stages)) and set(stages) <= set(backbone_stages(backbone))
 
 
 def stage_channels(width: int, stages: tuple[int, ...]) -> int:
     """Channels of the embedding made of ``stages`` of a ResNet of ``width``."""
     return sum(width * 2 ** (s - 1) for s in stages)
+
+
+def nucleus_channels(stages: tuple[int, ...]) -> int:
+    """Channels of the embedding made of ``stages`` (levels) of the nucleus encoder."""
+    return sum(NUCLEUS_CHANNELS[s - 1] for s in stages)
 
 
 RESUMABLE_CHANGES = frozenset({"embed_views", "embed_stages", "epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
@@ -154,9 +163,9 @@ class TrainConfig:
               "stain_jitter must be > 0 for stain-distill (the stain change is what it learns to ignore)")  # fmt: skip
         check(self.embed_views in EMBED_VIEWS, f"embed_views must be one of {EMBED_VIEWS}, got {self.embed_views}")
         check(self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        top = len(NUCLEUS_CHANNELS) if self.backbone == "nucleus" else len(EMBED_STAGES)
         check(valid_stages(self.embed_stages, self.backbone),
-              f"embed_stages must be increasing, distinct stages among 1-{top} ({self.backbone}), got {list(self.embed_stages)}")  # fmt: skip
+              f"embed_stages must be increasing, distinct stages among 1-{backbone_stages(self.backbone)[-1]} "
+              f"({self.backbone}), got {list(self.embed_stages)}")  # fmt: skip
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
         check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
@@ -180,7 +189,7 @@ class TrainConfig:
     def embedding_dim(self) -> int:
         """Size of a cell's embedding: the channels of the ``embed_stages`` (the last: 8 x width)."""
         if self.backbone == "nucleus":
-            return sum(NUCLEUS_CHANNELS[s - 1] for s in self.embed_stages)
+            return nucleus_channels(self.embed_stages)
         return stage_channels(self.width, self.embed_stages)
 
 

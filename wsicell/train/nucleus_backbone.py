@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsicell.train.config import NUCLEUS_CHANNELS, valid_stages
+from wsicell.train.config import NUCLEUS_CHANNELS, nucleus_channels, valid_stages
 
 
 class NucleusEncoder(nn.Module):
@@ -40,7 +40,7 @@ class NucleusEncoder(nn.Module):
         self.levels = net.enc  # all five, so that runs with other stages share one state_dict
         self.pool = nn.MaxPool2d(2)
         self.stages = tuple(stages)
-        self.out_dim = sum(NUCLEUS_CHANNELS[s - 1] for s in self.stages)
+        self.out_dim = nucleus_channels(self.stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = []
