@@ -185,3 +185,18 @@ def test_segmented_nuclei_as_an_extraction_config_finds_them(dataset: Path, tmp_
     assert results["nuclei"] == "nuclei found by the hvnet-fine segmenter (4 test-time flips)"
     assert results["nuclei"] in (out / "results.md").read_text()
     assert results["n_test"] > 0.4 * results["labelled_test_nuclei"]
+
+
+def test_random_baseline_follows_the_nucleus_backbone(dataset: Path, tmp_path: Path):
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "nucleus-untrained.yaml")
+    out = tmp_path / "results"
+    args = ["evaluate", "--dataset", str(dataset), "--config", config, "--seeds", "1", "--baselines", "random",
+            "--context-radius", "0", "--no-curve", "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    nucleus = "Random-init encoder (the nucleus encoder's architecture, levels 3, 4, 5, 32 px)"
+    resnet = [name for name in rows if name.startswith("Random-init encoder (ResNet-18")]
+    assert nucleus in rows and nucleus + " → wsicell cluster" in rows and len(resnet) == 2
+    # the untrained nucleus encoder embeds differently from the trained one it stands beside
+    assert rows[nucleus]["scores"] != rows["nucleus segmenter's encoder (this config)"]["scores"]

@@ -2,7 +2,9 @@
 
 - ``morphology``: the extraction's shape/stain/colour measurements, standardised;
 - ``manual``: SIFT bag of visual words + LBP histograms (the paper's "manual features");
-- ``random``: the CCRL backbone with random weights (no training);
+- ``random``: the configured backbone with random weights (no training): the CCRL backbone
+  (pre-activation ResNet-18), or with ``backbone: nucleus`` the nucleus encoder's
+  architecture (and the ResNet beside it);
 - ``imagenet``: torchvision's ImageNet ResNet-18, only from a local weights file (never
   downloaded); unavailable otherwise, with a message saying where it was looked for.
 """
@@ -113,6 +115,16 @@ def random_encoder(*, stem: str, width: int, seed: int) -> nn.Module:
 
     torch.manual_seed(seed)
     return PreActResNet18(stem=stem, width=width).eval()
+
+
+def random_nucleus_encoder(*, stages: tuple[int, ...], seed: int) -> nn.Module:
+    """The nucleus encoder (``backbone: nucleus``, the same ``stages``) with freshly
+    initialised weights instead of the segmenter's, in eval mode: what the segmentation
+    training adds is the difference to the trained one."""
+    from wsicell.train.nucleus_backbone import NucleusEncoder
+
+    torch.manual_seed(seed)
+    return NucleusEncoder(stages, pretrained=False).eval()
 
 
 def find_imagenet_weights(weights: PathLikeStr | None = None) -> Path:

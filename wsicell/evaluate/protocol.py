@@ -147,8 +147,12 @@ def baseline_rows(
     imagenet_weights: PathLikeStr | None,
     log: Log,
     views: int = 1,
+    backbone: str = "resnet18",
+    stages: tuple[int, ...] = (3, 4, 5),
 ) -> tuple[list[Row], list[str]]:
-    """The baselines asked for; returns (rows, messages about skipped ones)."""
+    """The baselines asked for; returns (rows, messages about skipped ones). ``random`` with
+    ``backbone`` "nucleus" scores the nucleus encoder's architecture at ``stages`` with random
+    weights and the random ResNet beside it."""
     from wsicell.embed import embed_crops
     from wsicell.evaluate import baselines as B
 
@@ -171,11 +175,22 @@ def baseline_rows(
             for row in these:
                 row.note = "visual vocabulary (64 words) fitted on the train split"
         elif name == "random":
-            these = scoring.rows(f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", "baseline")
+            these = []
+            if backbone == "nucleus":  # the same network untrained first, then the ResNet
+                levels = ", ".join(map(str, stages))
+                nucleus = scoring.rows(f"Random-init encoder (the nucleus encoder's architecture, levels {levels}, "
+                                       f"{crop_size} px)", "baseline")  # fmt: skip
+                for seed in seeds:
+                    model = B.random_nucleus_encoder(stages=stages, seed=seed)
+                    x = embed_crops(model, test_cells.crops, crop_size=crop_size, views=views)
+                    scoring.add(nucleus, x, seed=seed, spherical=True)
+                these += nucleus
+            resnet = scoring.rows(f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", "baseline")
             for seed in seeds:
                 model = B.random_encoder(stem=stem, width=width, seed=seed)
                 x = embed_crops(model, test_cells.crops, crop_size=crop_size, views=views)
-                scoring.add(these, x, seed=seed, spherical=True)
+                scoring.add(resnet, x, seed=seed, spherical=True)
+            these += resnet
         elif name == "imagenet":
             try:
                 model = B.imagenet_encoder(imagenet_weights)
@@ -285,7 +300,7 @@ def run_protocol(
     base_rows, skipped = baseline_rows(
         names=baselines, train_cells=train_cells, scoring=scoring, seeds=seeds, stem=config.stem,
         width=config.width, crop_size=config.crop_size, views=config.embed_views,
-        imagenet_weights=imagenet_weights, log=log,
+        backbone=config.backbone, stages=config.embed_stages, imagenet_weights=imagenet_weights, log=log,
     )  # fmt: skip
     rows += base_rows
 

@@ -20,7 +20,9 @@ stain jitter in the Ruifrok-Johnston HED space (each stain x0.75-1.33, +-0.03, t
 optical density x0.7-2.5: whole slides are often stained 2-3x darker than CoNSeP). AdamW,
 cosine learning rate with warm-up, seeded, torch threads ``--threads``. ``--channels`` sets
 the width per level (default ``hvnet.CHANNELS``); the weights file records it in its
-convolutions' shapes, which ``hvnet.load_hvnet`` reads back.
+convolutions' shapes, which ``hvnet.load_hvnet`` reads back. ``--gap-weight`` (off; measured,
+not adopted: docs/segmentation.md) weighs the nucleus map's BCE more on background pixels
+between two nearly touching nuclei (:func:`gaps`), the U-Net paper's border weights.
 
 ``--fine`` trains the full-resolution branch of ``method: hvnet-fine`` (``hvnet_fine_weights.pt``):
 the branch is added to the network of ``--init`` (default: the shipped ``hvnet_weights.pt``)
@@ -98,9 +100,32 @@ def stain_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(256 * np.power(10.0, -np.maximum(od, 0)) - 1, 0, 255).astype(np.float32)
 
 
+GAP_RADII = (1, 2, 3)
+"""Gap pixels (``gaps``): background with two different nuclei within these many px."""
+
+
+def gaps(labels: np.ndarray) -> np.ndarray:
+    """HxW float32 in [0, 1]: for each background pixel, the share of ``GAP_RADII`` r at which
+    its (2r+1)² window holds two different nuclei (1 = a pixel between two nuclei that almost
+    touch, 0 = background near at most one nucleus, and every nucleus pixel). The U-Net
+    paper's border weights (Ronneberger et al. 2015) in a form without a loop over nuclei:
+    the window's largest and smallest instance label (background left out) differ."""
+    none = np.float32(np.finfo(np.float32).max)  # "no nucleus" for the smallest label
+    ids = labels.astype(np.float32)
+    lowest = np.where(labels > 0, ids, none)
+    out = np.zeros(labels.shape, np.float32)
+    for r in GAP_RADII:
+        kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        low = cv2.erode(lowest, kernel)
+        out += (low < none) & (cv2.dilate(ids, kernel) > low)  # two different labels in the window
+    out[labels > 0] = 0
+    return out / len(GAP_RADII)
+
+
 def sample(item, rng: np.random.Generator, crop: int = round(CROP_UM / HVNET_MPP)):
-    """(image crop x crop x 3 float32, targets 3 x crop x crop float32, HV supervised?) from a
-    random crop of one working-resolution image."""
+    """(image crop x crop x 3 float32, targets 4 x crop x crop float32, HV supervised?) from a
+    random crop of one working-resolution image. Targets: nucleus mask, horizontal and
+    vertical maps (with instances), gap pixels between nuclei (:func:`gaps`)."""
     image, inst, mask = item
     h, w = image.shape[:2]
     s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
@@ -114,10 +139,11 @@ def sample(item, rng: np.random.Generator, crop: int = round(CROP_UM / HVNET_MPP
     if rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
     labels = np.ascontiguousarray(labels)
-    targets = np.zeros((3, crop, crop), np.float32)
+    targets = np.zeros((4, crop, crop), np.float32)
     targets[0] = labels > 0
     if inst is not None:
-        targets[1:] = hv_targets(labels)
+        targets[1:3] = hv_targets(labels)
+        targets[3] = gaps(labels)
     return stain_jitter(np.ascontiguousarray(image), rng), targets, inst is not None
 
 
@@ -184,20 +210,23 @@ def lovasz_hinge(logit, fg):
     return (F.relu(errors) * grad).sum(1).mean()
 
 
-def loss_fn(out, y, has_hv, kernels, lovasz: float = 0.0):
+def loss_fn(out, y, has_hv, kernels, lovasz: float = 0.0, gap_weight: float = 0.0):
+    """HoVer-Net's loss; ``y``: Nx4xHxW targets of :func:`sample`. ``gap_weight`` > 0 weighs
+    the nucleus map's BCE by 1 + gap_weight x the gap target (background between nuclei)."""
     import torch
     import torch.nn.functional as F
 
     logit, hv = out[:, 0], out[:, 1:]
     fg = y[:, 0]
-    bce = F.binary_cross_entropy_with_logits(logit, fg)
+    weight = 1 + gap_weight * y[:, 3] if gap_weight else None
+    bce = F.binary_cross_entropy_with_logits(logit, fg, weight=weight)
     p = torch.sigmoid(logit)
     dice = 1 - (2 * (p * fg).sum() + 1) / (p.sum() + fg.sum() + 1)
     loss = bce + dice
     if lovasz:
         loss = loss + lovasz * lovasz_hinge(logit, fg)
     if has_hv.any():
-        hv, t, m = hv[has_hv], y[has_hv, 1:], fg[has_hv]
+        hv, t, m = hv[has_hv], y[has_hv, 1:3], fg[has_hv]
         mse = ((hv - t) ** 2).mean()
         gx = F.conv2d(torch.cat([hv[:, :1], t[:, :1]]), kernels[:1], padding=2)
         gy = F.conv2d(torch.cat([hv[:, 1:], t[:, 1:]]), kernels[1:], padding=2)
@@ -276,6 +305,8 @@ def main() -> None:
     parser.add_argument("--channels", default=",".join(map(str, CHANNELS)),
                         help=f"channels per level, full resolution first [{','.join(map(str, CHANNELS))}]")  # fmt: skip
     parser.add_argument("--monuseg-share", type=float, default=0.5, help="share of each batch from MoNuSeg [0.5]")
+    parser.add_argument("--gap-weight", type=float, default=0.0,
+                        help="extra BCE weight on background between nearly touching nuclei [0 = off]")  # fmt: skip
     parser.add_argument("--lovasz", type=float, default=0.0,
                         help="weight of a Lovász hinge (IoU surrogate) on the nucleus map [0 = off]")  # fmt: skip
     args = parser.parse_args()
@@ -344,7 +375,7 @@ def main() -> None:
             x = torch.from_numpy(np.stack([b[0] for b in batch]).transpose(0, 3, 1, 2) / 255.0).float()
             y = torch.from_numpy(np.stack([b[1] for b in batch]))
             has_hv = torch.tensor([b[2] for b in batch])
-            loss = loss_fn(net(x), y, has_hv, kernels, args.lovasz)
+            loss = loss_fn(net(x), y, has_hv, kernels, args.lovasz, args.gap_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -1,0 +1,100 @@
+"""Where the HV-net segmenter's errors come from: each of its two parts swapped for the truth.
+
+The segmenter is a nucleus map (the foreground, P(nucleus) > ``hv_threshold``) split into
+nuclei by the HV maps (``hv_post.hv_instances``). On the held-out images that ``train_hvnet``
+chooses with (CoNSeP train images 3, 9, 15, 21 and 4 MoNuSeg images; never the CoNSeP test
+split), each part is replaced by the truth in turn, and DQ / PQ (means over tiles or images)
+are printed per combination:
+
+- predicted foreground, predicted split: the segmenter (its size filters);
+- predicted foreground, true split: the true instances cut to the predicted foreground;
+- true foreground, predicted split: the HV maps split the true nucleus mask;
+- true foreground shrunk to the network's 0.5 µm/px and enlarged back (CoNSeP), split by the
+  HV maps or not split (connected components): what the working resolution allows;
+- true foreground, connected components: how far apart the true nuclei are.
+
+    .venv/bin/python benchmarks/segment_diagnosis.py      # ~2 min on one core
+
+Data: ../shared/data/consep-tiles/train and ../shared/data/monuseg-train (see their README).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from record import save  # benchmarks/record.py: the figures as JSON
+from scipy import ndimage
+
+from wsicell.segment.hv_post import hv_instances
+from wsicell.segment.hvnet import HVNET_MPP, WEIGHTS_PATH, HVNetModel
+from wsicell.segment.metrics import panoptic
+from wsicell.segment.train_hvnet import MPP, load, split
+from wsicell.segment.watershed import filter_sizes
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def sizes(labels: np.ndarray, mpp: float) -> np.ndarray:
+    """The segmenter's default size filters (3-400 µm², 30 µm across)."""
+    return filter_sizes(labels, min_px=3 / mpp**2, max_px=400 / mpp**2, max_side_px=30 / mpp)
+
+
+def at_working_resolution(mask: np.ndarray, mpp: float) -> np.ndarray:
+    """A binary mask shrunk to the network's 0.5 µm/px (area) and enlarged back (linear), 0-1."""
+    h, w = mask.shape
+    small = cv2.resize(mask.astype(np.float32), (round(w * mpp / HVNET_MPP), round(h * mpp / HVNET_MPP)),
+                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def combinations(image: np.ndarray, inst: np.ndarray, model: HVNetModel, mpp: float) -> dict[str, np.ndarray]:
+    prob, h, v = model.maps(image, mpp=mpp)
+    true = (inst > 0).astype(np.float32)
+    out = {
+        "predicted foreground, predicted split (the segmenter)": sizes(hv_instances(prob, h, v, mpp=mpp), mpp),
+        "predicted foreground, true split": sizes(np.where(prob > 0.5, inst, 0), mpp),
+        "true foreground, predicted split": sizes(hv_instances(true, h, v, mpp=mpp), mpp),
+    }
+    if mpp < HVNET_MPP / 1.5:
+        shrunk = at_working_resolution(true, mpp)
+        out["true foreground at 0.5 µm/px, predicted split"] = sizes(hv_instances(shrunk, h, v, mpp=mpp), mpp)
+        out["true foreground at 0.5 µm/px, connected components"] = ndimage.label(shrunk > 0.5)[0]
+    out["true foreground, connected components"] = ndimage.label(true > 0)[0]
+    return out
+
+
+def main() -> None:
+    for folder in (DATA / "consep-tiles" / "train", DATA / "monuseg-train"):
+        if not folder.is_dir():
+            sys.exit(f"{folder}: not found (the shared data; see its README)")
+    held_out, _ = split(load(DATA / "consep-tiles" / "train"), load(DATA / "monuseg-train"))
+    model = HVNetModel(WEIGHTS_PATH, precision="fp32", runtime="torch")
+    scores: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for key, items in held_out.items():
+        for _, image, inst, _ in items:
+            for name, labels in combinations(image, inst, model, MPP[key]).items():
+                p = panoptic(inst, labels)
+                scores.setdefault(name, {}).setdefault(key, []).append((p.dq, p.pq))
+    rows = []
+    print(f"{'foreground, split':58s} {'CoNSeP held-out DQ / PQ':>24s} {'MoNuSeg held-out DQ / PQ':>25s}")
+    for name, per_set in scores.items():
+        row = {"combination": name}
+        cells = []
+        for key in ("consep", "monuseg"):
+            if key in per_set:
+                dq, pq = np.mean(per_set[key], axis=0)
+                row[f"{key} DQ"], row[f"{key} PQ"] = round(float(dq), 3), round(float(pq), 3)
+                cells.append(f"{dq:.3f} / {pq:.3f}")
+            else:
+                cells.append("")
+        rows.append(row)
+        print(f"{name:58s} {cells[0]:>24s} {cells[1]:>25s}")
+    save("segment_diagnosis", rows, notes={"weights": WEIGHTS_PATH.name, "runtime": "torch fp32"},
+         title="HV-net errors: each part swapped for the truth, held-out images")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
