@@ -263,7 +263,7 @@ def test_openvino_models_do_not_pin_threads_and_read_the_shipped_ir_once(monkeyp
 
 
 def test_the_shipped_openvino_ir_was_made_from_the_shipped_weights():
-    """After retraining, regenerate it: python -m wsicell.segment.hv_openvino."""
+    """After retraining, regenerate it: python -m wsicell.segment.export_openvino."""
     ov = openvino_or_skip()
     from wsicell.segment.hv_openvino import DIGEST_KEY, IR_PATH, weights_digest
 

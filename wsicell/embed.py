@@ -34,7 +34,7 @@ from wsicell.store import CellStore
 from wsicell.train import checkpoint
 from wsicell.train.backbone import embedding_module
 from wsicell.train.config import EMBED_VIEWS, TrainConfig
-from wsicell.train.methods.registry import build_method
+from wsicell.train.method import build_method
 from wsicell.train.run_dir import RunDir
 from wsicell.types import PathLikeStr
 

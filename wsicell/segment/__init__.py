@@ -5,9 +5,10 @@ returns instance labels); ``cells_from_labels`` turns a labelled tile into a
 :class:`wsicell.store.CellBatch`.
 """
 
-from wsicell.segment.base import Segmenter, make_segmenter
+from wsicell.segment.base import Segmenter
 from wsicell.segment.cells import CONTOUR_POINTS, FEATURE_NAMES, cells_from_labels
 from wsicell.segment.config import SegmentConfig
+from wsicell.segment.factory import make_segmenter
 
 __all__ = [
     "CONTOUR_POINTS",

@@ -10,19 +10,12 @@ Telemetry: ``import openvino`` sends a usage event to Google Analytics from a fo
 unless the user opted out (OpenVINO's telemetry is opt-out since 2024); so does
 ``convert_model``. wsicell imports openvino only through :func:`import_openvino`, which
 makes the ``openvino_telemetry`` package unimportable first, so OpenVINO falls back to its
-own no-op stub and sends nothing. Regenerate the shipped IR after retraining with
-
-    python -m wsicell.segment.hv_openvino
-
-``--int8 --consep DIR --monuseg DIR`` writes NNCF's post-training int8 quantization instead
-(``pip install nncf``; calibrated on stain-jittered crops of the training images). It is not
-shipped: ~1.5x faster on this CPU and as good on the held-out images, but on the darker
-bundled slide it found 6 % more nuclei than the fp32 network (docs/segmentation.md).
+own no-op stub and sends nothing. The shipped IR is written by
+``python -m wsicell.segment.export_openvino`` after retraining.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import threading
@@ -96,36 +89,3 @@ def compile_model(model, *, bf16: bool):  # -> openvino.CompiledModel
               "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False}  # fmt: skip
     with _LOCK:
         return ov.Core().compile_model(model, "CPU", config)
-
-
-def main() -> None:
-    """Regenerate the shipped IR from the shipped weights (fp32; int8 with ``--int8``)."""
-    from wsicell.segment.hvnet import WEIGHTS_PATH, load_hvnet
-
-    parser = argparse.ArgumentParser(description="Write the shipped OpenVINO IR of the HV-net from its weights.")
-    parser.add_argument("--int8", action="store_true", help="NNCF int8 quantization (needs nncf and the data)")
-    parser.add_argument("--consep", type=Path, help="CoNSeP train tiles folder (int8 calibration)")
-    parser.add_argument("--monuseg", type=Path, help="MoNuSeg training images folder (int8 calibration)")
-    parser.add_argument("--calibration", type=int, default=100, help="int8 calibration crops [100]")
-    args = parser.parse_args()
-    ov = _openvino()
-    model = convert(load_hvnet(WEIGHTS_PATH))
-    if args.int8:
-        if args.consep is None or args.monuseg is None:
-            raise SystemExit("--int8 needs --consep and --monuseg to calibrate on")
-        for folder in (args.consep, args.monuseg):
-            if not folder.is_dir():
-                raise SystemExit(f"{folder}: not a folder (the training data to calibrate on)")
-        import nncf
-
-        from wsicell.segment.train_hvnet import calibration_inputs, load, split
-
-        data = calibration_inputs(split(load(args.consep), load(args.monuseg))[1], n=args.calibration)
-        model = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
-    model.set_rt_info(weights_digest(WEIGHTS_PATH), DIGEST_KEY)
-    ov.save_model(model, str(IR_PATH), compress_to_fp16=False)
-    print(f"wrote {IR_PATH} and {IR_PATH.with_suffix('.bin')} ({'int8' if args.int8 else 'fp32'}) from {WEIGHTS_PATH}")
-
-
-if __name__ == "__main__":
-    main()

@@ -170,7 +170,7 @@ def calibration_inputs(train: dict[str, list], *, n: int = 100, size: int = 256,
     """``n`` random ``size``² crops (1x3xHxW float32 network inputs) of the training images
     (:func:`split`'s second part, at the working resolution), images drawn uniformly, each
     with the training's stain jitter (slides 2-3x darker than CoNSeP are common): the
-    calibration set of the int8 network (``python -m wsicell.segment.hv_openvino --int8``)."""
+    calibration set of the int8 network (``python -m wsicell.segment.export_openvino --int8``)."""
     from wsicell.segment.hvnet import to_input
 
     images = [item[0] for items in train.values() for item in items if min(item[0].shape[:2]) >= size]

@@ -1,4 +1,4 @@
-"""What a self-supervised method is, and the registry of methods.
+"""What a self-supervised method is, and the factory that builds the one a config names.
 
 A method is an ``nn.Module`` that owns its heads (and any momentum copies or queues),
 draws its views from a batch of crops, computes its output and its loss, and hands out the
@@ -9,6 +9,7 @@ with a subclass plus one entry in ``wsicell.train.methods.registry``.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ from wsicell.train.augment import Augment
 from wsicell.train.backbone import PreActResNet18
 from wsicell.train.config import TrainConfig
 from wsicell.train.loss import info_nce
-from wsicell.train.methods.registry import build_method  # the factory lives with the registry
+from wsicell.train.methods.registry import REGISTRY
 
 
 class Method(nn.Module, ABC):
@@ -86,4 +87,11 @@ class Method(nn.Module, ABC):
     def encoder(self, which: str = "momentum") -> nn.Module:
         """The backbone that embeds cells: ``"momentum"`` (ensembling) or ``"query"``."""
 
-__all__ = ["Method", "build_method"]
+
+def build_method(config: TrainConfig) -> Method:
+    """A fresh method for ``config`` (weights from ``torch``'s current RNG): the model that
+    training optimises and that embedding loads a checkpoint's weights into. The class is the
+    registry's ``target`` for ``config.method``, imported here on use."""
+    module_name, cls_name = REGISTRY[config.method].target.split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls(config)

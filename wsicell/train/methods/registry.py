@@ -2,20 +2,15 @@
 shared settings its paper uses where they differ from CCRL's (the ``TrainConfig`` defaults).
 
 Everything that lists methods reads this table: ``TrainConfig`` validation, the method
-factory (:func:`build_method`, used by training and by embedding), the CLI's ``--method`` choice, the paper
-defaults (``method_defaults``) and the evaluation's row names. A new method is a new file
-with a ``Method`` subclass plus one entry here.
+factory (``wsicell.train.method.build_method``, used by training and by embedding), the CLI's
+``--method`` choice, the paper defaults (``method_defaults``) and the evaluation's row names.
+A new method is a new file with a ``Method`` subclass plus one entry here. The table imports
+nothing of the package: the classes are named as text and imported on use.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from wsicell.train.config import TrainConfig
-    from wsicell.train.method import Method
 
 
 @dataclass(frozen=True)
@@ -57,11 +52,3 @@ def method_defaults(method: str, *, batch_size: int | None = None) -> dict[str, 
 
 def method_title(method: str) -> str:
     return REGISTRY[method].title if method in REGISTRY else method
-
-
-def build_method(config: TrainConfig) -> Method:
-    """A fresh method for ``config`` (weights from ``torch``'s current RNG): the model that
-    training optimises and that embedding loads a checkpoint's weights into."""
-    module_name, cls_name = REGISTRY[config.method].target.split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(config)
