@@ -310,6 +310,8 @@ def main() -> None:
     parser.add_argument("--lovasz", type=float, default=0.0,
                         help="weight of a Lovász hinge (IoU surrogate) on the nucleus map [0 = off]")  # fmt: skip
     args = parser.parse_args()
+    if args.gap_weight < 0 or args.lovasz < 0:
+        raise SystemExit("--gap-weight and --lovasz are loss weights: 0 (off) or more")
     import torch
 
     torch.set_num_threads(args.threads)
