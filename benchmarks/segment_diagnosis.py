@@ -28,6 +28,7 @@ import numpy as np
 from record import save  # benchmarks/record.py: the figures as JSON
 from scipy import ndimage
 
+from wsicell.segment.config import SegmentConfig
 from wsicell.segment.hv_post import hv_instances
 from wsicell.segment.hvnet import HVNET_MPP, WEIGHTS_PATH, HVNetModel
 from wsicell.segment.metrics import panoptic
@@ -38,8 +39,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def sizes(labels: np.ndarray, mpp: float) -> np.ndarray:
-    """The segmenter's default size filters (3-400 µm², 30 µm across)."""
-    return filter_sizes(labels, min_px=3 / mpp**2, max_px=400 / mpp**2, max_side_px=30 / mpp)
+    """The segmenter's default size filters (``SegmentConfig``'s area and diameter bounds)."""
+    c = SegmentConfig()
+    return filter_sizes(labels, min_px=c.min_area_um2 / mpp**2, max_px=c.max_area_um2 / mpp**2,
+                        max_side_px=c.max_diameter_um / mpp)  # fmt: skip
 
 
 def at_working_resolution(mask: np.ndarray, mpp: float) -> np.ndarray:
@@ -74,6 +77,7 @@ def main() -> None:
     model = HVNetModel(WEIGHTS_PATH, precision="fp32", runtime="torch")
     scores: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for key, items in held_out.items():
+        print(f"{key}: {len(items)} held-out images or tiles ...", flush=True)
         for _, image, inst, _ in items:
             for name, labels in combinations(image, inst, model, MPP[key]).items():
                 p = panoptic(inst, labels)

@@ -175,22 +175,18 @@ def baseline_rows(
             for row in these:
                 row.note = "visual vocabulary (64 words) fitted on the train split"
         elif name == "random":
-            these = []
+            encoders = {f"ResNet-18, {stem} stem, width {width}": lambda s: B.random_encoder(stem=stem, width=width, seed=s)}
             if backbone == "nucleus":  # the same network untrained first, then the ResNet
                 levels = ", ".join(map(str, stages))
-                nucleus = scoring.rows(f"Random-init encoder (the nucleus encoder's architecture, levels {levels}, "
-                                       f"{crop_size} px)", "baseline")  # fmt: skip
+                encoders = {f"the nucleus encoder's architecture, levels {levels}":
+                            lambda s: B.random_nucleus_encoder(stages=stages, seed=s), **encoders}  # fmt: skip
+            these = []
+            for title, make in encoders.items():
+                rows_of = scoring.rows(f"Random-init encoder ({title}, {crop_size} px)", "baseline")
                 for seed in seeds:
-                    model = B.random_nucleus_encoder(stages=stages, seed=seed)
-                    x = embed_crops(model, test_cells.crops, crop_size=crop_size, views=views)
-                    scoring.add(nucleus, x, seed=seed, spherical=True)
-                these += nucleus
-            resnet = scoring.rows(f"Random-init encoder (ResNet-18, {stem} stem, width {width}, {crop_size} px)", "baseline")
-            for seed in seeds:
-                model = B.random_encoder(stem=stem, width=width, seed=seed)
-                x = embed_crops(model, test_cells.crops, crop_size=crop_size, views=views)
-                scoring.add(resnet, x, seed=seed, spherical=True)
-            these += resnet
+                    x = embed_crops(make(seed), test_cells.crops, crop_size=crop_size, views=views)
+                    scoring.add(rows_of, x, seed=seed, spherical=True)
+                these += rows_of
         elif name == "imagenet":
             try:
                 model = B.imagenet_encoder(imagenet_weights)

@@ -2,14 +2,14 @@
 
 The encoders that embed cells by type best here were not trained by a self-supervised
 objective: the nucleus segmenter's encoder (``backbone: nucleus``, the CPU default) and an
-untrained, seeded ResNet (``backbone: resnet18``, this method's preset); but their embeddings follow each
-slide's staining (docs/results.md). This method keeps the config's backbone as the teacher,
-frozen, and trains a copy of it, the student, from the same weights: for a batch of crops
-in a random dihedral pose, the teacher
-embeds the crops as they are and the student the same crops with a lab-like stain change
-(``stain_jitter``: haematoxylin, eosin, residual and the whole optical density scaled), and
-the loss is the mean cosine distance between the two embeddings (of ``embed_stages``,
-exactly as ``wsicell embed`` makes them). No negatives, no projector: the student can only
+untrained, seeded ResNet (``backbone: resnet18``, this method's preset); but their
+embeddings follow each slide's staining (docs/results.md). This method keeps the config's
+backbone as the teacher, frozen, and trains a copy of it, the student, from the same
+weights: for a batch of crops in a random dihedral pose, the teacher embeds the crops as
+they are and the student the same crops with a lab-like stain change (``stain_jitter``:
+haematoxylin, eosin, residual and the whole optical density scaled), and the loss is the
+mean cosine distance between the two embeddings (of ``embed_stages``, exactly as ``wsicell
+embed`` makes them). No negatives, no projector: the student can only
 move as far as stain invariance asks, so it keeps the teacher's structure.
 
 BatchNorm keeps the network's initial statistics throughout (its layers stay in eval mode
