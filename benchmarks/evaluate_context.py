@@ -72,7 +72,7 @@ def main() -> None:
     cells = {s: load_split(args.cells / f"{s}.zarr") for s in ("train", "test")}
     reps: dict[str, dict[str, np.ndarray]] = {}
     for run in args.runs:
-        reps[run.name] = {s: embed(run, c.crops, encoder="momentum") for s, c in cells.items()}
+        reps[run.name] = {s: embed(run, c, encoder="momentum") for s, c in cells.items()}
     if args.random_seeds:
         _, config = load_encoder(args.runs[0], encoder="momentum", device="cpu")
         for seed in range(args.random_seeds):

@@ -111,7 +111,7 @@ def run_folds(args: argparse.Namespace) -> None:
         torch.set_num_threads(config.threads)
         run = args.out / "runs" / f"{name}-fold{k}-seed{seed}"
         ensure_trained(store=stores["train"], run=run, config=config, progress=False, log=lambda m: None)
-        grid = score_grid(held_out, embed(run, held_out.crops, encoder="momentum"))
+        grid = score_grid(held_out, embed(run, held_out, encoder="momentum"))
         record = {
             "variant": name, "fold": k, "seed": seed, "n_held_out": len(held_out), "grid": grid,
             "load": round(os.getloadavg()[0], 1), "time": time.strftime("%H:%M:%S"),
@@ -151,7 +151,7 @@ def run_curve(args: argparse.Namespace) -> None:
                 model = random_encoder(stem=config.stem, width=config.width, seed=seed)
                 x = embed_crops(model, held_out.crops, crop_size=config.crop_size, views=config.embed_views)
             else:
-                x = embed(RunDir(run).checkpoint(epoch), held_out.crops, encoder="momentum")
+                x = embed(RunDir(run).checkpoint(epoch), held_out, encoder="momentum")
             grid = score_grid(held_out, x, CURVE_GRID)
             record = {"variant": name, "fold": k, "seed": seed, "epoch": epoch, "grid": grid, "time": time.strftime("%H:%M:%S")}
             with open(args.out / "curve.jsonl", "a") as f:

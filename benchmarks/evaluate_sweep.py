@@ -72,7 +72,7 @@ def main() -> None:
         step = max(1, len(ckpts) // 5)  # at most ~5 checkpoints per run
         for epoch, ckpt in ckpts[step - 1 :: step]:
             for views in (1, 8):
-                s = {split: cluster_and_score(embed(ckpt, c.crops, encoder="momentum", views=views), c.labels, seed=0, spherical=True)
+                s = {split: cluster_and_score(embed(ckpt, c, encoder="momentum", views=views), c.labels, seed=0, spherical=True)
                      for split, c in cells.items()}  # fmt: skip
                 minutes = RunDir(run).training_seconds(upto_epoch=epoch) / 60
                 row = {"variant": name, "epoch": epoch, "train_minutes": round(minutes, 2), "views": views,

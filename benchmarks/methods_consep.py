@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def score_run(run: Path, *, train, test, seeds: int) -> dict:
     encoder = "momentum"
-    train_x = embed(run, train.crops, encoder=encoder)
-    test_x = embed(run, test.crops, encoder=encoder)
+    train_x = embed(run, train, encoder=encoder)
+    test_x = embed(run, test, encoder=encoder)
     scores = [cluster_and_score(test_x, test.labels, seed=s, spherical=True) for s in range(seeds)]
     probe = linear_probe(train_x=train_x, train_y=train.labels, test_x=test_x, test_y=test.labels)
     config = RunDir(run).read_config() or {}

@@ -1,5 +1,10 @@
 """The CPU default's selection evidence: the nucleus segmenter's encoder on images its segmenter never saw.
 
+Since 2026-11-30 the default embeds with the segmenter's **tile features** (``configs/nucleus-tile.yaml``,
+``segment/tile_features.py``): rows ``tile features, B um box`` compute them with each fold's net on
+the held-out tiles, for box sides ``--boxes``, beside the crop embedding, both joined (the
+default) and a random-weight net's; each fold also gets a linear probe, 5 folds by image.
+
 The shipped HV-net was trained on most of CoNSeP's train images, so its encoder cannot be
 judged on them. This script cuts the train split's images into the two folds of
 ``evaluate_holdout.py``, trains one HV-net per fold **without that fold's images**
@@ -45,6 +50,45 @@ def train_net(fold: Path, *, consep: Path, monuseg: Path, out: Path, epochs: int
     return out
 
 
+def tile_features(net, fold: Path, tiles: list[str], held, box_um: float):  # -> (n, D) float32
+    """Each held-out cell's tile features as extraction keeps them (``segment/tile_features.py``):
+    ``net`` run on the cell's 256-px tile, its encoder levels 3-5 averaged over a ``box_um``
+    square around the centroid."""
+    import cv2
+    import numpy as np
+
+    from wsicell.segment.hvnet import HVNetModel
+    from wsicell.segment.tile_features import pool_levels
+
+    model = HVNetModel.from_net(net)
+    out = np.zeros((len(held.labels), 224), np.float32)
+    for t, name in enumerate(tiles):
+        rows = np.flatnonzero(held.tile == t)
+        if len(rows):
+            image = cv2.cvtColor(cv2.imread(str(fold / "test" / f"{name}.jpg")), cv2.COLOR_BGR2RGB)
+            maps = model.maps_and_features(image, mpp=held.mpp)[1]
+            out[rows] = pool_levels(maps.levels, maps.strides, held.centroid[rows] - 0.5, box_px=box_um / held.mpp)
+    return out
+
+
+def probe_by_image(x, held, folds: int = 5) -> float:
+    """Macro F1 (%) of a linear probe (``wsicell.evaluate.linear``, features standardised on
+    the fitting part) in ``folds`` folds split by source image, each held out once; the mean."""
+    import numpy as np
+    from sklearn.preprocessing import StandardScaler
+
+    from wsicell.evaluate.linear import linear_probe
+
+    images = np.unique(held.source)
+    scores = []
+    for i in range(folds):
+        out = np.isin(held.source, images[i::folds])
+        scale = StandardScaler().fit(x[~out])
+        scores.append(linear_probe(train_x=scale.transform(x[~out]), train_y=held.labels[~out],
+                                   test_x=scale.transform(x[out]), test_y=held.labels[out]).macro_f1)  # fmt: skip
+    return 100 * float(np.mean(scores))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared" / "data" / "consep-tiles")
@@ -52,6 +96,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "nucleus_folds")
     parser.add_argument("--epochs", type=int, default=80, help="HV-net training epochs [80, as the shipped net's first run]")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="untrained ResNet seeds [0 1 2 3]")
+    parser.add_argument("--boxes", type=float, nargs="+", default=[12.0, 16.0, 20.0, 24.0],
+                        help="tile-feature box sides, µm [12 16 20 24; the product's: 16]")  # fmt: skip
+    parser.add_argument("--no-random-tiles", dest="random_tiles", action="store_false",
+                        help="skip the random-weight HV-net's tile features (first seed)")  # fmt: skip
     args = parser.parse_args()
 
     import numpy as np
@@ -63,7 +111,7 @@ def main() -> None:
     from wsicell.evaluate import baselines
     from wsicell.evaluate.dataset import build_split_store, load_split
     from wsicell.evaluate.metrics import score_clusters
-    from wsicell.segment.hvnet import load_hvnet
+    from wsicell.segment.hvnet import build_hvnet, load_hvnet
     from wsicell.store import CellStore
     from wsicell.train.backbone import PooledStages
     from wsicell.train.nucleus_backbone import NucleusEncoder
@@ -82,6 +130,18 @@ def main() -> None:
         encoder = NucleusEncoder((3, 4, 5), pretrained=False).eval()  # the fold's net's weights, next line
         encoder.levels.load_state_dict(net.enc.state_dict())
         embeddings = {"nucleus encoder (net without these images)": [embed_crops(encoder, held.crops, crop_size=32, views=4, precision="fp32")]}
+        tiles = list(CellStore.open(store).slides()[0].attrs["tiles"])
+        for box in args.boxes:  # the tile features wsicell extract keeps, from the net that never saw these images
+            embeddings[f"tile features, {box:g} um box (net without these images)"] = [tile_features(net, fold, tiles, held, box)]
+        crop_x = embeddings["nucleus encoder (net without these images)"][0]
+        tile_x = embeddings[f"tile features, {args.boxes[0]:g} um box (net without these images)"][0]
+        embeddings[f"nucleus encoder + tile features, {args.boxes[0]:g} um box (chosen: configs/nucleus-tile.yaml)"] = [
+            np.concatenate([crop_x, tile_x], axis=1)]  # fmt: skip
+        for seed in args.seeds[:1] if args.random_tiles else []:
+            torch.manual_seed(seed)
+            embeddings["tile features, 16 um box, the HV-net's architecture with random weights"] = [
+                tile_features(build_hvnet().eval(), fold, tiles, held, 16.0)]  # fmt: skip
+        embeddings["morphology (30 measurements)"] = [np.nan_to_num(held.features)]
         embeddings["untrained ResNet, stages 3 + 4"] = [
             embed_crops(PooledStages(baselines.random_encoder(stem="imagenet", width=32, seed=s), (3, 4)).eval(), held.crops,
                         crop_size=24, views=8, precision="fp32") for s in args.seeds]  # fmt: skip
@@ -96,14 +156,17 @@ def main() -> None:
                                                  config=ClusterConfig(k=4, seed=seed, context_radius_um=radius))  # fmt: skip
                         amis.append(100 * score_clusters(labels=held.labels[m], clusters=clusters).ami)
                     row["ami" if radius == 0 else "ami_context_20um"] = round(float(np.mean(amis)), 1)
+                if part == "fold":
+                    row["probe_macro_f1"] = round(float(np.mean([probe_by_image(x, held) for x in xs])), 1)
                 print(row, flush=True)
                 rows.append(row)
     for name in embeddings:
         mine = [r for r in rows if r["representation"] == name]
         for scope in ("fold", "half"):
             picked = [r for r in mine if r["part"].startswith(scope)]
+            probe = f", linear probe {np.mean([r['probe_macro_f1'] for r in picked]):.1f}" if scope == "fold" else ""
             print(f"{name}, {scope} means: AMI {np.mean([r['ami'] for r in picked]):.1f}, "
-                  f"with context {np.mean([r['ami_context_20um'] for r in picked]):.1f}")
+                  f"with context {np.mean([r['ami_context_20um'] for r in picked]):.1f}{probe}")
     save("nucleus_encoder_folds", rows, notes={"epochs": args.epochs, "resnet_seeds": args.seeds},
          title="the nucleus encoder vs the untrained ResNet on held-out train images (AMI %)")
 

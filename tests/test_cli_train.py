@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -41,8 +42,11 @@ def test_train_then_embed(extracted_store: Path, tmp_path: Path) -> None:
     n = CellStore.open(store).total_cells()
     assert result.exit_code == 0 and f"Embedded {n} cells" in result.output
     # the CPU preset's backbone, trained one epoch more by CCRL: the nucleus encoder's levels
-    # 3-5, 32 + 64 + 128 channels (width is the ResNet's setting and does not apply)
-    assert CellStore.open(store).slides()[0].array("embedding").shape == (n, 224)
+    # 3-5, 32 + 64 + 128 channels (width is the ResNet's setting and does not apply), joined
+    # with the 224-d tile features that extraction kept
+    slide = CellStore.open(store).slides()[0]
+    assert slide.array("embedding").shape == (n, 224 + 224)
+    assert np.array_equal(slide.array("embedding")[:, 224:], slide.array("tile_features")[:])
 
 
 @pytest.mark.parametrize(
@@ -92,8 +96,8 @@ def train_without_config(store: Path, run: Path, *extra: str):
 @pytest.mark.slow
 def test_no_config_on_a_cpu_keeps_the_nucleus_encoder_and_says_so(extracted_store: Path, tmp_path: Path) -> None:
     """On a CPU, `wsicell train` alone saves the nucleus segmenter's encoder as it is (the CPU
-    default, configs/nucleus-untrained.yaml: the segmenter's shipped weights) and says so in
-    one line; flags win over the preset."""
+    default, configs/nucleus-tile.yaml: the segmenter's shipped weights, whose embeddings are
+    joined with the store's tile features) and says so in one line; flags win over the preset."""
     import torch
 
     from wsicell.segment.hvnet import WEIGHTS_PATH
@@ -103,11 +107,11 @@ def test_no_config_on_a_cpu_keeps_the_nucleus_encoder_and_says_so(extracted_stor
     run = tmp_path / "r"
     result, saved = train_without_config(extracted_store, run, "--set", "embed_views=4")
     said = [line for line in result.output.splitlines() if line.startswith("No CUDA GPU")]
-    assert len(said) == 1 and "the nucleus segmenter's encoder as it is (nucleus-untrained.yaml" in said[0]
-    assert "Saved the nucleus segmenter's encoder" in result.output
+    assert len(said) == 1 and "joined with its tile features kept by extract (nucleus-tile.yaml" in said[0]
+    assert "Saved the run that embeds with the nucleus segmenter's encoder and tile features" in result.output
     preset = yaml.safe_load(CPU_DEFAULT.read_text())
     assert saved["embed_views"] == 4 and saved["epochs"] == 0  # the flag wins...
-    for key in ("backbone", "crop_size", "embed_stages", "predictor"):  # ...then the preset
+    for key in ("backbone", "embed_from", "crop_size", "embed_stages", "predictor"):  # ...then the preset
         assert saved[key] == preset[key], key
     # the model is the segmenter's encoder, its shipped weights exactly
     state = checkpoint.load(run / "last.pt")["model"]

@@ -145,3 +145,36 @@ def test_embed_stages_come_from_the_runs_config(store: Path, tmp_path: Path) -> 
     np.testing.assert_allclose(stored, embed_crops(model, crops, views=8, precision="fp32"), atol=2e-3)
     # each stage's part is a mean of unit vectors, not the other stage's
     assert not np.allclose(stored[:, :32], stored[:, 32:64], atol=1e-2)
+
+
+def test_the_cpu_default_joins_crops_and_tile_features_and_names_slides_without_them(store: Path, tmp_path: Path) -> None:
+    """``embed_from: crops+tile`` (the CPU default): the crop embedding, then the store's tile
+    features as extracted (recorded as such); a slide without them (a watershed extraction) is
+    named, with the remedy, before anything is written."""
+    from wsicell.errors import StoreError
+    from wsicell.provenance import EmbeddingModel
+    from wsicell.train.config import train_config
+    from wsicell.train.presets import CPU_DEFAULT
+
+    run = train(store=store, out=tmp_path / "tile", config=train_config(CPU_DEFAULT, device="cpu"), progress=False)
+    assert embed_store(store=store, run=run, progress=False, precision="fp32") == CellStore.open(store).total_cells()
+    cells = CellStore.open(store)
+    s = cells.slides()[0]
+    stored = np.asarray(s.array("embedding")[:])
+    assert np.array_equal(stored[:, 224:], s.array("tile_features")[:])
+    model, config = load_encoder(run, device="cpu")
+    crops = np.asarray(s.array("crops")[:64])
+    np.testing.assert_allclose(stored[:64, :224], embed_crops(model, crops, views=4, precision="fp32"), atol=2e-3)
+    record = EmbeddingModel.of_store(cells.root.attrs)
+    assert (record.source, record.views, record.dim) == ("crops+tile", 4, 448)
+    assert embed_store(store=store, run=run, progress=False, precision="fp32") == 0  # done with this model: skipped
+
+    from wsicell.extract import ExtractConfig, extract_slides
+    from wsicell.segment import SegmentConfig
+
+    other = tmp_path / "watershed.zarr"
+    config = ExtractConfig(segment=SegmentConfig(method="watershed"))
+    assert extract_slides([Path(s.path)], store=other, config=config, progress=False).ok
+    with pytest.raises(StoreError, match=r"no 224-d tile features for 1 slide\(s\): .*\(watershed segmenter\).*configs/nucleus-untrained.yaml"):
+        embed_store(store=other, run=run, progress=False)
+    assert not CellStore.open(other).slides()[0].has("embedding")

@@ -17,8 +17,9 @@ def test_embedding_model_round_trip_and_old_stores() -> None:
     assert EmbeddingModel.of_store({EMBEDDING_MODEL: model.to_attrs()}) == model
     assert EmbeddingModel.from_attrs(None) is None and EmbeddingModel.of_store({}) is None
     old = EmbeddingModel.from_attrs({"run": "r", "checkpoint": "c", "sha256": "s", "future_key": 1})
-    assert (old.encoder, old.precision, old.views, old.dim) == ("momentum", "fp32", 1, None)  # the defaults
-    assert model.array_attrs() == {"model_sha256": "ab" * 32, "run": "runs/a", "encoder": "query", "precision": "bf16", "views": 8}
+    assert (old.encoder, old.precision, old.views, old.dim, old.source) == ("momentum", "fp32", 1, None, "crops")  # the defaults
+    assert model.array_attrs() == {"model_sha256": "ab" * 32, "run": "runs/a", "encoder": "query", "precision": "bf16", "views": 8,
+                                   "source": "crops"}  # fmt: skip
 
 
 def test_slide_embedding_progress() -> None:

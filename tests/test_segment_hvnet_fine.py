@@ -130,12 +130,18 @@ def test_a_large_tile_goes_in_pieces_that_find_the_nuclei_one_call_finds(sample_
     calls = []
     infer = model._infer
     model._infer = lambda work: calls.append(work.shape[:2]) or infer(work)
-    pieces = model.maps(image, mpp=mpp)
+    pieces, piece_levels = model.maps_and_features(image, mpp=mpp)
     assert len(calls) == 4 and max(max(c) for c in calls) <= 1024 + 128  # core + 32 µm of context
     model.net.chunk = None  # this instance only: one call
-    whole = model.maps(image, mpp=mpp)
+    whole, whole_levels = model.maps_and_features(image, mpp=mpp)
     assert len(calls) == 5
     assert ((pieces[0] > 0.5) == (whole[0] > 0.5)).mean() > 0.999
     a, b = hv_instances(*pieces, mpp=mpp), hv_instances(*whole, mpp=mpp)
     assert b.max() > 300
     assert match_centroids(centroids_of(a), centroids_of(b), radius=1.0 / mpp).f1 > 0.98  # within 1 µm
+    # the encoder levels are joined on the pooling grid: the tile features of the nuclei agree
+    for x, y in zip(piece_levels.levels, whole_levels.levels, strict=True):
+        assert x.shape == y.shape
+    xy = centroids_of(b)
+    cosine = (piece_levels.at(xy) * whole_levels.at(xy)).sum(1) / 3  # 3 levels, each unit length
+    assert np.median(cosine) > 0.999 and cosine.min() > 0.95

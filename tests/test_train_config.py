@@ -44,3 +44,16 @@ def test_every_training_preset_loads(name: str) -> None:
     assert config.method in METHODS
     if name == "ccrl-cpu-stain":  # the multi-lab preset: stain changes instead of RGB jitter and grayscale
         assert (config.stain_jitter, config.jitter_p, config.grayscale_p) == (0.3, 0.0, 0.0)
+
+
+def test_embed_from_sets_what_embed_stores() -> None:
+    """Tile features need no training; their width joins the crop embedding's."""
+    crops = TrainConfig(backbone="nucleus", epochs=0, embed_stages=(3, 4, 5))
+    assert crops.cell_embedding_dim == crops.embedding_dim == 224
+    assert TrainConfig(backbone="nucleus", epochs=0, embed_stages=(3, 4, 5), embed_from="tile").cell_embedding_dim == 224
+    joined = TrainConfig(backbone="nucleus", epochs=3, embed_stages=(3, 4), embed_from="crops+tile")  # trainable
+    assert joined.embedding_dim == 96 and joined.cell_embedding_dim == 96 + 224
+    with pytest.raises(ValueError, match="embed_from: tile embeds with the features extraction keeps .* epochs must be 0"):
+        TrainConfig(backbone="nucleus", epochs=1, embed_from="tile")
+    with pytest.raises(ValueError, match="embed_from must be one of crops, tile, crops\\+tile"):
+        TrainConfig(embed_from="segmenter")

@@ -1,5 +1,10 @@
 """Cell embeddings from a trained run: backbone features (``embed_stages``), float16, per slide in the store.
 
+A run's ``embed_from`` says what an embedding is made of: the run's network on the crops, the
+cells' ``tile_features`` (which ``wsicell extract`` keeps from the segmenter's own network call,
+``wsicell.segment.tile_features``; copied, no network runs here), or both joined, crops first
+(``crops+tile``, the CPU default, ``configs/nucleus-tile.yaml``).
+
 ``embed_store`` writes ``embedding`` (n, D) float16, chunks (4096, D), into every complete
 slide group, in whole chunks, and is resumable: a slide's ``embedding_rows`` attribute
 records how far it got and ``embedding_complete`` marks it done, both tied to the sha256 of
@@ -27,13 +32,13 @@ from wsicell.device import (
     choose_precision,
     to_float_batch,
 )
-from wsicell.errors import CheckpointError
+from wsicell.errors import CheckpointError, StoreError
 from wsicell.progress import progress_bars
 from wsicell.provenance import EMBEDDING_MODEL, EmbeddingModel, SlideEmbedding
 from wsicell.store import CellStore
 from wsicell.train import checkpoint
 from wsicell.train.backbone import embedding_module
-from wsicell.train.config import EMBED_VIEWS, TrainConfig
+from wsicell.train.config import EMBED_VIEWS, TILE_FEATURES_DIM, TrainConfig
 from wsicell.train.method import build_method
 from wsicell.train.run_dir import RunDir
 from wsicell.types import PathLikeStr
@@ -150,12 +155,15 @@ def embed_store(
     model, config = load_encoder(ckpt, encoder=encoder, device=device)
     precision = choose_precision(precision, next(model.parameters()).device)[0]  # recorded as resolved
     encoder = encoder or config.embed_encoder
-    views = views or config.embed_views
-    dim = config.embedding_dim
+    uses_crops, uses_tiles = config.embed_from != "tile", config.embed_from != "crops"
+    views = views or config.embed_views if uses_crops else 1
+    dim = config.cell_embedding_dim
     record = EmbeddingModel(
         run=str(RunDir.of(ckpt).path), checkpoint=str(ckpt), sha256=checkpoint.sha256(ckpt), encoder=encoder, dim=dim,
-        crop_size=config.crop_size, precision=precision, views=views,
+        crop_size=config.crop_size if uses_crops else None, precision=precision, views=views, source=config.embed_from,
     )  # fmt: skip
+    if uses_tiles:
+        check_tile_features(cells)
     todo = []
     for s in cells.slides():
         state = SlideEmbedding.from_attrs(s.attrs)
@@ -176,14 +184,49 @@ def embed_store(
                 )  # fmt: skip
             else:
                 arr = s.array("embedding")
-            crops = s.array("crops")
             for a in range(start, s.n_cells, EMBED_CHUNK):  # whole embedding chunks
                 b = min(a + EMBED_CHUNK, s.n_cells)
-                feats = embed_crops(model, np.asarray(crops[a:b]), batch_size=batch_size, precision=precision, views=views)
-                arr[a:b] = feats.astype(np.float16)
+                parts = []  # crops first, then tile features (embed_from)
+                if uses_crops:
+                    crops = np.asarray(s.array("crops")[a:b])
+                    parts.append(embed_crops(model, crops, batch_size=batch_size, precision=precision, views=views))
+                if uses_tiles:
+                    parts.append(np.asarray(s.array("tile_features")[a:b], np.float32))
+                arr[a:b] = np.concatenate(parts, axis=1).astype(np.float16)
                 s.set_attrs(embedding_rows=b)
                 embedded += b - a
                 bars.advance(task, b - a)
             s.set_attrs(embedding_complete=True)
     cells.root.attrs[EMBEDDING_MODEL] = record.to_attrs()
     return embedded
+
+
+def check_tile_features(cells: CellStore) -> None:
+    """StoreError naming every complete slide with cells but no ``tile_features`` of width
+    ``TILE_FEATURES_DIM`` (a run with ``embed_from`` tile or crops+tile embeds with them)."""
+    dim = TILE_FEATURES_DIM
+    missing = [s for s in cells.slides() if s.n_cells and (not s.has("tile_features") or s.array("tile_features").shape != (s.n_cells, dim))]
+    if missing:
+        names = ", ".join(f"{s.id} ({s.attrs.get('settings', {}).get('segment', {}).get('method', 'unknown')} segmenter)" for s in missing)
+        raise StoreError(
+            f"{cells.path}: no {dim}-d tile features for {len(missing)} slide(s): {names}. This run embeds with the "
+            "HV-net's encoder features that `wsicell extract` keeps; re-extract those slides with the default "
+            "segmenter (hvnet), or embed with a crops-only run (wsicell train --config configs/nucleus-untrained.yaml)"
+        )
+
+
+def embed_cells(run_or_checkpoint: PathLikeStr, *, crops: np.ndarray, tile_features: np.ndarray | None,
+                encoder: str | None = None, views: int | None = None) -> np.ndarray:  # fmt: skip
+    """Embeddings (n x D float32) of cells held in memory, as :func:`embed_store` makes them
+    (``embed_from``): the run's network on ``crops`` (``views`` defaults to the run's), the
+    cells' ``tile_features``, or both joined."""
+    model, config = load_encoder(run_or_checkpoint, encoder=encoder, device="cpu")
+    parts = []
+    if config.embed_from != "tile":
+        parts.append(embed_crops(model, crops, views=views or config.embed_views))
+    if config.embed_from != "crops":
+        if tile_features is None or tile_features.shape != (len(crops), TILE_FEATURES_DIM):
+            got = None if tile_features is None else tile_features.shape
+            raise StoreError(f"{run_or_checkpoint}: embeds with the cells' {TILE_FEATURES_DIM}-d tile features; got {got}")
+        parts.append(np.asarray(tile_features, np.float32))
+    return np.concatenate(parts, axis=1)

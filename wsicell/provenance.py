@@ -43,6 +43,7 @@ class EmbeddingModel:
     crop_size: int | None = None  # px the crops were resized to
     precision: str = "fp32"  # as resolved when embedding (stores before it was recorded: fp32)
     views: int = 1  # test-time views averaged (stores before views existed: 1)
+    source: str = "crops"  # the run's embed_from: "crops", "tile" (the extraction's tile features) or "crops+tile"
 
     def to_attrs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,7 +62,7 @@ class EmbeddingModel:
     def array_attrs(self) -> dict[str, Any]:
         """The attrs of a slide's ``embedding`` array."""
         return {"model_sha256": self.sha256, "run": self.run, "encoder": self.encoder,
-                "precision": self.precision, "views": self.views}  # fmt: skip
+                "precision": self.precision, "views": self.views, "source": self.source}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ Layout (schema version 1; documented in ``docs/store.md``)::
         contour   (n, P, 2) float32    polygon, P points, level-0 pixels
         bbox      (n, 4) int32         (x0, y0, x1, y1) level-0 pixels, half-open
         features  (n, F) float32       morphology; attrs.names lists the F columns
+        tile_features (n, D) float16   the HV-net's encoder around the nucleus (segment/tile_features.py);
+                                       only when the segmenter has an encoder (the HV-nets)
         embedding (n, D) float16       written by ``embed``; attrs: model_sha256, run, encoder, ...
         cluster   (n,) int32           written by ``cluster``
         distance  (n,) float32         written by ``cluster``
@@ -42,7 +44,7 @@ SCHEMA_VERSION = 1
 CELL_CHUNK = 1024
 """Cells per chunk of the per-cell arrays: the unit of writing and of fast reading."""
 
-CELL_ARRAYS = ("crops", "centroid", "contour", "bbox", "features")
+CELL_ARRAYS = ("crops", "centroid", "contour", "bbox", "features", "tile_features")
 
 
 def compressor() -> zarr.codecs.BloscCodec:
@@ -58,6 +60,11 @@ class CellBatch:
     contour: np.ndarray  # (n, P, 2) float32, level 0
     bbox: np.ndarray  # (n, 4) int32, (x0, y0, x1, y1) level 0
     features: np.ndarray  # (n, F) float32
+    tile_features: np.ndarray | None = None  # (n, D) float16; D = 0 (the default) for a segmenter without them
+
+    def __post_init__(self) -> None:
+        if self.tile_features is None:
+            object.__setattr__(self, "tile_features", np.zeros((len(self.centroid), 0), np.float16))
 
     def __len__(self) -> int:
         return len(self.centroid)
@@ -191,7 +198,16 @@ class SlideWriter:
             return
         head, rest = data.slice(0, n), data.slice(n, len(data))
         start, stop = self._written, self._written + n
+        dim = head.tile_features.shape[1]
+        if dim and not self.cells.has("tile_features"):  # the first cells tell the segmenter's D
+            g = self.cells.group
+            zarr.create_array(
+                g.store, name=f"{g.path}/tile_features", shape=(0, dim), dtype="float16",
+                chunks=(CELL_CHUNK * 4, dim), compressors=compressor(), overwrite=True,
+            )  # fmt: skip
         for name in CELL_ARRAYS:
+            if name == "tile_features" and not dim:
+                continue
             arr = self.cells.group[name]
             arr.resize((stop, *arr.shape[1:]))
             arr[start:stop] = getattr(head, name)

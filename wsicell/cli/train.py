@@ -38,10 +38,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run directory (config, metrics, checkpoints).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML settings (default: on a CUDA GPU the paper's recipe, configs/ccrl.yaml; on a CPU "
-                   "configs/nucleus-untrained.yaml, or with --method configs/cpu-untrained.yaml for CCRL and "
+                   "configs/nucleus-tile.yaml (the segmenter's encoder + tile features), or with --method configs/cpu-untrained.yaml for CCRL and "
                    "configs/<method>-cpu-fast.yaml for the others; with --resume: the run's config.yaml).")  # fmt: skip
 @click.option("--method", type=click.Choice(list(METHODS)),
-              help="Training method (default: ccrl on a CUDA GPU; on a CPU the nucleus segmenter's encoder, untrained); see docs/methods.md. Without --config, its paper's batch size, learning "
+              help="Training method (default: ccrl on a CUDA GPU; on a CPU the nucleus segmenter's encoder + tile features, no training); see docs/methods.md. Without --config, its paper's batch size, learning "
                    "rate and temperature (configs/simclr.yaml, configs/sslp.yaml).")  # fmt: skip
 @click.option("--epochs", type=int, help="Number of epochs.")
 @click.option("--batch-size", type=int, help="Global batch size (all processes).")
@@ -93,6 +93,8 @@ def train_command(
     run = train(store=store, out=out, config=config, resume=resume, progress=not quiet)
     if not quiet:
         kept = "the nucleus segmenter's encoder" if config.backbone == "nucleus" else "the untrained encoder"
+        if config.embed_from != "crops" and config.epochs == 0:
+            kept = "the run that embeds with the nucleus segmenter's " + ("encoder and " if config.embed_from == "crops+tile" else "") + "tile features"
         done = f"Trained {config.epochs} epochs" if config.epochs else f"Saved {kept}"
         click.echo(f"{done} -> {run} (next: wsicell embed --store {store} --model {run})")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: a deterministic exit
@@ -122,9 +124,10 @@ def default_config(method: str | None, *, device: str, quiet: bool) -> Path | No
         return None
     if method is None:
         if not quiet:
-            click.echo(f"No CUDA GPU: the nucleus segmenter's encoder as it is ({CPU_DEFAULT.name}, no training time; on "
-                       "new images it clusters cell types better than any encoder trained here on a CPU); to train: "
-                       "--method stain-distill or --config configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
+            click.echo(f"No CUDA GPU: the nucleus segmenter's encoder on the crops, joined with its tile features kept by "
+                       f"extract ({CPU_DEFAULT.name}, no training time; on new images they cluster cell types better than "
+                       "any encoder trained here on a CPU); to train: --method stain-distill or --config "
+                       "configs/ccrl-cpu-fast.yaml", err=True)  # fmt: skip
         return CPU_DEFAULT
     preset = cpu_preset(method)
     if not quiet and preset.name == "cpu-untrained.yaml":

@@ -17,10 +17,14 @@ cell store with one group (id = the split's name) holding the usual per-cell arr
     source (n,) int32   index into ``attrs.sources``: the image a tile was cut from
                         (``NAME`` minus a trailing ``_NNN``, e.g. ``train_10_003`` -> ``train_10``)
     inst   (n,) int32   instance id of the cell in its tile's ``inst`` map
+
+and ``tile_features`` as extraction keeps them (``wsicell.segment.tile_features``): from the
+segmenter's own network for segmented nuclei, from the default HV-net for labelled ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +45,7 @@ CONSEP_MPP = 0.25 * 1000 / 1024
 """CoNSeP is 40x (~0.25 µm/px); its 256-px tiles are 1000 px images cut 4 x 4, resized 1.024x."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-DATASET_FORMAT = 1
+DATASET_FORMAT = 2
 """Bumped when the way a split store is built changes (a cached store of another format is rebuilt)."""
 
 
@@ -66,6 +70,7 @@ class LabelledCells:
     store: Path
     centroid: np.ndarray  # (n, 2) float64, tile px (x, y)
     mpp: float  # µm per tile px
+    tile_features: np.ndarray | None = None  # (n, D) float32: the default HV-net's (segment/tile_features.py)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -152,30 +157,45 @@ def source_of(tile_name: str) -> str:
 
 
 def tile_cells(
-    image: np.ndarray, inst: np.ndarray, *, mpp: float, crop_size: int, window_scale: float, where: str
+    image: np.ndarray, inst: np.ndarray, *, mpp: float, crop_size: int, window_scale: float, where: str,
+    encoder: Any = None,
 ) -> tuple[CellBatch, np.ndarray]:
-    """The cells of one tile by the extraction's crop rule, and each cell's instance id."""
+    """The cells of one tile by the extraction's crop rule, and each cell's instance id; with
+    ``encoder`` (a segmenter with tile features), their tile features as extraction keeps them."""
     from wsicell.segment.cells import cells_from_labels
 
     batch = cells_from_labels(
         image, inst, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
     )
+    if encoder is not None:
+        batch = _with_tile_features(batch, encoder.segment_with_features(image, mpp=mpp)[1])
     return batch, _match_instances(batch.centroid, inst, where=where)
 
 
 def segmented_cells(
     image: np.ndarray, inst: np.ndarray, *, segmenter: Any, mpp: float, crop_size: int, window_scale: float,
-    match_um: float,
+    match_um: float, encoder: Any = None,
 ) -> tuple[CellBatch, np.ndarray]:
-    """The cells a segmenter finds in one tile that match a labelled nucleus, and its id."""
+    """The cells a segmenter finds in one tile that match a labelled nucleus, and its id; with
+    tile features from the segmenter when it has them, else from ``encoder`` when given."""
     from wsicell.segment.cells import cells_from_labels
 
-    found = segmenter.segment(image, mpp=mpp)
+    found, maps = segmenter.segment_with_features(image, mpp=mpp)
+    if maps is None and encoder is not None:
+        maps = encoder.segment_with_features(image, mpp=mpp)[1]
     batch = cells_from_labels(
         image, found, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
     )
     rows, cols = centroid_pairs(batch.centroid, instance_centroids(inst), radius=match_um / mpp)
-    return batch.take(rows), (cols + 1).astype(np.int32)
+    return _with_tile_features(batch.take(rows), maps), (cols + 1).astype(np.int32)
+
+
+def _with_tile_features(batch: CellBatch, maps: Any) -> CellBatch:
+    """``batch`` with the tile features of ``maps`` (a ``TileFeatureMaps``, or None) at its
+    centroids (origin 0, scale 1: tile px + 0.5)."""
+    if maps is None:
+        return batch
+    return dataclasses.replace(batch, tile_features=maps.at(batch.centroid.astype(np.float64) - 0.5).astype(np.float16))
 
 
 def _match_instances(centroid: np.ndarray, inst: np.ndarray, *, where: str) -> np.ndarray:
@@ -224,11 +244,10 @@ def build_split_store(
     if _reusable(out, split, settings):
         return out
     tile_mpp = mpp / nuclei.scale
-    segmenter = None
-    if nuclei.segmenter is not None:
-        from wsicell.segment import make_segmenter
+    from wsicell.segment import SegmentConfig, make_segmenter
 
-        segmenter = make_segmenter(nuclei.segmenter)
+    segmenter = None if nuclei.segmenter is None else make_segmenter(nuclei.segmenter)
+    encoder = make_segmenter(SegmentConfig(method="hvnet"))  # tile features of labelled nuclei: the default segmenter's
     labelled_nuclei = 0
 
     batches, labels, tile_idx, inst_ids = [], [], [], []
@@ -244,12 +263,13 @@ def build_split_store(
         labelled_nuclei += len(types)
         if segmenter is None:
             batch, ids = tile_cells(
-                image, inst, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale, where=str(tile.npz)
-            )
+                image, inst, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale, where=str(tile.npz),
+                encoder=encoder,
+            )  # fmt: skip
         else:
             batch, ids = segmented_cells(
                 image, inst, segmenter=segmenter, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale,
-                match_um=nuclei.match_um,
+                match_um=nuclei.match_um, encoder=encoder,
             )  # fmt: skip
         src = source_of(tile.name)
         if src not in sources:
@@ -307,6 +327,7 @@ def load_split(store_path: PathLikeStr) -> LabelledCells:
         store=Path(store_path),
         centroid=np.asarray(cells.array("centroid")[:], np.float64),
         mpp=cells.mpp,
+        tile_features=np.asarray(cells.array("tile_features")[:], np.float32) if cells.has("tile_features") else None,
     )
 
 
@@ -344,7 +365,8 @@ def build_union_store(*, stores: list[PathLikeStr], out: PathLikeStr) -> Path:
         for path in stores:
             (cells,) = CellStore.open(path).slides()
             names = ("crops", "centroid", "contour", "bbox", "features")
-            batch = CellBatch(*(np.asarray(cells.array(name)[:]) for name in names))
+            tile_features = np.asarray(cells.array("tile_features")[:]) if cells.has("tile_features") else None
+            batch = CellBatch(*(np.asarray(cells.array(name)[:]) for name in names), tile_features=tile_features)
             writer = union.begin_slide(
                 cells.id, attrs={k: cells.attrs[k] for k in ("path", "name", "fingerprint", "mpp")},
                 crop_size=batch.crops.shape[1], contour_points=batch.contour.shape[1], feature_names=cells.feature_names,

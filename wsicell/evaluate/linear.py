@@ -96,7 +96,7 @@ def probe_runs(
 
     rows = []
     for run in runs:
-        e_train, e_test = embed(run, train.crops, encoder=encoder), embed(run, test.crops, encoder=encoder)
+        e_train, e_test = embed(run, train, encoder=encoder), embed(run, test, encoder=encoder)
         rows.append(row(str(run), e_train, e_test))
         # the vector `wsicell cluster` clusters: the embedding joined with the measurements
         rep = fit_representation(e_train, train.features, feature_names=list(train.feature_names), blend=Blend())

@@ -68,13 +68,13 @@ def ensure_trained(*, store: Path, run: Path, config: Any, progress: bool, log: 
     return train(store=store, out=run, config=config, resume=resume, progress=progress)
 
 
-def embed(run_or_checkpoint: PathLikeStr, crops: np.ndarray, *, encoder: str, views: int | None = None) -> np.ndarray:
-    """Embeddings (n x D) of ``crops`` with a trained run's ``encoder``, as ``wsicell embed``
-    makes them (``views`` defaults to the run's ``embed_views``)."""
-    from wsicell.embed import embed_crops, load_encoder
+def embed(run_or_checkpoint: PathLikeStr, cells: Any, *, encoder: str, views: int | None = None) -> np.ndarray:
+    """Embeddings (n x D) of a split's ``cells`` with a trained run's ``encoder``, as ``wsicell
+    embed`` makes them (the run's ``embed_from``): of their crops (``views`` defaults to the
+    run's ``embed_views``), their tile features, or both."""
+    from wsicell.embed import embed_cells
 
-    model, config = load_encoder(run_or_checkpoint, encoder=encoder, device="cpu")
-    return embed_crops(model, crops, views=views or config.embed_views)
+    return embed_cells(run_or_checkpoint, crops=cells.crops, tile_features=cells.tile_features, encoder=encoder, views=views)
 
 
 def ccrl_rows(
@@ -97,7 +97,8 @@ def ccrl_rows(
     n_ablation = len(seeds) if ablation_seeds is None else ablation_seeds
     method = method_title(config.method)
     if config.epochs == 0 and config.backbone == "nucleus":
-        method = "nucleus segmenter's encoder"  # epochs 0: the segmenter's weights as they are
+        method = {"crops": "nucleus segmenter's encoder", "tile": "nucleus segmenter's tile features",
+                  "crops+tile": "nucleus segmenter's encoder + tile features"}[config.embed_from]  # epochs 0: its weights as they are
     elif config.epochs == 0:
         method = f"untrained {method} encoder"  # epochs 0: the seeded initial weights
     main = scoring.rows(f"{method} (this config)", "ccrl")
@@ -114,7 +115,7 @@ def ccrl_rows(
             run = runs / f"{tag}-seed{seed}"
             if not shares_run:
                 ensure_trained(store=train_store, run=run, config=cfg, progress=progress, log=log)
-            x = embed(run, scoring.cells.crops, encoder=encoder)
+            x = embed(run, scoring.cells, encoder=encoder)
             scoring.add(rows, x, seed=seed, spherical=True)
             for row in rows:
                 row.train_seconds.append(RunDir(run).training_seconds())
@@ -123,13 +124,13 @@ def ccrl_rows(
     return [row for rows, *_ in variants for row in rows]
 
 
-def curve(*, run: Path, test_crops: np.ndarray, test_labels: np.ndarray, seed: int, log: Log) -> list[dict]:
+def curve(*, run: Path, test_cells: Any, seed: int, log: Log) -> list[dict]:
     """Accuracy versus training time: every saved ``epoch_NNNN.pt`` of one run, scored."""
     points = []
     run_dir = RunDir(run)
     for epoch, ckpt in run_dir.epoch_checkpoints():
-        x = embed(ckpt, test_crops, encoder="momentum")
-        scores = cluster_and_score(x, test_labels, seed=seed, spherical=True)
+        x = embed(ckpt, test_cells, encoder="momentum")
+        scores = cluster_and_score(x, test_cells.labels, seed=seed, spherical=True)
         points.append({"epoch": epoch, "train_seconds": run_dir.training_seconds(upto_epoch=epoch), **scores.as_dict()})
         log(f"curve epoch {epoch}: {_fmt(scores)}")
     return points
@@ -272,11 +273,11 @@ def run_protocol(
     rows: list[Row] = []
     points: list[dict] = []
     if model is not None:
-        from wsicell.embed import embed_crops, load_encoder
+        from wsicell.embed import load_encoder
 
-        encoder, config = load_encoder(model, encoder="momentum", device="cpu")  # the run's architecture, for the baselines too
+        config = load_encoder(model, encoder="momentum", device="cpu")[1]  # the run's architecture, for the baselines too
         these = scoring.rows(f"{method_title(config.method)} ({Path(model).name})", "ccrl")
-        x = embed_crops(encoder, test_cells.crops, views=config.embed_views)
+        x = embed(model, test_cells, encoder="momentum")
         for seed in seeds:
             scoring.add(these, x, seed=seed, spherical=True)
         for row in these:
@@ -289,8 +290,7 @@ def run_protocol(
             progress=progress, log=log,
         )  # fmt: skip
         if with_curve:
-            points = curve(run=runs / f"{config.method}-seed{seeds[0]}", test_crops=test_cells.crops,
-                           test_labels=test_cells.labels, seed=seeds[0], log=log)  # fmt: skip
+            points = curve(run=runs / f"{config.method}-seed{seeds[0]}", test_cells=test_cells, seed=seeds[0], log=log)
     if config is None:
         raise ValueError("run_protocol needs a training config or a trained model")
     base_rows, skipped = baseline_rows(

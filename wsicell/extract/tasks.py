@@ -1,4 +1,5 @@
-"""The per-tile task: read a tile, segment it, measure the nuclei of its core.
+"""The per-tile task: read a tile, segment it, measure the nuclei of its core (and, with an
+HV-net, keep its encoder's tile features around each: ``segment/tile_features.py``).
 
 It runs on Dask workers (threads here, or processes of a ``dask.distributed`` cluster), so
 it takes only picklable values and opens the slide itself by path. The open slide and the
@@ -9,7 +10,7 @@ between threads).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def _run_tile(job: TileJob) -> TileResult:
     t = job.tile
     x0, y0, x1, y1 = t.window_on(slide.grid_size(job.mpp))  # the tile's window, cut to the slide
     image = slide.read_grid((x0, y0), (x1 - x0, y1 - y0), mpp=job.mpp)
-    labels = segmenter.segment(image, mpp=job.mpp)
+    labels, maps = segmenter.segment_with_features(image, mpp=job.mpp)
     scale = slide.grid_scale(job.mpp)
     c0, r0, c1, r1 = t.core
     cells = cells_from_labels(
@@ -84,7 +85,10 @@ def _run_tile(job: TileJob) -> TileResult:
         c = cells.centroid
         keep &= (c[:, 0] >= rx0) & (c[:, 0] < rx1) & (c[:, 1] >= ry0) & (c[:, 1] < ry1)
     if not keep.all():
-        cells = CellBatch(*(a[keep] for a in (cells.crops, cells.centroid, cells.contour, cells.bbox, cells.features)))
+        cells = cells.take(np.flatnonzero(keep))
+    if maps is not None:  # the segmenter's encoder around each kept nucleus
+        xy = cells.centroid.astype(np.float64) / scale - (x0, y0) - 0.5  # tile px (pixel centres), as cells_from_labels
+        cells = replace(cells, tile_features=maps.at(xy).astype(np.float16))
     return TileResult(t.index, cells, t.core_pixels)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from wsicell.segment.tile_features import TileFeatureMaps
 from wsicell.types import LabelImage, RGBImage
 
 
@@ -17,3 +18,8 @@ class Segmenter(ABC):
     @abstractmethod
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:
         """Instance labels of ``image`` (HxWx3 uint8 at ``mpp`` µm/px): HxW int32, 0 = background."""
+
+    def segment_with_features(self, image: RGBImage, *, mpp: float) -> tuple[LabelImage, TileFeatureMaps | None]:
+        """:meth:`segment`'s labels and, for a segmenter with an encoder (the HV-nets), its
+        tile features from the same network call (``tile_features.py``); None otherwise."""
+        return self.segment(image, mpp=mpp), None

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 from wsicell.errors import ConfigError
+from wsicell.segment.tile_features import TILE_LEVELS
 
 IR_PATH = Path(__file__).with_name("hvnet_openvino.xml")
 DIGEST_KEY = "wsicell_weights_sha256"
@@ -54,13 +55,24 @@ def _openvino():
 
 
 def convert(net):  # -> openvino.Model
-    """``net`` (the HV-net) converted in memory, fp32, with a dynamic height and width."""
+    """``net`` (the HV-net) converted in memory, fp32, with a dynamic height and width. Its
+    outputs: the maps, then the encoder levels of ``TILE_LEVELS`` (``net.forward_levels``)."""
     import torch
 
+    class Outputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            maps, levels = self.net.forward_levels(x)
+            return (maps, *levels)
+
     ov = _openvino()
+    side = 2 * net.multiple
     with warnings.catch_warnings():  # the converter traces with torch.jit (deprecated)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace", category=FutureWarning)
-        return ov.convert_model(net.float(), example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
+        return ov.convert_model(Outputs().float().eval(), example_input=torch.rand(1, 3, side, side), input=[(1, 3, -1, -1)])
 
 
 def load_model(net, weights: Path):  # -> openvino.Model
@@ -74,7 +86,8 @@ def load_model(net, weights: Path):  # -> openvino.Model
             core.set_property({"ENABLE_MMAP": False})  # read, not mapped: a file replaced mid-run (an upgrade) was a SIGBUS
             model = core.read_model(str(IR_PATH)) if IR_PATH.is_file() else None
             digest = weights_digest(weights)
-            if model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest:
+            stale = model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest
+            if stale or len(model.outputs) != 1 + len(TILE_LEVELS):  # an IR from before the tile features
                 model = convert(net)
             _MODELS[weights] = model
         return _MODELS[weights]

@@ -5,7 +5,8 @@ The network's nucleus probability and horizontal/vertical maps are computed at 0
 the tile; ``hv_post.hv_instances`` turns them into instances at the tile's
 resolution (sizes in µm); instances the network is unsure of are dropped when
 ``hv_min_object_probability`` asks for it, then the size filters of ``SegmentConfig`` apply
-as for the watershed segmenter.
+as for the watershed segmenter. The same network call gives the tile features of
+``tile_features.py`` (:meth:`segment_with_features`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
 from wsicell.segment.hv_post import drop_unsure, hv_instances
 from wsicell.segment.hvnet import FINE_WEIGHTS_PATH, WEIGHTS_PATH, HVNetModel
+from wsicell.segment.tile_features import TileFeatureMaps
 from wsicell.segment.watershed import check_image, filter_sizes
 from wsicell.types import LabelImage, RGBImage
 
@@ -35,16 +37,20 @@ class HVNetSegmenter(Segmenter):
         return self._model
 
     def segment(self, image: RGBImage, *, mpp: float) -> LabelImage:
+        return self.segment_with_features(image, mpp=mpp)[0]
+
+    def segment_with_features(self, image: RGBImage, *, mpp: float) -> tuple[LabelImage, TileFeatureMaps]:
         check_image(image, mpp)
         c = self.config
-        prob, h, v = self.model.maps(image, mpp=mpp)
+        (prob, h, v), features = self.model.maps_and_features(image, mpp=mpp)
         labels = hv_instances(
             prob, h, v, mpp=mpp, threshold=c.hv_threshold, marker_threshold=c.hv_marker_threshold
         )
         labels = drop_unsure(labels, prob, c.hv_min_object_probability)
-        return filter_sizes(
+        labels = filter_sizes(
             labels,
             min_px=c.min_area_um2 / mpp**2,
             max_px=c.max_area_um2 / mpp**2,
             max_side_px=c.max_diameter_um / mpp,
         )
+        return labels, features

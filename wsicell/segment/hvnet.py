@@ -33,6 +33,7 @@ import numpy as np
 
 from wsicell.device import autocast, choose_precision
 from wsicell.segment.config import HV_FLIPS, PRECISIONS, RUNTIMES
+from wsicell.segment.tile_features import TILE_LEVELS, TileFeatureMaps
 from wsicell.types import RGBImage
 
 HVNET_MPP = 0.5
@@ -62,6 +63,7 @@ def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
     class HVNet(nn.Module):
         mpp = HVNET_MPP
         multiple = 2 ** (len(channels) - 1)  # input sides: one 2x pooling per level below the first
+        level_strides = tuple(2 ** (k - 1) for k in TILE_LEVELS)  # input px per feature px of each tile level
         chunk = None  # any image in one call
 
         def __init__(self) -> None:
@@ -76,15 +78,25 @@ def build_hvnet(channels: tuple[int, ...] = CHANNELS):  # -> torch.nn.Module
             self.pool = nn.MaxPool2d(2)
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
 
-        def features(self, x: torch.Tensor) -> torch.Tensor:
-            """The last decoder level's features: NxC0xHxW."""
+        def features_and_levels(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            """The last decoder level's features (NxC0xHxW) and every encoder level's output
+            (level k: NxC_kx(H/2^(k-1))x(W/2^(k-1)), k = 1..5)."""
             skips = []
             for k, enc in enumerate(self.enc):
                 x = enc(x if k == 0 else self.pool(x))
                 skips.append(x)
             for k in range(len(self.dec) - 1, -1, -1):
                 x = self.dec[k](torch.cat([self.up(x), skips[k]], dim=1))
-            return x
+            return x, skips
+
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            """The last decoder level's features: NxC0xHxW."""
+            return self.features_and_levels(x)[0]
+
+        def forward_levels(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            """The maps and the encoder levels of ``TILE_LEVELS`` (``tile_features.py``)."""
+            y, skips = self.features_and_levels(x)
+            return self.head(y), [skips[k - 1] for k in TILE_LEVELS]
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.features(x))
@@ -110,6 +122,7 @@ def build_fine_hvnet(base, width: int = FINE_WIDTH):  # -> torch.nn.Module
     class FineHVNet(nn.Module):
         mpp = FINE_MPP
         multiple = 2 * base.multiple
+        level_strides = tuple(2 * s for s in base.level_strides)  # base runs on the input shrunk 2x
         chunk = FINE_CHUNK
 
         def __init__(self) -> None:
@@ -122,11 +135,16 @@ def build_fine_hvnet(base, width: int = FINE_WIDTH):  # -> torch.nn.Module
             nn.init.zeros_(self.correct.weight)
             nn.init.zeros_(self.correct.bias)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.base.features(F.avg_pool2d(x, 2))  # NxC0x(H/2)x(W/2)
+        def forward_levels(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            """The maps and ``base``'s encoder levels of ``TILE_LEVELS`` (on the input shrunk 2x)."""
+            y, skips = self.base.features_and_levels(F.avg_pool2d(x, 2))  # y: NxC0x(H/2)x(W/2)
             coarse = F.interpolate(self.base.head(y), scale_factor=2, mode="bilinear", align_corners=False)
             up = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)  # NxC0xHxW
-            return coarse + self.correct(self.fuse(torch.cat([self.full(x), up], dim=1)))
+            maps = coarse + self.correct(self.fuse(torch.cat([self.full(x), up], dim=1)))
+            return maps, [skips[k - 1] for k in TILE_LEVELS]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.forward_levels(x)[0]
 
     return FineHVNet()
 
@@ -251,51 +269,75 @@ class HVNetModel:
 
     def maps(self, image: RGBImage, *, mpp: float) -> np.ndarray:
         """3xHxW float32 at the tile's resolution: [0] P(nucleus), [1] horizontal, [2] vertical."""
+        return self.maps_and_features(image, mpp=mpp)[0]
+
+    def maps_and_features(self, image: RGBImage, *, mpp: float) -> tuple[np.ndarray, TileFeatureMaps]:
+        """The maps of :meth:`maps` and, from the same network call, the encoder levels of
+        ``TILE_LEVELS`` at the network's resolution (``tile_features.py``)."""
         height, width = image.shape[:2]
         scale = mpp / self.net.mpp
         work = resize_to(image, scale) if abs(scale - 1) > 1e-3 else image
-        out = self.maps_at_working_resolution(work)
+        out, levels = self.maps_at_working_resolution(work)
         if out.shape[1:] != (height, width):
             out = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in out])
-        return out
+        per_px = (work.shape[0] / height, work.shape[1] / width)  # work px per tile px (y, x): ~scale
+        strides = tuple(s / float(np.mean(per_px)) for s in self.net.level_strides)
+        return out, TileFeatureMaps(levels=tuple(levels), strides=strides, mpp=mpp)
 
-    def maps_at_working_resolution(self, work: RGBImage) -> np.ndarray:
-        """3xhxw float32 maps of an image already at the network's ``net.mpp``. An image with
-        a side longer than the network's ``net.chunk`` (px; None = never) goes through in
-        overlapping pieces (:func:`chunks`), each with ``CHUNK_MARGIN_UM`` of context around
-        its core, so that one call's memory stays bounded (``hvnet-fine`` on a 1024² tile at
-        0.5 µm/px would otherwise hold ~0.9 GB of activations per worker)."""
+    def maps_at_working_resolution(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
+        """3xhxw float32 maps of an image already at the network's ``net.mpp``, and the
+        encoder levels of ``TILE_LEVELS`` (level k: C_k x ceil(h / s_k) x ceil(w / s_k), s_k =
+        ``net.level_strides[k]``). An image with a side longer than the network's
+        ``net.chunk`` (px; None = never) goes through in overlapping pieces (:func:`chunks`),
+        each with ``CHUNK_MARGIN_UM`` of context around its core, so that one call's memory
+        stays bounded (``hvnet-fine`` on a 1024² tile at 0.5 µm/px would otherwise hold ~0.9
+        GB of activations per worker); the pieces start on the network's pooling grid, so
+        their levels are cut and joined on it too."""
         chunk = self.net.chunk
         h, w = work.shape[:2]
         if chunk is None or max(h, w) <= chunk:
             return self._infer(work)
         margin = self.net.multiple * round(CHUNK_MARGIN_UM / self.net.mpp / self.net.multiple)
         out = np.empty((3, h, w), np.float32)
+        levels: list[np.ndarray] = []
         for y0, y1 in chunks(h, chunk, self.net.multiple):
             for x0, x1 in chunks(w, chunk, self.net.multiple):
                 a0, b0 = max(0, y0 - margin), max(0, x0 - margin)
-                piece = self._infer(work[a0 : min(h, y1 + margin), b0 : min(w, x1 + margin)])
+                piece, piece_levels = self._infer(work[a0 : min(h, y1 + margin), b0 : min(w, x1 + margin)])
                 out[:, y0:y1, x0:x1] = piece[:, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
-        return out
+                if not levels:
+                    levels = [np.empty((m.shape[0], -(-h // s), -(-w // s)), np.float32)
+                              for m, s in zip(piece_levels, self.net.level_strides, strict=True)]  # fmt: skip
+                for full, part, s in zip(levels, piece_levels, self.net.level_strides, strict=True):
+                    r0, r1, c0, c1 = y0 // s, -(-y1 // s), x0 // s, -(-x1 // s)
+                    full[:, r0:r1, c0:c1] = part[:, r0 - a0 // s : r1 - a0 // s, c0 - b0 // s : c1 - b0 // s]
+        return out, levels
 
-    def _infer(self, work: RGBImage) -> np.ndarray:
-        """3xhxw float32 maps of ``work``: one network call (sides padded inside), or with
-        ``flips`` 2 / 4 the mean of the maps of the tile flipped left-right (and up-down, and
-        both), each flipped back; a flip negates the horizontal (vertical) map."""
-        out = self._infer_once(work)
+    def _infer(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
+        """3xhxw float32 maps of ``work`` and its encoder levels: one network call (sides
+        padded inside), or with ``flips`` 2 / 4 the mean of the maps (and levels) of the tile
+        flipped left-right (and up-down, and both), each flipped back; a flip negates the
+        horizontal (vertical) map."""
+        out, levels = self._infer_once(work)
         if self.flips == 1:
-            return out
+            return out, levels
         for flip_y, flip_x in ((False, True), (True, False), (True, True))[: self.flips - 1]:
             axes = tuple(a for a, f in ((0, flip_y), (1, flip_x)) if f)
-            maps = np.flip(self._infer_once(np.ascontiguousarray(np.flip(work, axes))), tuple(a + 1 for a in axes))
+            maps, more = self._infer_once(np.ascontiguousarray(np.flip(work, axes)))
+            back = tuple(a + 1 for a in axes)
+            maps = np.flip(maps, back)
             out[0] += maps[0]
             out[1] += -maps[1] if flip_x else maps[1]
             out[2] += -maps[2] if flip_y else maps[2]
+            for total, level in zip(levels, more, strict=True):
+                total += np.flip(level, back)
         out /= self.flips
-        return out
+        for total in levels:
+            total /= self.flips
+        return out, levels
 
-    def _infer_once(self, work: RGBImage) -> np.ndarray:
-        """3xhxw float32 maps of ``work`` in one network call (sides padded inside)."""
+    def _infer_once(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
+        """3xhxw float32 maps of ``work`` and its encoder levels, in one network call (sides padded inside)."""
         import torch
 
         h, w = work.shape[:2]
@@ -304,15 +346,19 @@ class HVNetModel:
         if ph or pw:
             border = cv2.BORDER_REFLECT_101 if min(h, w) > multiple else cv2.BORDER_REPLICATE
             work = cv2.copyMakeBorder(work, 0, ph, 0, pw, border)
+        sizes = [(-(-h // s), -(-w // s)) for s in self.net.level_strides]
         if self.compiled is not None:
-            raw = self.request.infer({0: to_input(work).numpy()})[0]
-            out = np.array(raw[0, :, :h, :w], dtype=np.float32)
+            results = self.request.infer({0: to_input(work).numpy()})
+            out = np.array(results[0][0, :, :h, :w], dtype=np.float32)
             out[0] = 1 / (1 + np.exp(-out[0]))
             np.clip(out[1:], -1, 1, out=out[1:])
-            return out
+            levels = [np.array(results[i + 1][0, :, :a, :b], dtype=np.float32) for i, (a, b) in enumerate(sizes)]
+            return out, levels
         with torch.inference_mode(), autocast(self.device, self.precision):
             x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
-            out = self.net(x).float()[0, :, :h, :w]  # fp32 even under autocast
+            maps, levels = self.net.forward_levels(x)
+            out = maps.float()[0, :, :h, :w]  # fp32 even under autocast
             out[0] = torch.sigmoid(out[0])
             out[1:] = out[1:].clamp(-1, 1)
-        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
+            levels = [np.ascontiguousarray(m.float()[0, :, :a, :b].cpu().numpy()) for m, (a, b) in zip(levels, sizes, strict=True)]
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32), levels

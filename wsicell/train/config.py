@@ -23,6 +23,13 @@ BACKBONES = ("resnet18", "nucleus")
 weights, train/backbone.py). ``nucleus``: the encoder of the shipped nucleus segmenter, its
 trained weights as the initial ones (train/nucleus_backbone.py; ``stem`` and ``width`` do
 not apply)."""
+EMBED_FROM = ("crops", "tile", "crops+tile")
+"""What a cell's embedding is made from (``TrainConfig.embed_from``): the run's network on the
+store's crops, the store's ``tile_features`` (kept by extraction from the HV-net's encoder,
+``wsicell.segment.tile_features``), or both joined (crops first)."""
+SEGMENTER_STAGES = (3, 4, 5)
+"""The levels of the store's ``tile_features``: ``segment.tile_features.TILE_LEVELS`` (not
+imported, as NUCLEUS_CHANNELS; a test checks that they agree)."""
 
 EMBED_STAGES = (1, 2, 3, 4)
 """The ResNet's four stages (a pair of blocks each, 1, 2, 4 and 8 x ``width`` channels);
@@ -52,6 +59,9 @@ def nucleus_channels(stages: tuple[int, ...]) -> int:
     """Channels of the embedding made of ``stages`` (levels) of the nucleus encoder."""
     return sum(NUCLEUS_CHANNELS[s - 1] for s in stages)
 
+
+TILE_FEATURES_DIM = nucleus_channels(SEGMENTER_STAGES)
+"""Width of the store's ``tile_features`` with the shipped HV-net (224)."""
 
 RESUMABLE_CHANGES = frozenset({"embed_views", "embed_stages", "epochs", "threads", "num_workers", "prefetch_batches", "checkpoint_every", "log_every_steps"})
 """Settings that may differ between a run and its ``--resume`` (everything else must match)."""
@@ -91,6 +101,11 @@ class TrainConfig:
     # the network stages whose pooled outputs form the embedding (4 = the last, the paper's;
     # several: each normalised, then concatenated; train/backbone.py PooledStages)
     embed_stages: tuple[int, ...] = (4,)
+    # what a cell's embedding is made from (EMBED_FROM): "crops" (the backbone on the store's
+    # crops), "tile" (the store's tile_features: the extraction's HV-net encoder around each
+    # nucleus, segment/tile_features.py; nothing to train, so epochs 0) or "crops+tile" (both,
+    # joined: the CPU default, configs/nucleus-tile.yaml)
+    embed_from: Literal["crops", "tile", "crops+tile"] = "crops"
     # augmentation (paper: jitter 0.4/0.4/0.4/0.1, grayscale, blur 0.1-2.0, flips, rotation 0-180)
     crop_size: int = 32
     local_branch: Literal["query", "key"] = "query"
@@ -166,6 +181,10 @@ class TrainConfig:
         check(valid_stages(self.embed_stages, self.backbone),
               f"embed_stages must be increasing, distinct stages among 1-{backbone_stages(self.backbone)[-1]} "
               f"({self.backbone}), got {list(self.embed_stages)}")  # fmt: skip
+        check(self.embed_from in EMBED_FROM, f"embed_from must be one of {', '.join(EMBED_FROM)}, got {self.embed_from!r}")
+        check(self.embed_from != "tile" or self.epochs == 0,
+              f"embed_from: tile embeds with the features extraction keeps (nothing to train): epochs must be 0, "
+              f"got {self.epochs}; to train an encoder on the crops beside them: embed_from: crops+tile")  # fmt: skip
         check(self.width >= 1, f"width must be >= 1, got {self.width}")
         check(self.threads >= 0, f"threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
         check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
@@ -186,8 +205,15 @@ class TrainConfig:
         return self.embedding_dim if self.backbone == "nucleus" else 8 * self.width
 
     @property
+    def cell_embedding_dim(self) -> int:
+        """Size of what ``wsicell embed`` stores per cell: the network's ``embedding_dim`` on
+        the crops, the tile features' ``TILE_FEATURES_DIM``, or both (``embed_from``)."""
+        return {"crops": self.embedding_dim, "tile": TILE_FEATURES_DIM,
+                "crops+tile": self.embedding_dim + TILE_FEATURES_DIM}[self.embed_from]  # fmt: skip
+
+    @property
     def embedding_dim(self) -> int:
-        """Size of a cell's embedding: the channels of the ``embed_stages`` (the last: 8 x width)."""
+        """Size of the network's embedding of a crop: the channels of the ``embed_stages`` (the last: 8 x width)."""
         if self.backbone == "nucleus":
             return nucleus_channels(self.embed_stages)
         return stage_channels(self.width, self.embed_stages)

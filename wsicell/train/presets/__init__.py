@@ -9,10 +9,10 @@ from pathlib import Path
 PRESETS = Path(__file__).resolve().parent
 
 
-CPU_DEFAULT = PRESETS / "nucleus-untrained.yaml"
+CPU_DEFAULT = PRESETS / "nucleus-tile.yaml"
 """What ``wsicell train`` without --config and --method uses on a machine without a CUDA GPU:
-the nucleus segmenter's encoder as it is (the best cell-type embedding on the train split's
-held-out images; docs/results.md)."""
+the nucleus segmenter's tile features, which extraction keeps (the best cell-type embedding on
+the train split's held-out images; docs/results.md)."""
 
 
 def cpu_preset(method: str) -> Path:
