@@ -265,10 +265,36 @@ def test_openvino_models_do_not_pin_threads_and_read_the_shipped_ir_once(monkeyp
 def test_the_shipped_openvino_ir_was_made_from_the_shipped_weights():
     """After retraining, regenerate it: python -m wsicell.segment.export_openvino."""
     ov = openvino_or_skip()
-    from wsicell.segment.hv_openvino import DIGEST_KEY, IR_PATH, weights_digest
+    from wsicell.segment.hv_openvino import (
+        DIGEST_KEY,
+        FORMAT_KEY,
+        IR_FORMAT,
+        IR_PATH,
+        weights_digest,
+    )
 
     model = ov.Core().read_model(str(IR_PATH))
     assert model.get_rt_info(DIGEST_KEY).astype(str) == weights_digest(WEIGHTS_PATH)
+    # its outputs are what the runtime reads: the maps, then the tile-feature levels channels last
+    assert model.get_rt_info(FORMAT_KEY).astype(str) == IR_FORMAT
+    assert len(model.outputs) == 4
+
+
+def test_an_ir_of_an_older_format_is_converted_again(tmp_path, monkeypatch):
+    """An IR written before the tile features (the maps alone, no format tag) is not used."""
+    ov = openvino_or_skip()
+    from wsicell.segment import hv_openvino
+
+    old = ov.Core().read_model(str(hv_openvino.IR_PATH))
+    single = ov.Model([old.get_results()[0]], old.get_parameters())
+    single.set_rt_info(hv_openvino.weights_digest(WEIGHTS_PATH), hv_openvino.DIGEST_KEY)
+    ov.save_model(single, str(tmp_path / "old.xml"), compress_to_fp16=False)
+    monkeypatch.setattr(hv_openvino, "IR_PATH", tmp_path / "old.xml")
+    monkeypatch.setattr(hv_openvino, "_MODELS", {})
+    model = HVNetModel(runtime="openvino", precision="fp32")
+    assert len(hv_openvino._MODELS[WEIGHTS_PATH.resolve()].outputs) == 4  # converted from the weights
+    _, maps = model.maps_and_features(np.full((64, 64, 3), 180, np.uint8), mpp=0.5)
+    assert maps.dim == 224
 
 
 def test_other_weights_are_converted_in_memory(tmp_path, region):

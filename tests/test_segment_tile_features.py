@@ -29,7 +29,7 @@ def naive_box_mean(level: np.ndarray, stride: float, x: float, y: float, box: fl
     """roi_align's average, one sample at a time: 4 x 4 bilinear samples on a regular grid in
     the box around pixel (x, y) (its centre at x + 0.5 in continuous tile coordinates); a
     sample more than one feature pixel outside the map counts zero, one within it is clamped."""
-    c, h, w = level.shape
+    h, w, c = level.shape
     total = np.zeros(c)
     for j in range(4):
         for i in range(4):
@@ -41,14 +41,14 @@ def naive_box_mean(level: np.ndarray, stride: float, x: float, y: float, box: fl
             x0, y0 = int(np.floor(sx)), int(np.floor(sy))
             x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
             fx, fy = sx - x0, sy - y0
-            total += ((1 - fy) * ((1 - fx) * level[:, y0, x0] + fx * level[:, y0, x1])
-                      + fy * ((1 - fx) * level[:, y1, x0] + fx * level[:, y1, x1]))  # fmt: skip
+            total += ((1 - fy) * ((1 - fx) * level[y0, x0] + fx * level[y0, x1])
+                      + fy * ((1 - fx) * level[y1, x0] + fx * level[y1, x1]))  # fmt: skip
     return total / 16
 
 
 def test_pool_levels_against_a_naive_reference():
     rng = np.random.default_rng(0)
-    levels = (rng.normal(size=(5, 24, 20)), rng.normal(size=(6, 12, 10)), rng.normal(size=(7, 6, 5)))
+    levels = (rng.normal(size=(24, 20, 5)), rng.normal(size=(12, 10, 6)), rng.normal(size=(6, 5, 7)))  # h x w x C
     strides = (4.0, 8.0, 16.0)
     xy = np.array([[40.0, 50.0], [3.0, 2.0], [78.5, 95.0], [10.2, 60.7], [-1.0, 40.0]])  # inside, corner, edge, outside
     box = 32.0
@@ -93,7 +93,7 @@ def test_levels_are_the_encoders_outputs_on_a_real_tile(consep_tile):
             x = block(x if level == 1 else F.max_pool2d(x, 2))
             if level in TILE_LEVELS:
                 s = 2 ** (level - 1)
-                expected.append(x[0, :, : -(-work.shape[0] // s), : -(-work.shape[1] // s)].numpy())
+                expected.append(x[0, :, : -(-work.shape[0] // s), : -(-work.shape[1] // s)].permute(1, 2, 0).numpy())
     for got, want in zip(maps.levels, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-4)
     tile_px_per_work_px = image.shape[0] / work.shape[0]
@@ -117,7 +117,7 @@ def test_flips_average_levels_flipped_back(consep_tile):
     _, mirror = model.maps_and_features(np.ascontiguousarray(image[:, ::-1]), mpp=mpp)
     _, two = HVNetModel(precision="fp32", runtime="torch", flips=2).maps_and_features(image, mpp=mpp)
     for got, a, b in zip(two.levels, one.levels, mirror.levels, strict=True):
-        np.testing.assert_allclose(got, (a + b[:, :, ::-1]) / 2, atol=1e-5)
+        np.testing.assert_allclose(got, (a + b[:, ::-1]) / 2, atol=1e-5)  # channels last
 
 
 def test_the_segmenter_gives_its_labels_and_features_from_one_call(consep_tile):
@@ -180,4 +180,5 @@ def test_pool_levels_is_torchvisions_roi_align():
     expected = [F.normalize(roi_align(torch.from_numpy(m)[None], boxes, output_size=2, spatial_scale=1 / s,
                                       sampling_ratio=2, aligned=True).mean((2, 3)), dim=1).numpy()
                 for m, s in zip(levels, strides, strict=True)]  # fmt: skip
-    np.testing.assert_allclose(pool_levels(levels, strides, xy, box_px=box), np.concatenate(expected, 1), atol=1e-5)
+    channels_last = tuple(np.ascontiguousarray(m.transpose(1, 2, 0)) for m in levels)
+    np.testing.assert_allclose(pool_levels(channels_last, strides, xy, box_px=box), np.concatenate(expected, 1), atol=1e-5)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from wsicell.segment.hv_openvino import (
     DIGEST_KEY,
+    FORMAT_KEY,
+    IR_FORMAT,
     IR_PATH,
     convert,
     import_openvino,
@@ -51,6 +53,7 @@ def main() -> None:
         data = calibration_inputs(split(load(args.consep), load(args.monuseg))[1], n=args.calibration)
         model = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
     model.set_rt_info(weights_digest(WEIGHTS_PATH), DIGEST_KEY)
+    model.set_rt_info(IR_FORMAT, FORMAT_KEY)  # what its outputs are (convert's; kept through quantization)
     ov.save_model(model, str(IR_PATH), compress_to_fp16=False)
     print(f"wrote {IR_PATH} and {IR_PATH.with_suffix('.bin')} ({'int8' if args.int8 else 'fp32'}) from {WEIGHTS_PATH}")
 

@@ -27,6 +27,10 @@ from wsicell.segment.tile_features import TILE_LEVELS
 
 IR_PATH = Path(__file__).with_name("hvnet_openvino.xml")
 DIGEST_KEY = "wsicell_weights_sha256"
+FORMAT_KEY = "wsicell_ir_format"
+IR_FORMAT = "2"
+"""What the IR's outputs are: 2 = the maps, then the encoder levels of ``TILE_LEVELS``, channels
+last (``convert``); an IR without it (the maps alone) is converted again in memory."""
 _LOCK = threading.Lock()
 """Conversions trace the torch module; concurrent traces (one per extraction worker thread)
 fail torch's trace sanity check, so loading takes turns."""
@@ -69,10 +73,19 @@ def convert(net):  # -> openvino.Model
             return (maps, *levels)
 
     ov = _openvino()
+    from openvino.preprocess import PrePostProcessor
+
     side = 2 * net.multiple
     with warnings.catch_warnings():  # the converter traces with torch.jit (deprecated)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace", category=FutureWarning)
-        return ov.convert_model(Outputs().float().eval(), example_input=torch.rand(1, 3, side, side), input=[(1, 3, -1, -1)])
+        model = ov.convert_model(Outputs().float().eval(), example_input=torch.rand(1, 3, side, side), input=[(1, 3, -1, -1)])
+    steps = PrePostProcessor(model)
+    for i in range(1, 1 + len(TILE_LEVELS)):  # levels channels last: 141 -> 131 ms per 1024² tile, and no transpose to pool
+        steps.output(i).model().set_layout(ov.Layout("NCHW"))
+        steps.output(i).tensor().set_layout(ov.Layout("NHWC"))
+    model = steps.build()
+    model.set_rt_info(IR_FORMAT, FORMAT_KEY)
+    return model
 
 
 def load_model(net, weights: Path):  # -> openvino.Model
@@ -87,8 +100,8 @@ def load_model(net, weights: Path):  # -> openvino.Model
             model = core.read_model(str(IR_PATH)) if IR_PATH.is_file() else None
             digest = weights_digest(weights)
             stale = model is None or not model.has_rt_info(DIGEST_KEY) or model.get_rt_info(DIGEST_KEY).astype(str) != digest
-            if stale or len(model.outputs) != 1 + len(TILE_LEVELS):  # an IR from before the tile features
-                model = convert(net)
+            if stale or not model.has_rt_info(FORMAT_KEY) or model.get_rt_info(FORMAT_KEY).astype(str) != IR_FORMAT:
+                model = convert(net)  # other weights, or an IR written before its outputs were these
             _MODELS[weights] = model
         return _MODELS[weights]
 

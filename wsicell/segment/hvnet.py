@@ -286,8 +286,8 @@ class HVNetModel:
 
     def maps_at_working_resolution(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
         """3xhxw float32 maps of an image already at the network's ``net.mpp``, and the
-        encoder levels of ``TILE_LEVELS`` (level k: C_k x ceil(h / s_k) x ceil(w / s_k), s_k =
-        ``net.level_strides[k]``). An image with a side longer than the network's
+        encoder levels of ``TILE_LEVELS``, channels last (level k: ceil(h / s_k) x ceil(w / s_k)
+        x C_k, s_k = ``net.level_strides[k]``). An image with a side longer than the network's
         ``net.chunk`` (px; None = never) goes through in overlapping pieces (:func:`chunks`),
         each with ``CHUNK_MARGIN_UM`` of context around its core, so that one call's memory
         stays bounded (``hvnet-fine`` on a 1024² tile at 0.5 µm/px would otherwise hold ~0.9
@@ -306,11 +306,11 @@ class HVNetModel:
                 piece, piece_levels = self._infer(work[a0 : min(h, y1 + margin), b0 : min(w, x1 + margin)])
                 out[:, y0:y1, x0:x1] = piece[:, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
                 if not levels:
-                    levels = [np.empty((m.shape[0], -(-h // s), -(-w // s)), np.float32)
+                    levels = [np.empty((-(-h // s), -(-w // s), m.shape[2]), np.float32)
                               for m, s in zip(piece_levels, self.net.level_strides, strict=True)]  # fmt: skip
                 for full, part, s in zip(levels, piece_levels, self.net.level_strides, strict=True):
                     r0, r1, c0, c1 = y0 // s, -(-y1 // s), x0 // s, -(-x1 // s)
-                    full[:, r0:r1, c0:c1] = part[:, r0 - a0 // s : r1 - a0 // s, c0 - b0 // s : c1 - b0 // s]
+                    full[r0:r1, c0:c1] = part[r0 - a0 // s : r1 - a0 // s, c0 - b0 // s : c1 - b0 // s]
         return out, levels
 
     def _infer(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -330,14 +330,15 @@ class HVNetModel:
             out[1] += -maps[1] if flip_x else maps[1]
             out[2] += -maps[2] if flip_y else maps[2]
             for total, level in zip(levels, more, strict=True):
-                total += np.flip(level, back)
+                total += np.flip(level, axes)  # channels last: the image's axes
         out /= self.flips
         for total in levels:
             total /= self.flips
         return out, levels
 
     def _infer_once(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
-        """3xhxw float32 maps of ``work`` and its encoder levels, in one network call (sides padded inside)."""
+        """3xhxw float32 maps of ``work`` and its encoder levels (channels last), in one network
+        call (sides padded inside)."""
         import torch
 
         h, w = work.shape[:2]
@@ -352,7 +353,7 @@ class HVNetModel:
             out = np.array(results[0][0, :, :h, :w], dtype=np.float32)
             out[0] = 1 / (1 + np.exp(-out[0]))
             np.clip(out[1:], -1, 1, out=out[1:])
-            levels = [np.array(results[i + 1][0, :, :a, :b], dtype=np.float32) for i, (a, b) in enumerate(sizes)]
+            levels = [np.array(results[i + 1][0, :a, :b], dtype=np.float32) for i, (a, b) in enumerate(sizes)]  # the IR gives NHWC
             return out, levels
         with torch.inference_mode(), autocast(self.device, self.precision):
             x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
@@ -360,5 +361,6 @@ class HVNetModel:
             out = maps.float()[0, :, :h, :w]  # fp32 even under autocast
             out[0] = torch.sigmoid(out[0])
             out[1:] = out[1:].clamp(-1, 1)
-            levels = [np.ascontiguousarray(m.float()[0, :, :a, :b].cpu().numpy()) for m, (a, b) in zip(levels, sizes, strict=True)]
+            levels = [np.ascontiguousarray(m.float()[0, :, :a, :b].permute(1, 2, 0).cpu().numpy())
+                      for m, (a, b) in zip(levels, sizes, strict=True)]  # fmt: skip
         return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32), levels

@@ -39,13 +39,13 @@ lost 3 AMI; 20 and 24 µm tied 16 µm within the 1-AMI margin used for choices."
 class TileFeatureMaps:
     """The encoder levels of one tile, and where a tile pixel lands on each."""
 
-    levels: tuple[np.ndarray, ...]  # level k: C_k x h_k x w_k float32
+    levels: tuple[np.ndarray, ...]  # level k: h_k x w_k x C_k float32 (channels last)
     strides: tuple[float, ...]  # tile px per feature px, per level
     mpp: float  # µm per tile px
 
     @property
     def dim(self) -> int:
-        return sum(m.shape[0] for m in self.levels)
+        return sum(m.shape[2] for m in self.levels)
 
     def at(self, xy: np.ndarray) -> np.ndarray:
         """Tile features of nuclei centred at ``xy`` (n x 2, (x, y) tile px, pixel centres): n x dim float32."""
@@ -53,9 +53,9 @@ class TileFeatureMaps:
 
 
 def pool_levels(levels: tuple[np.ndarray, ...], strides: tuple[float, ...], xy: np.ndarray, *, box_px: float) -> np.ndarray:
-    """Each level (C x h x w) averaged over the ``box_px`` square centred at each ``xy`` (tile
+    """Each level (h x w x C) averaged over the ``box_px`` square centred at each ``xy`` (tile
     px; a level pixel covers ``stride`` tile px), L2-normalised per level, concatenated."""
-    dim = sum(m.shape[0] for m in levels)
+    dim = sum(m.shape[2] for m in levels)
     if len(xy) == 0:
         return np.zeros((0, dim), np.float32)
     centre = np.asarray(xy, np.float64) + 0.5  # pixel i covers [i, i + 1)
@@ -63,7 +63,7 @@ def pool_levels(levels: tuple[np.ndarray, ...], strides: tuple[float, ...], xy: 
     n = len(centre)
     parts = []
     for level, stride in zip(levels, strides, strict=True):
-        c, h, w = level.shape
+        h, w, c = level.shape
         rows, wy = _bilinear((centre[:, 1, None] + offsets) / stride - 0.5, h)  # n x 2S each
         cols, wx = _bilinear((centre[:, 0, None] + offsets) / stride - 0.5, w)
         # the mean as one sparse (n x h*w) matrix, (2S)^2 weights per nucleus (repeated pixels
@@ -71,7 +71,7 @@ def pool_levels(levels: tuple[np.ndarray, ...], strides: tuple[float, ...], xy: 
         pixel = (rows[:, :, None] * w + cols[:, None, :]).reshape(-1)
         weight = (wy[:, :, None] * wx[:, None, :]).reshape(-1).astype(np.float32) / SAMPLES**2
         matrix = scipy.sparse.csr_matrix((weight, pixel, np.arange(0, len(pixel) + 1, (2 * SAMPLES) ** 2)), shape=(n, h * w))
-        mean = np.asarray(matrix @ level.reshape(c, h * w).T, np.float64)  # n x C
+        mean = np.asarray(matrix @ level.reshape(h * w, c), np.float64)  # n x C
         parts.append(mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12))
     return np.concatenate(parts, axis=1).astype(np.float32)
 
