@@ -182,6 +182,9 @@ def test_info_shows_embedding_and_clusters(tmp_path: Path, extracted_store: Path
     code, out = run("info", "-s", store, "--json")
     [slide] = json.loads(out)["slides"]
     assert code == 0 and slide["embedding"] == [s.n_cells, 8] and slide["clustered"] is True
+    assert slide["tile_features"] == 224  # the default segmenter's, kept by extract
+    code, out = run("info", "-s", store)
+    assert code == 0 and "tile features: 224-d, 1 of 1 slide(s)" in out
 
 
 @pytest.mark.slow
@@ -216,7 +219,7 @@ def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
     got = CellStore.open(store).slides()[0]
     ref = CellStore.open(extracted_store).slides()[0]
     assert got.n_cells == ref.n_cells > killed_at
-    for name in ("centroid", "crops", "features"):
+    for name in ("centroid", "crops", "features", "tile_features"):
         assert np.array_equal(got.array(name)[:], ref.array(name)[:]), name
     code, text = run("extract", sample_slide, "--store", store, "--quiet")  # now complete: skipped
     assert code == 0 and CellStore.open(store).slides()[0].attrs["seconds"] == got.attrs["seconds"]

@@ -27,7 +27,7 @@ def test_local_cluster_of_processes_equals_threads(tmp_path: Path, sample_slide:
 
     dist = CellStore.open(tmp_path / "d.zarr").slides()[0]
     assert dist.n_cells == threaded.n_cells > 200
-    for name in ("centroid", "crops", "contour", "bbox", "features"):
+    for name in ("centroid", "crops", "contour", "bbox", "features", "tile_features"):
         assert np.array_equal(dist.array(name)[:], threaded.array(name)[:]), name
 
 

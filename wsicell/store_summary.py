@@ -23,6 +23,7 @@ def store_summary(path: PathLikeStr) -> dict[str, Any]:
             "cells": s.n_cells if s.complete else (s.group["centroid"].shape[0] if "centroid" in arrays else 0),
             "mpp": a.get("mpp"), "width": a.get("width"), "height": a.get("height"),
             "tiles": a.get("n_tiles"), "seconds": a.get("seconds"),
+            "tile_features": s.group["tile_features"].shape[1] if "tile_features" in arrays else None,
             "embedding": list(s.group["embedding"].shape) if "embedding" in arrays else None,
             "clustered": "cluster" in arrays,
         })  # fmt: skip

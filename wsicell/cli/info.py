@@ -53,6 +53,9 @@ def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -
             f"extraction: {settings['mpp']} µm/px, tiles {settings['tile_size']} px, tissue {settings['tissue_method']}, "
             f"crops {settings['crop_size']} px x {settings['window_scale']} nucleus size, segmenter {seg.get('method')}"
         )
+    with_tiles = [s for s in summary["slides"] if s["tile_features"]]
+    if with_tiles:  # what `wsicell embed` joins to the crops by default (docs/store.md)
+        console.print(f"tile features: {with_tiles[0]['tile_features']}-d, {len(with_tiles)} of {len(summary['slides'])} slide(s)")
     clustering = summary["clustering"]
     if clustering:
         console.print("clustering: " + ", ".join(f"{k}={v}" for k, v in clustering.items() if not isinstance(v, dict | list)))
