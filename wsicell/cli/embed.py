@@ -33,7 +33,9 @@ def embed_command(
 ) -> None:
     """Embed every cell of the store (float16, per slide) with a trained encoder.
 
-    The embedding's size is the run's (224-d for the CPU default, 512-d for the paper's CCRL).
+    The embedding's size is the run's: 448-d for the CPU default, which joins the crop's
+    embedding by the segmenter's encoder (224-d) to the tile features `wsicell extract` kept
+    (224-d; the run's embed_from, docs/store.md); 512-d for the paper's CCRL.
 
     Resumable: slides already embedded by the same checkpoint are skipped, an interrupted
     slide continues from its last written chunk.
