@@ -156,7 +156,7 @@ def embed_store(
     precision = choose_precision(precision, next(model.parameters()).device)[0]  # recorded as resolved
     encoder = encoder or config.embed_encoder
     uses_crops, uses_tiles = config.embed_from != "tile", config.embed_from != "crops"
-    views = views or config.embed_views if uses_crops else 1
+    views = (views or config.embed_views) if uses_crops else 1  # tile features have no views
     dim = config.cell_embedding_dim
     record = EmbeddingModel(
         run=str(RunDir.of(ckpt).path), checkpoint=str(ckpt), sha256=checkpoint.sha256(ckpt), encoder=encoder, dim=dim,

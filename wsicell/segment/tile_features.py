@@ -33,6 +33,8 @@ TILE_BOX_UM = 16.0
 a nucleus, so the level-3 average is the nucleus and its rim. Measured on CoNSeP's train split
 with fold-clean nets (docs/results.md, ``benchmarks/nucleus_encoder_folds.py --boxes``): 12 µm
 lost 3 AMI; 20 and 24 µm tied 16 µm within the 1-AMI margin used for choices."""
+SAMPLES = 4
+"""Samples per side of the box: ``roi_align``'s 2 bins x 2 samples per bin."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,6 @@ def pool_levels(levels: tuple[np.ndarray, ...], strides: tuple[float, ...], xy: 
         parts.append(mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12))
     return np.concatenate(parts, axis=1).astype(np.float32)
 
-
-SAMPLES = 4
-"""Samples per side of the box: ``roi_align``'s 2 bins x 2 samples per bin."""
 
 
 def _bilinear(pos: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
