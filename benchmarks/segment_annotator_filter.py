@@ -1,116 +1,73 @@
-"""A learned "would an annotator outline it?" filter on the HV-net's nuclei: the lead for issue 13.
+"""The annotator filter of the HV-nets' nuclei (``wsicell/segment/annotator_filter.py``) on held-out images.
 
-Each nucleus the shipped HV-net finds (the default post-processing and size filters) is
-described by its 30 measurements (``cells_from_labels``) and its tile features
-(``TileFeatureMaps.at``), and labelled by whether a labelled nucleus lies within 3 µm (one to
-one). A logistic regression (features standardised, C 0.1, CoNSeP and MoNuSeg weighted
-equally) is fitted on the outlined *training* images (CoNSeP train without the held-out
-images 3, 9, 15, 21; the 9 MoNuSeg training images with outlines; the network saw them, so
-its predictions there are optimistic), and nuclei under a probability threshold are dropped
-on the held-out images that ``train_hvnet`` validates with. Printed per threshold: DQ / PQ
-per dataset, the share of nuclei kept, and on CoNSeP the share of true nuclei of each type
-with a third of their area covered (the cell-type bias a filter can bring). The test split
-is never read.
+``python -m wsicell.segment.train_annotator_filter`` fits the filter on the outlined training
+images (CoNSeP train without the held-out images 3, 9, 15, 21; the MoNuSeg training images
+with outlines). This script refits it the same way (also on the measurements alone and on the
+tile features alone, for comparison) and scores the held-out images that ``train_hvnet``
+validates with, nuclei below each probability threshold dropped: DQ / PQ per dataset, the
+share of nuclei kept, and on CoNSeP the share of true nuclei of each type with a third of
+their area covered (the cell-type bias a filter can bring). The test split is never read.
 
-    .venv/bin/python benchmarks/segment_annotator_filter.py     # ~1 min on one core
+    .venv/bin/python benchmarks/segment_annotator_filter.py                                   # hvnet, ~1 min
+    .venv/bin/python benchmarks/segment_annotator_filter.py --segmenter hvnet-fine --flips 4  # the quality preset's nuclei
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 from record import save  # benchmarks/record.py: the figures as JSON
 
 from wsicell.evaluate.dataset import CONSEP_CLASSES
-from wsicell.segment.cells import cells_from_labels
-from wsicell.segment.config import SegmentConfig
-from wsicell.segment.hv_post import hv_instances
-from wsicell.segment.hvnet import WEIGHTS_PATH, HVNetModel
-from wsicell.segment.metrics import centroid_pairs, instance_centroids, panoptic
-from wsicell.segment.train_hvnet import MPP, VAL_CONSEP, VAL_MONUSEG, load
-from wsicell.segment.watershed import filter_sizes
+from wsicell.segment.cells import FEATURE_NAMES
+from wsicell.segment.metrics import panoptic
+from wsicell.segment.train_annotator_filter import (
+    MPP,
+    fit,
+    labelled_images,
+    model_of,
+    predicted_nuclei,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 THRESHOLDS = (0.0, 0.4, 0.5, 0.6, 0.7)
-DESCRIPTIONS = ("measurements + tile features", "measurements", "tile features")
-
-
-def nuclei(model: HVNetModel, key: str, image: np.ndarray, inst: np.ndarray) -> dict | None:
-    """The segmenter's nuclei of one image: labels, ids, descriptions, and which are labelled."""
-    mpp, c = MPP[key], SegmentConfig()
-    (prob, h, v), maps = model.maps_and_features(image, mpp=mpp)
-    labels = filter_sizes(hv_instances(prob, h, v, mpp=mpp), min_px=c.min_area_um2 / mpp**2,
-                          max_px=c.max_area_um2 / mpp**2, max_side_px=c.max_diameter_um / mpp)  # fmt: skip
-    ids = np.unique(labels)[1:] if labels.any() else np.zeros(0, int)
-    if len(ids) == 0:
-        return None
-    centre = instance_centroids(labels)[ids - 1]  # pixel centres at +0.5
-    cells = cells_from_labels(image, labels, mpp=mpp, origin=(0, 0), scale=1.0)
-    row = np.linalg.norm(cells.centroid[:, None].astype(np.float64) - centre[None], axis=2).argmin(1)  # cell -> id
-    measurements = np.zeros((len(ids), cells.features.shape[1]))
-    measurements[row] = np.nan_to_num(cells.features)
-    truth = instance_centroids(inst)
-    found, _ = centroid_pairs(centre, truth[np.isfinite(truth[:, 0])], radius=3.0 / mpp)
-    real = np.zeros(len(ids), bool)
-    real[found] = True
-    return {"key": key, "labels": labels, "ids": ids, "inst": inst, "real": real,
-            "x": {"measurements": measurements, "tile features": maps.at(centre - 0.5)}}  # fmt: skip
-
-
-def described(item: dict, description: str) -> np.ndarray:
-    return np.concatenate([item["x"][part] for part in ("measurements", "tile features") if part in description], axis=1)
+M = len(FEATURE_NAMES)
+COLUMNS = {"measurements + tile features (the filter)": slice(None), "measurements": slice(0, M), "tile features": slice(M, None)}
 
 
 def main() -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    folders = {"consep": DATA / "consep-tiles" / "train", "monuseg": DATA / "monuseg-train"}
-    for folder in folders.values():
-        if not folder.is_dir():
-            sys.exit(f"{folder}: not found (the shared data; see its README)")
-    held = {"consep": {f"train_{n}" for n in VAL_CONSEP.split(",")}, "monuseg": set(VAL_MONUSEG.split(","))}
-    model = HVNetModel(WEIGHTS_PATH, precision="fp32", runtime="torch")
-    sets: dict[str, list[dict]] = {"train": [], "held-out": []}
-    for key, folder in folders.items():
-        for name, image, inst, _ in load(folder):
-            if inst is None:
-                continue  # a MoNuSeg image with a foreground mask only
-            item = nuclei(model, key, image, inst)
-            if item is None:
-                continue
-            source = name.rsplit("_", 1)[0] if key == "consep" else name
-            if key == "consep":
-                item["types"] = np.load(folder / f"{name}.npz")["type"]
-            sets["held-out" if source in held[key] else "train"].append(item)
-    train = sets["train"]
-    share = {key: sum(len(i["ids"]) for i in train if i["key"] == key) for key in folders}
-    weight = np.concatenate([np.full(len(i["ids"]), 1 / share[i["key"]]) for i in train])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segmenter", choices=["hvnet", "hvnet-fine"], default="hvnet")
+    parser.add_argument("--flips", type=int, choices=[1, 2, 4], default=1, help="test-time flips (hv_flips) [1]")
+    args = parser.parse_args()
+    model = model_of(args.segmenter, args.flips)
+    images = labelled_images(DATA / "consep-tiles" / "train", DATA / "monuseg-train")
+    found = {part: [(key, name, predicted_nuclei(model, image, inst, mpp=MPP[key])) for key, name, image, inst in items]
+             for part, items in images.items()}  # fmt: skip
+    found = {part: [(k, n, f) for k, n, f in items if f is not None] for part, items in found.items()}
     rows = []
-    for description in DESCRIPTIONS:
-        x = np.concatenate([described(i, description) for i in train])
-        scale = StandardScaler().fit(x)
-        fit = LogisticRegression(C=0.1, max_iter=3000).fit(scale.transform(x), np.concatenate([i["real"] for i in train]),
-                                                        sample_weight=weight * len(x))  # fmt: skip
+    for description, columns in COLUMNS.items():
+        keep = fit([(k, {**f, "x": f["x"][:, columns]}) for k, _, f in found["train"]])
         print(description)
         for threshold in THRESHOLDS:
             row = {"description": description, "threshold": threshold}
-            for key in folders:
+            for key in ("consep", "monuseg"):
                 dq, pq, kept, covered = [], [], [], {t: [] for t in range(1, len(CONSEP_CLASSES) + 1)}
-                for item in (i for i in sets["held-out"] if i["key"] == key):
-                    p = fit.predict_proba(scale.transform(described(item, description)))[:, 1]
-                    drop = item["ids"][p < threshold]
-                    labels = np.where(np.isin(item["labels"], drop), 0, item["labels"])
-                    score = panoptic(item["inst"], labels)
+                for _, name, f in (item for item in found["held-out"] if item[0] == key):
+                    drop = f["ids"][keep.probability(f["x"][:, columns]) < threshold]
+                    labels = np.where(np.isin(f["labels"], drop), 0, f["labels"])
+                    score = panoptic(f["inst"], labels)
                     dq.append(score.dq)
                     pq.append(score.pq)
-                    kept.append(1 - len(drop) / len(item["ids"]))
-                    for k, t in enumerate(item.get("types", [])):  # CoNSeP: coverage of each true nucleus
-                        mask = item["inst"] == k + 1
-                        if mask.any():
-                            covered[int(t)].append((labels[mask] > 0).mean() >= 1 / 3)
+                    kept.append(1 - len(drop) / len(f["ids"]))
+                    if key == "consep":  # coverage of each true nucleus, by type
+                        types = np.load(DATA / "consep-tiles" / "train" / f"{name}.npz")["type"]
+                        for i, t in enumerate(types):
+                            mask = f["inst"] == i + 1
+                            if mask.any():
+                                covered[int(t)].append((labels[mask] > 0).mean() >= 1 / 3)
                 row.update({f"{key} DQ": round(float(np.mean(dq)), 3), f"{key} PQ": round(float(np.mean(pq)), 3),
                             f"{key} kept": round(float(np.mean(kept)), 3)})  # fmt: skip
                 if key == "consep":
@@ -118,8 +75,9 @@ def main() -> None:
             row["mean PQ"] = round((row["consep PQ"] + row["monuseg PQ"]) / 2, 4)
             rows.append(row)
             print("  " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "description"), flush=True)
-    save("segment_annotator_filter", rows, notes={"weights": WEIGHTS_PATH.name, "runtime": "torch fp32"},
-         title="a learned annotator filter on the HV-net's nuclei, held-out images")  # fmt: skip
+    tag = "" if (args.segmenter, args.flips) == ("hvnet", 1) else f"-{args.segmenter}-flips{args.flips}"
+    save(f"segment_annotator_filter{tag}", rows, notes={"segmenter": args.segmenter, "flips": args.flips, "runtime": "torch fp32"},
+         title="the annotator filter on the HV-net's nuclei, held-out images")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -239,6 +239,23 @@ def cells_from_labels(
     )
 
 
+def label_ids_in_order(labels: LabelImage) -> np.ndarray:
+    """The instance ids of ``labels`` in the order :func:`cells_from_labels` returns their
+    cells (without ``core``): by centroid row, then column."""
+    flat = np.asarray(labels).ravel()
+    fg = np.flatnonzero(flat)
+    if len(fg) == 0:
+        return np.zeros(0, np.int64)
+    lab = flat[fg].astype(np.int64)
+    ys, xs = np.divmod(fg, labels.shape[1])
+    area = np.bincount(lab).astype(np.float64)
+    ids = np.flatnonzero(area)
+    ids = ids[ids > 0]
+    cx = np.bincount(lab, weights=xs.astype(np.float64))[ids] / area[ids]
+    cy = np.bincount(lab, weights=ys.astype(np.float64))[ids] / area[ids]
+    return ids[np.lexsort((cx, cy))]
+
+
 def empty_batch(crop_size: int) -> CellBatch:
     return CellBatch(
         crops=np.zeros((0, crop_size, crop_size, 3), np.uint8),

@@ -5,12 +5,14 @@ The network's nucleus probability and horizontal/vertical maps are computed at 0
 the tile; ``hv_post.hv_instances`` turns them into instances at the tile's
 resolution (sizes in µm); instances the network is unsure of are dropped when
 ``hv_min_object_probability`` asks for it, then the size filters of ``SegmentConfig`` apply
-as for the watershed segmenter. The same network call gives the tile features of
-``tile_features.py`` (:meth:`segment_with_features`).
+as for the watershed segmenter, and, with ``hv_annotator_threshold``, the instances a
+learned filter says no annotator would have outlined (``annotator_filter.py``). The same
+network call gives the tile features of ``tile_features.py`` (:meth:`segment_with_features`).
 """
 
 from __future__ import annotations
 
+from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, drop_unannotated
 from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
 from wsicell.segment.hv_post import drop_unsure, hv_instances
@@ -26,6 +28,7 @@ class HVNetSegmenter(Segmenter):
         self.name = self.config.method  # hvnet or hvnet-fine
         self.max_nucleus_um = self.config.max_diameter_um
         self._model: HVNetModel | None = None
+        self._filter: AnnotatorFilter | None = None
 
     @property
     def model(self) -> HVNetModel:
@@ -53,4 +56,14 @@ class HVNetSegmenter(Segmenter):
             max_px=c.max_area_um2 / mpp**2,
             max_side_px=c.max_diameter_um / mpp,
         )
+        if c.hv_annotator_threshold > 0:
+            labels = drop_unannotated(labels, image, features, mpp=mpp, keep=self.annotator_filter,
+                                      threshold=c.hv_annotator_threshold)  # fmt: skip
         return labels, features
+
+    @property
+    def annotator_filter(self) -> AnnotatorFilter:
+        """This method's shipped filter (``annotator_filter.py``), loaded on first use."""
+        if self._filter is None:
+            self._filter = AnnotatorFilter.load(FILTER_PATHS[self.config.method])
+        return self._filter

@@ -1,0 +1,113 @@
+"""Fit the annotator filter of an HV method (``annotator_filter.py``) on the labelled training images.
+
+    python -m wsicell.segment.train_annotator_filter --segmenter hvnet-fine --flips 4   # the quality preset's
+    python -m wsicell.segment.train_annotator_filter --segmenter hvnet                  # the default segmenter's
+
+The method's shipped network (``--flips`` test-time flips) segments the outlined training
+images: CoNSeP train without the held-out images (``VAL_CONSEP``) and the MoNuSeg images with
+outlines except the held-out ones (``VAL_MONUSEG``); each instance it finds is described
+(``annotator_filter.describe``) and labelled by whether a labelled nucleus lies within 3 µm
+(one to one). A logistic regression (standardised, C 0.1, the two datasets weighted equally)
+is fitted and written to ``FILTER_PATHS[method]`` (or ``--out``). About a minute for
+``hvnet``, a few for ``hvnet-fine`` with 4 flips, on one CPU core. The held-out images are
+scored by ``benchmarks/segment_annotator_filter.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, describe
+from wsicell.segment.config import SegmentConfig
+from wsicell.segment.hv_post import hv_instances
+from wsicell.segment.hvnet import FINE_WEIGHTS_PATH, WEIGHTS_PATH, HVNetModel
+from wsicell.segment.metrics import centroid_pairs, instance_centroids
+from wsicell.segment.train_hvnet import MPP, VAL_CONSEP, VAL_MONUSEG, load
+from wsicell.segment.watershed import filter_sizes
+
+MATCH_UM = 3.0
+"""A predicted nucleus is "annotated" when a labelled one lies within this (HoVer-Net's radius)."""
+
+
+def model_of(segmenter: str, flips: int) -> HVNetModel:
+    weights = FINE_WEIGHTS_PATH if segmenter == "hvnet-fine" else WEIGHTS_PATH
+    return HVNetModel(weights, precision="fp32", runtime="torch", flips=flips)
+
+
+def predicted_nuclei(model: HVNetModel, image: np.ndarray, inst: np.ndarray, *, mpp: float) -> dict | None:
+    """The segmenter's instances of one labelled image (default post-processing and size
+    filters): labels, ids, descriptions (n x D) and which have a labelled nucleus within 3 µm."""
+    c = SegmentConfig()
+    (prob, h, v), maps = model.maps_and_features(image, mpp=mpp)
+    labels = filter_sizes(hv_instances(prob, h, v, mpp=mpp), min_px=c.min_area_um2 / mpp**2,
+                          max_px=c.max_area_um2 / mpp**2, max_side_px=c.max_diameter_um / mpp)  # fmt: skip
+    ids, x = describe(image, labels, maps, mpp=mpp)
+    if len(ids) == 0:
+        return None
+    centre = instance_centroids(labels)[ids - 1] - 0.5
+    truth = instance_centroids(inst)
+    found, _ = centroid_pairs(centre, truth[np.isfinite(truth[:, 0])] - 0.5, radius=MATCH_UM / mpp)
+    annotated = np.zeros(len(ids), bool)
+    annotated[found] = True
+    return {"labels": labels, "ids": ids, "x": x, "annotated": annotated, "inst": inst}
+
+
+def labelled_images(consep: Path, monuseg: Path) -> dict[str, list[tuple[str, str, np.ndarray, np.ndarray]]]:
+    """{"train": [...], "held-out": [...]} of (dataset key, name, RGB image, instance map): the
+    outlined images (MoNuSeg images with a foreground mask only are left out)."""
+    held = {"consep": {f"train_{n}" for n in VAL_CONSEP.split(",")}, "monuseg": set(VAL_MONUSEG.split(","))}
+    out: dict[str, list] = {"train": [], "held-out": []}
+    for key, folder in (("consep", consep), ("monuseg", monuseg)):
+        for name, image, inst, _ in load(folder):
+            if inst is None:
+                continue
+            source = name.rsplit("_", 1)[0] if key == "consep" else name
+            out["held-out" if source in held[key] else "train"].append((key, name, image, inst))
+    return out
+
+
+def fit(items: list[tuple[str, dict]]) -> AnnotatorFilter:
+    """The logistic regression on (dataset key, predicted nuclei) pairs, datasets weighted equally."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([n["x"] for _, n in items])
+    y = np.concatenate([n["annotated"] for _, n in items])
+    per_set = {key: sum(len(n["ids"]) for k, n in items if k == key) for key, _ in items}
+    weight = np.concatenate([np.full(len(n["ids"]), len(x) / per_set[key]) for key, n in items])
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale == 0] = 1
+    regression = LogisticRegression(C=0.1, max_iter=3000).fit((x - mean) / scale, y, sample_weight=weight)
+    return AnnotatorFilter(mean=mean, scale=scale, coef=regression.coef_[0], intercept=float(regression.intercept_[0]))
+
+
+def main() -> None:
+    root = Path(__file__).resolve().parents[3] / "shared" / "data"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segmenter", choices=sorted(FILTER_PATHS), default="hvnet")
+    parser.add_argument("--flips", type=int, choices=[1, 2, 4], default=1, help="test-time flips of the network [1]")
+    parser.add_argument("--consep", type=Path, default=root / "consep-tiles" / "train")
+    parser.add_argument("--monuseg", type=Path, default=root / "monuseg-train")
+    parser.add_argument("--out", type=Path, help="output .npz [the shipped filter of --segmenter]")
+    args = parser.parse_args()
+    for folder in (args.consep, args.monuseg):
+        if not folder.is_dir():
+            raise SystemExit(f"{folder}: not a folder (the labelled training images)")
+    model = model_of(args.segmenter, args.flips)
+    items = []
+    for key, _, image, inst in labelled_images(args.consep, args.monuseg)["train"]:
+        found = predicted_nuclei(model, image, inst, mpp=MPP[key])
+        if found is not None:
+            items.append((key, found))
+    keep = fit(items)
+    out = args.out or FILTER_PATHS[args.segmenter]
+    keep.save(out)
+    annotated = np.concatenate([n["annotated"] for _, n in items]).mean()
+    print(f"wrote {out}: {sum(len(n['ids']) for _, n in items)} nuclei of {len(items)} images, "
+          f"{100 * annotated:.1f} % annotated, {len(keep.coef)} inputs")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
