@@ -1,7 +1,7 @@
 """Fit the annotator filter of an HV method (``annotator_filter.py``) on the labelled training images.
 
-    python -m wsicell.segment.train_annotator_filter --segmenter hvnet-fine --flips 4   # the quality preset's
-    python -m wsicell.segment.train_annotator_filter --segmenter hvnet                  # the default segmenter's
+    python -m wsicell.segment.train_annotator_filter --consep DIR --monuseg DIR --segmenter hvnet-fine --flips 4
+    python -m wsicell.segment.train_annotator_filter --consep DIR --monuseg DIR --segmenter hvnet
 
 The method's shipped network (``--flips`` test-time flips) segments the outlined training
 images: CoNSeP train without the held-out images (``VAL_CONSEP``) and the MoNuSeg images with
@@ -84,12 +84,11 @@ def fit(items: list[tuple[str, dict]]) -> AnnotatorFilter:
 
 
 def main() -> None:
-    root = Path(__file__).resolve().parents[3] / "shared" / "data"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segmenter", choices=sorted(FILTER_PATHS), default="hvnet")
     parser.add_argument("--flips", type=int, choices=[1, 2, 4], default=1, help="test-time flips of the network [1]")
-    parser.add_argument("--consep", type=Path, default=root / "consep-tiles" / "train")
-    parser.add_argument("--monuseg", type=Path, default=root / "monuseg-train")
+    parser.add_argument("--consep", required=True, type=Path, help="CoNSeP train tiles folder (as train_hvnet)")
+    parser.add_argument("--monuseg", required=True, type=Path, help="MoNuSeg training images folder (as train_hvnet)")
     parser.add_argument("--out", type=Path, help="output .npz [the shipped filter of --segmenter]")
     args = parser.parse_args()
     for folder in (args.consep, args.monuseg):
