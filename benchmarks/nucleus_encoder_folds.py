@@ -50,10 +50,10 @@ def train_net(fold: Path, *, consep: Path, monuseg: Path, out: Path, epochs: int
     return out
 
 
-def tile_features(net, fold: Path, tiles: list[str], held, box_um: float):  # -> (n, D) float32
+def tile_features(net, fold: Path, tiles: list[str], held, boxes: list[float]):  # -> {box: (n, D) float32}
     """Each held-out cell's tile features as extraction keeps them (``segment/tile_features.py``):
-    ``net`` run on the cell's 256-px tile, its encoder levels 3-5 averaged over a ``box_um``
-    square around the centroid."""
+    ``net`` run once on the cell's 256-px tile, its encoder levels 3-5 averaged over a square of
+    each side in ``boxes`` (µm) around the centroid."""
     import cv2
     import numpy as np
 
@@ -61,13 +61,15 @@ def tile_features(net, fold: Path, tiles: list[str], held, box_um: float):  # ->
     from wsicell.segment.tile_features import pool_levels
 
     model = HVNetModel.from_net(net)
-    out = np.zeros((len(held.labels), 224), np.float32)
+    out: dict[float, np.ndarray] = {}
     for t, name in enumerate(tiles):
         rows = np.flatnonzero(held.tile == t)
         if len(rows):
             image = cv2.cvtColor(cv2.imread(str(fold / "test" / f"{name}.jpg")), cv2.COLOR_BGR2RGB)
             maps = model.maps_and_features(image, mpp=held.mpp)[1]
-            out[rows] = pool_levels(maps.levels, maps.strides, held.centroid[rows] - 0.5, box_px=box_um / held.mpp)
+            for box in boxes:
+                x = out.setdefault(box, np.zeros((len(held.labels), maps.dim), np.float32))
+                x[rows] = pool_levels(maps.levels, maps.strides, held.centroid[rows] - 0.5, box_px=box / held.mpp)
     return out
 
 
@@ -97,7 +99,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=80, help="HV-net training epochs [80, as the shipped net's first run]")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="untrained ResNet seeds [0 1 2 3]")
     parser.add_argument("--boxes", type=float, nargs="+", default=[12.0, 16.0, 20.0, 24.0],
-                        help="tile-feature box sides, µm [12 16 20 24; the product's: 16]")  # fmt: skip
+                        help="tile-feature box sides, µm, beside the product's 16 [12 16 20 24]")  # fmt: skip
     parser.add_argument("--no-random-tiles", dest="random_tiles", action="store_false",
                         help="skip the random-weight HV-net's tile features (first seed)")  # fmt: skip
     args = parser.parse_args()
@@ -112,6 +114,7 @@ def main() -> None:
     from wsicell.evaluate.dataset import build_split_store, load_split
     from wsicell.evaluate.metrics import score_clusters
     from wsicell.segment.hvnet import build_hvnet, load_hvnet
+    from wsicell.segment.tile_features import TILE_BOX_UM
     from wsicell.store import CellStore
     from wsicell.train.backbone import PooledStages
     from wsicell.train.nucleus_backbone import NucleusEncoder
@@ -131,16 +134,17 @@ def main() -> None:
         encoder.levels.load_state_dict(net.enc.state_dict())
         embeddings = {"nucleus encoder (net without these images)": [embed_crops(encoder, held.crops, crop_size=32, views=4, precision="fp32")]}
         tiles = list(CellStore.open(store).slides()[0].attrs["tiles"])
-        for box in args.boxes:  # the tile features wsicell extract keeps, from the net that never saw these images
-            embeddings[f"tile features, {box:g} um box (net without these images)"] = [tile_features(net, fold, tiles, held, box)]
+        boxes = sorted({*args.boxes, TILE_BOX_UM})  # the product's box always, to join with the crops
+        by_box = tile_features(net, fold, tiles, held, boxes)  # what wsicell extract keeps, from the net that never saw these images
+        for box in boxes:
+            embeddings[f"tile features, {box:g} um box (net without these images)"] = [by_box[box]]
         crop_x = embeddings["nucleus encoder (net without these images)"][0]
-        tile_x = embeddings[f"tile features, {args.boxes[0]:g} um box (net without these images)"][0]
-        embeddings[f"nucleus encoder + tile features, {args.boxes[0]:g} um box (chosen: configs/nucleus-tile.yaml)"] = [
-            np.concatenate([crop_x, tile_x], axis=1)]  # fmt: skip
+        embeddings[f"nucleus encoder + tile features, {TILE_BOX_UM:g} um box (chosen: configs/nucleus-tile.yaml)"] = [
+            np.concatenate([crop_x, by_box[TILE_BOX_UM]], axis=1)]  # fmt: skip
         for seed in args.seeds[:1] if args.random_tiles else []:
             torch.manual_seed(seed)
-            embeddings["tile features, 16 um box, the HV-net's architecture with random weights"] = [
-                tile_features(build_hvnet().eval(), fold, tiles, held, 16.0)]  # fmt: skip
+            embeddings[f"tile features, {TILE_BOX_UM:g} um box, the HV-net's architecture with random weights"] = [
+                tile_features(build_hvnet().eval(), fold, tiles, held, [TILE_BOX_UM])[TILE_BOX_UM]]  # fmt: skip
         embeddings["morphology (30 measurements)"] = [np.nan_to_num(held.features)]
         embeddings["untrained ResNet, stages 3 + 4"] = [
             embed_crops(PooledStages(baselines.random_encoder(stem="imagenet", width=32, seed=s), (3, 4)).eval(), held.crops,

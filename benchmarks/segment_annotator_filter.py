@@ -47,6 +47,7 @@ def main() -> None:
     found = {part: [(key, name, predicted_nuclei(model, image, inst, mpp=MPP[key])) for key, name, image, inst in items]
              for part, items in images.items()}  # fmt: skip
     found = {part: [(k, n, f) for k, n, f in items if f is not None] for part, items in found.items()}
+    types = {n: np.load(DATA / "consep-tiles" / "train" / f"{n}.npz")["type"] for k, n, _ in found["held-out"] if k == "consep"}
     rows = []
     for description, columns in COLUMNS.items():
         keep = fit([(k, {**f, "x": f["x"][:, columns]}) for k, _, f in found["train"]])
@@ -63,8 +64,7 @@ def main() -> None:
                     pq.append(score.pq)
                     kept.append(1 - len(drop) / len(f["ids"]))
                     if key == "consep":  # coverage of each true nucleus, by type
-                        types = np.load(DATA / "consep-tiles" / "train" / f"{name}.npz")["type"]
-                        for i, t in enumerate(types):
+                        for i, t in enumerate(types[name]):
                             mask = f["inst"] == i + 1
                             if mask.any():
                                 covered[int(t)].append((labels[mask] > 0).mean() >= 1 / 3)

@@ -25,7 +25,9 @@ segmenter's own network for segmented nuclei, from the default HV-net for labell
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,36 +160,49 @@ def source_of(tile_name: str) -> str:
 
 def tile_cells(
     image: np.ndarray, inst: np.ndarray, *, mpp: float, crop_size: int, window_scale: float, where: str,
-    encoder: Any = None,
+    tile_maps: Callable[[np.ndarray, float], Any] | None = None,
 ) -> tuple[CellBatch, np.ndarray]:
     """The cells of one tile by the extraction's crop rule, and each cell's instance id; with
-    ``encoder`` (a segmenter with tile features), their tile features as extraction keeps them."""
+    ``tile_maps`` (image, mpp -> ``TileFeatureMaps``), their tile features as extraction keeps them."""
     from wsicell.segment.cells import cells_from_labels
 
     batch = cells_from_labels(
         image, inst, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
     )
-    if encoder is not None:
-        batch = _with_tile_features(batch, encoder.segment_with_features(image, mpp=mpp)[1])
+    if tile_maps is not None:
+        batch = _with_tile_features(batch, tile_maps(image, mpp))
     return batch, _match_instances(batch.centroid, inst, where=where)
 
 
 def segmented_cells(
     image: np.ndarray, inst: np.ndarray, *, segmenter: Any, mpp: float, crop_size: int, window_scale: float,
-    match_um: float, encoder: Any = None,
+    match_um: float, tile_maps: Callable[[np.ndarray, float], Any] | None = None,
 ) -> tuple[CellBatch, np.ndarray]:
     """The cells a segmenter finds in one tile that match a labelled nucleus, and its id; with
-    tile features from the segmenter when it has them, else from ``encoder`` when given."""
+    tile features from the segmenter when it has them, else from ``tile_maps`` when given."""
     from wsicell.segment.cells import cells_from_labels
 
     found, maps = segmenter.segment_with_features(image, mpp=mpp)
-    if maps is None and encoder is not None:
-        maps = encoder.segment_with_features(image, mpp=mpp)[1]
+    if maps is None and tile_maps is not None:
+        maps = tile_maps(image, mpp)
     batch = cells_from_labels(
         image, found, mpp=mpp, origin=(0, 0), scale=1.0, crop_size=crop_size, window_scale=window_scale
     )
     rows, cols = centroid_pairs(batch.centroid, instance_centroids(inst), radius=match_um / mpp)
     return _with_tile_features(batch.take(rows), maps), (cols + 1).astype(np.int32)
+
+
+@functools.cache
+def _default_hvnet() -> Any:  # -> HVNetModel, loaded once per process on first use
+    from wsicell.segment.hvnet import HVNetModel
+
+    return HVNetModel()  # the default segmenter's network, runtime and precision
+
+
+def default_tile_maps(image: np.ndarray, mpp: float) -> Any:
+    """The default HV-net's tile features of a tile (a ``TileFeatureMaps``): what extraction
+    keeps with the default segmenter, without its post-processing."""
+    return _default_hvnet().maps_and_features(image, mpp=mpp)[1]
 
 
 def _with_tile_features(batch: CellBatch, maps: Any) -> CellBatch:
@@ -244,10 +259,9 @@ def build_split_store(
     if _reusable(out, split, settings):
         return out
     tile_mpp = mpp / nuclei.scale
-    from wsicell.segment import SegmentConfig, make_segmenter
+    from wsicell.segment import make_segmenter
 
     segmenter = None if nuclei.segmenter is None else make_segmenter(nuclei.segmenter)
-    encoder = make_segmenter(SegmentConfig(method="hvnet"))  # tile features of labelled nuclei: the default segmenter's
     labelled_nuclei = 0
 
     batches, labels, tile_idx, inst_ids = [], [], [], []
@@ -264,12 +278,12 @@ def build_split_store(
         if segmenter is None:
             batch, ids = tile_cells(
                 image, inst, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale, where=str(tile.npz),
-                encoder=encoder,
+                tile_maps=default_tile_maps,
             )  # fmt: skip
         else:
             batch, ids = segmented_cells(
                 image, inst, segmenter=segmenter, mpp=tile_mpp, crop_size=crop_size, window_scale=window_scale,
-                match_um=nuclei.match_um, encoder=encoder,
+                match_um=nuclei.match_um, tile_maps=default_tile_maps,
             )  # fmt: skip
         src = source_of(tile.name)
         if src not in sources:

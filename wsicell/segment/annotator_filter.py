@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsicell.segment.cells import cells_from_labels, label_ids_in_order
 from wsicell.segment.tile_features import TileFeatureMaps
 from wsicell.types import LabelImage, PathLikeStr, RGBImage
 
@@ -58,8 +59,6 @@ class AnnotatorFilter:
 
 def describe(image: RGBImage, labels: LabelImage, maps: TileFeatureMaps, *, mpp: float) -> tuple[np.ndarray, np.ndarray]:
     """(ids, n x D descriptions) of the instances of ``labels``: measurements, then tile features."""
-    from wsicell.segment.cells import cells_from_labels, label_ids_in_order
-
     ids = label_ids_in_order(labels)
     if len(ids) == 0:
         return ids, np.zeros((0, 0))

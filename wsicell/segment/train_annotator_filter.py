@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsicell.progress import track
 from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, describe
 from wsicell.segment.config import SegmentConfig
 from wsicell.segment.hv_post import hv_instances
@@ -96,10 +97,12 @@ def main() -> None:
             raise SystemExit(f"{folder}: not a folder (the labelled training images)")
     model = model_of(args.segmenter, args.flips)
     items = []
-    for key, _, image, inst in labelled_images(args.consep, args.monuseg)["train"]:
+    for key, _, image, inst in track(labelled_images(args.consep, args.monuseg)["train"], label="images", unit="images"):
         found = predicted_nuclei(model, image, inst, mpp=MPP[key])
         if found is not None:
             items.append((key, found))
+    if len({key for key, _ in items}) < 2:
+        raise SystemExit(f"{args.consep}, {args.monuseg}: need outlined images with nuclei from both datasets to fit on")
     keep = fit(items)
     out = args.out or FILTER_PATHS[args.segmenter]
     keep.save(out)
