@@ -357,7 +357,9 @@ def test_auto_runtime_falls_back_to_torch_without_openvino(monkeypatch, region):
         assert segmenter.model.runtime == "torch"
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         hvnet.pick_runtime.cache_clear()
-        assert hvnet.pick_runtime("auto") == ("torch", "hvnet runtime: torch on the GPU (a CUDA device is available)")
+        runtime, why = hvnet.pick_runtime("auto")
+        assert runtime == "torch" and why.startswith("hvnet runtime: torch on the GPU (a CUDA device is available)")
+        assert f"up to {hvnet.GPU_BATCH} per network call" in why
         assert hvnet.pick_runtime("openvino")[0] == "openvino"  # as configured
     finally:
         hvnet.pick_runtime.cache_clear()

@@ -33,6 +33,7 @@ import numpy as np
 
 from wsicell.device import autocast, choose_precision
 from wsicell.segment.config import HV_FLIPS, PRECISIONS, RUNTIMES
+from wsicell.segment.tile_batcher import GPU_BATCH, shared_batcher
 from wsicell.segment.tile_features import TILE_LEVELS, TileFeatureMaps
 from wsicell.types import RGBImage
 
@@ -199,7 +200,8 @@ def pick_runtime(requested: str = "auto") -> tuple[str, str]:
     import torch
 
     if torch.cuda.is_available():
-        return "torch", "hvnet runtime: torch on the GPU (a CUDA device is available)"
+        return "torch", (f"hvnet runtime: torch on the GPU (a CUDA device is available), the worker threads' "
+                         f"tiles joined up to {GPU_BATCH} per network call")  # fmt: skip
     from wsicell.segment.hv_openvino import import_openvino
 
     try:
@@ -220,10 +222,14 @@ class HVNetModel:
     compiled once per instance, i.e. per extraction worker thread, each on one thread).
     ``precision``: ``bf16`` runs the network in bf16 (torch: autocast; OpenVINO: its bf16
     inference-precision hint), ``auto`` follows ``wsicell.device`` (bf16 on CPUs with native
-    bf16 units, else fp32; bf16 or fp16 on a GPU)."""
+    bf16 units, else fp32; bf16 or fp16 on a GPU).
+    ``batch``: with torch, the tiles of every thread of the process that uses these weights,
+    device and precision go through one network, up to ``batch`` tiles per call
+    (``tile_batcher.py``); ``None`` = ``GPU_BATCH`` on a CUDA GPU, else 1 (each instance its
+    own network, one tile per call)."""
 
     def __init__(self, weights: Path = WEIGHTS_PATH, *, precision: str = "auto", runtime: str = "auto",
-                 flips: int = 1) -> None:  # fmt: skip
+                 flips: int = 1, batch: int | None = None) -> None:  # fmt: skip
         import torch
 
         if flips not in HV_FLIPS:
@@ -244,7 +250,16 @@ class HVNetModel:
         self.net = load_hvnet(self.weights)
         self.compiled = self._openvino() if self.runtime == "openvino" else None
         self.request = None if self.compiled is None else self.compiled.create_infer_request()
-        self.net.to(self.device, memory_format=torch.channels_last)  # faster convolutions
+        if batch is None:
+            batch = GPU_BATCH if gpu else 1
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.batcher = None
+        if batch > 1 and self.runtime == "torch":  # one network for the process' threads, tiles joined per call
+            self.batcher = shared_batcher(self.weights, load_hvnet, device=self.device, precision=self.precision,
+                                          max_batch=batch)  # fmt: skip
+        else:
+            self.net.to(self.device, memory_format=torch.channels_last)  # faster convolutions
 
     def _openvino(self):
         from wsicell.segment.hv_openvino import compile_model, load_model
@@ -265,6 +280,7 @@ class HVNetModel:
         self.device = torch.device("cpu")
         self.compiled = None
         self.request = None
+        self.batcher = None
         return self
 
     def maps(self, image: RGBImage, *, mpp: float) -> np.ndarray:
@@ -355,6 +371,10 @@ class HVNetModel:
             np.clip(out[1:], -1, 1, out=out[1:])
             levels = [np.array(results[i + 1][0, :a, :b], dtype=np.float32) for i, (a, b) in enumerate(sizes)]  # the IR gives NHWC
             return out, levels
+        if self.batcher is not None:  # joined with other threads' tiles in one call (a GPU)
+            maps, levels = self.batcher.infer(work)
+            levels = [np.ascontiguousarray(m[:a, :b]) for m, (a, b) in zip(levels, sizes, strict=True)]
+            return np.ascontiguousarray(maps[:, :h, :w]), levels
         with torch.inference_mode(), autocast(self.device, self.precision):
             x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
             maps, levels = self.net.forward_levels(x)
