@@ -86,3 +86,18 @@ def test_model_threads_batched_equal_unbatched(tiles, torch_one_thread):
         for got, want in zip(features.levels, ref_features.levels, strict=True):
             np.testing.assert_allclose(got, want, atol=1e-3)
     assert HVNetModel(precision="fp32", runtime="torch").batcher is None  # on a CPU: one tile per call
+
+
+def test_flipped_copies_of_a_tile_go_in_one_call(tiles, torch_one_thread):
+    """With ``flips`` 4 the tile's four flipped copies are queued before any is waited for, so
+    a GPU runs them in one call; the mean maps are those of the unbatched model."""
+    tile = tiles[0][:, :192]  # a non-square tile: a flip must not change the call's shape
+    ref = HVNetModel(precision="fp32", runtime="torch", batch=1, flips=4).maps_and_features(tile, mpp=0.5)
+    model = HVNetModel(precision="fp32", runtime="torch", batch=1, flips=4)
+    # a batcher that waits up to 60 s for four tiles: the four flips, whatever the machine's load
+    model.batcher = TileBatcher(model.net, device=torch.device("cpu"), precision="fp32", max_batch=4, wait_s=60)
+    maps, features = model.maps_and_features(tile, mpp=0.5)
+    assert model.batcher.calls == 1 and model.batcher.largest == 4
+    np.testing.assert_allclose(maps, ref[0], atol=1e-4)
+    for got, want in zip(features.levels, ref[1].levels, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-3)

@@ -333,36 +333,52 @@ class HVNetModel:
         """3xhxw float32 maps of ``work`` and its encoder levels: one network call (sides
         padded inside), or with ``flips`` 2 / 4 the mean of the maps (and levels) of the tile
         flipped left-right (and up-down, and both), each flipped back; a flip negates the
-        horizontal (vertical) map."""
-        out, levels = self._infer_once(work)
-        if self.flips == 1:
-            return out, levels
-        for flip_y, flip_x in ((False, True), (True, False), (True, True))[: self.flips - 1]:
-            axes = tuple(a for a, f in ((0, flip_y), (1, flip_x)) if f)
-            maps, more = self._infer_once(np.ascontiguousarray(np.flip(work, axes)))
-            back = tuple(a + 1 for a in axes)
-            maps = np.flip(maps, back)
+        horizontal (vertical) map. With a batcher (a GPU) the flipped copies go in one call."""
+        views = ((False, False), (False, True), (True, False), (True, True))[: self.flips]  # (up-down, left-right)
+        axes = [tuple(a for a, f in ((0, flip_y), (1, flip_x)) if f) for flip_y, flip_x in views]
+        images = [work] + [np.ascontiguousarray(np.flip(work, a)) for a in axes[1:]]
+        if self.batcher is None:
+            results = [self._infer_once(image) for image in images]
+        else:  # all queued before waiting: one call for them (and other threads' tiles)
+            futures = [self.batcher.submit(self._padded(image)) for image in images]
+            results = [self._cut(*f.result(), image.shape[:2]) for f, image in zip(futures, images, strict=True)]
+        out, levels = results[0]
+        for (flip_y, flip_x), a, (maps, more) in zip(views[1:], axes[1:], results[1:], strict=True):
+            maps = np.flip(maps, tuple(k + 1 for k in a))
             out[0] += maps[0]
             out[1] += -maps[1] if flip_x else maps[1]
             out[2] += -maps[2] if flip_y else maps[2]
             for total, level in zip(levels, more, strict=True):
-                total += np.flip(level, axes)  # channels last: the image's axes
-        out /= self.flips
-        for total in levels:
-            total /= self.flips
+                total += np.flip(level, a)  # channels last: the image's axes
+        if self.flips > 1:
+            out /= self.flips
+            for total in levels:
+                total /= self.flips
         return out, levels
 
-    def _infer_once(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
-        """3xhxw float32 maps of ``work`` and its encoder levels (channels last), in one network
-        call (sides padded inside)."""
-        import torch
-
+    def _padded(self, work: RGBImage) -> RGBImage:
+        """``work`` with its sides padded (bottom, right) to a multiple of ``net.multiple``."""
         h, w = work.shape[:2]
         multiple = self.net.multiple
         ph, pw = -h % multiple, -w % multiple
         if ph or pw:
             border = cv2.BORDER_REFLECT_101 if min(h, w) > multiple else cv2.BORDER_REPLICATE
             work = cv2.copyMakeBorder(work, 0, ph, 0, pw, border)
+        return work
+
+    def _cut(self, maps: np.ndarray, levels: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The maps and levels (channels last) of a padded input cut to the image's ``shape``."""
+        h, w = shape
+        levels = [np.ascontiguousarray(m[: -(-h // s), : -(-w // s)]) for m, s in zip(levels, self.net.level_strides, strict=True)]
+        return np.ascontiguousarray(maps[:, :h, :w], dtype=np.float32), levels
+
+    def _infer_once(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
+        """3xhxw float32 maps of ``work`` and its encoder levels (channels last), in one network
+        call of its own (sides padded inside)."""
+        import torch
+
+        h, w = work.shape[:2]
+        work = self._padded(work)
         sizes = [(-(-h // s), -(-w // s)) for s in self.net.level_strides]
         if self.compiled is not None:
             results = self.request.infer({0: to_input(work).numpy()})
@@ -371,10 +387,6 @@ class HVNetModel:
             np.clip(out[1:], -1, 1, out=out[1:])
             levels = [np.array(results[i + 1][0, :a, :b], dtype=np.float32) for i, (a, b) in enumerate(sizes)]  # the IR gives NHWC
             return out, levels
-        if self.batcher is not None:  # joined with other threads' tiles in one call (a GPU)
-            maps, levels = self.batcher.infer(work)
-            levels = [np.ascontiguousarray(m[:a, :b]) for m, (a, b) in zip(levels, sizes, strict=True)]
-            return np.ascontiguousarray(maps[:, :h, :w]), levels
         with torch.inference_mode(), autocast(self.device, self.precision):
             x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
             maps, levels = self.net.forward_levels(x)
