@@ -11,7 +11,11 @@ are printed per combination:
 - true foreground, predicted split: the HV maps split the true nucleus mask;
 - true foreground shrunk to the network's 0.5 µm/px and enlarged back (CoNSeP), split by the
   HV maps or not split (connected components): what the working resolution allows;
-- true foreground, connected components: how far apart the true nuclei are.
+- true foreground, connected components: how far apart the true nuclei are;
+- predicted foreground and boundary energy, the true nuclei's centroids as the watershed's
+  markers (a disk of ``MARKER_UM`` at each, kept where the foreground is; with or without a
+  marker of its own for each foreground component that holds no centroid): what better
+  markers alone would give.
 
     .venv/bin/python benchmarks/segment_diagnosis.py      # ~2 min on one core
 
@@ -27,9 +31,17 @@ import cv2
 import numpy as np
 from record import save  # benchmarks/record.py: the figures as JSON
 from scipy import ndimage
+from skimage.segmentation import watershed
 
 from wsicell.segment.config import SegmentConfig
-from wsicell.segment.hv_post import hv_instances
+from wsicell.segment.hv_post import (
+    MIN_OBJECT_UM2,
+    SMOOTH_UM,
+    boundary_energy,
+    hv_instances,
+    odd,
+    remove_small,
+)
 from wsicell.segment.hvnet import HVNET_MPP, WEIGHTS_PATH, HVNetModel
 from wsicell.segment.metrics import panoptic
 from wsicell.segment.train_hvnet import MPP, load, split
@@ -53,6 +65,34 @@ def at_working_resolution(mask: np.ndarray, mpp: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+MARKER_UM = 0.75
+"""Radius of the disk drawn at each true centroid as a marker."""
+
+
+def true_markers(prob: np.ndarray, h: np.ndarray, v: np.ndarray, inst: np.ndarray, mpp: float, *,
+                 every_component: bool) -> np.ndarray:  # fmt: skip
+    """``hv_post.hv_instances`` with its markers replaced by disks at the true centroids
+    (``every_component``: plus one marker per foreground component that holds none)."""
+    _, comp = remove_small((prob > 0.5).astype(np.uint8), MIN_OBJECT_UM2 / mpp**2)
+    foreground = comp > 0
+    energy = boundary_energy(h, v, foreground.astype(np.float32), mpp=mpp)
+    g = odd(SMOOTH_UM / mpp)
+    landscape = -cv2.GaussianBlur((1 - energy) * foreground, (g, g), 0)
+    ids = np.unique(inst)[1:]
+    markers = np.zeros(inst.shape, np.int32)
+    if len(ids):
+        centres = np.array(ndimage.center_of_mass(np.ones_like(inst), inst, ids)).reshape(-1, 2)
+        for k, (y, x) in enumerate(np.rint(centres).astype(int), 1):
+            cv2.circle(markers, (int(x), int(y)), max(1, round(MARKER_UM / mpp)), k, -1)
+    markers[~foreground] = 0
+    if every_component:
+        parts, n = ndimage.label(foreground)
+        marked = np.zeros(n + 1, bool)
+        marked[np.unique(parts[markers > 0])] = True
+        markers = np.where(markers > 0, markers, np.where(~marked[parts] & (parts > 0), parts + len(ids), 0))
+    return watershed(landscape, markers, mask=foreground).astype(np.int32)
+
+
 def combinations(image: np.ndarray, inst: np.ndarray, model: HVNetModel, mpp: float) -> dict[str, np.ndarray]:
     prob, h, v = model.maps(image, mpp=mpp)
     true = (inst > 0).astype(np.float32)
@@ -66,6 +106,9 @@ def combinations(image: np.ndarray, inst: np.ndarray, model: HVNetModel, mpp: fl
         out["true foreground at 0.5 µm/px, predicted split"] = sizes(hv_instances(shrunk, h, v, mpp=mpp), mpp)
         out["true foreground at 0.5 µm/px, connected components"] = ndimage.label(shrunk > 0.5)[0]
     out["true foreground, connected components"] = ndimage.label(true > 0)[0]
+    out["predicted, true centroids as markers (+ unmarked parts)"] = sizes(
+        true_markers(prob, h, v, inst, mpp, every_component=True), mpp)
+    out["predicted, true centroids as markers only"] = sizes(true_markers(prob, h, v, inst, mpp, every_component=False), mpp)
     return out
 
 
