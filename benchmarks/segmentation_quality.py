@@ -27,7 +27,9 @@ each image at its own resolution.
 
 Data: ../shared/data/consep-tiles (see its README). The tiles are the 1000² 40x (0.25 µm/px)
 images cut 4 x 4 and resized 250 -> 256 px, so 0.25 / 1.024 = 0.244 µm/px.
-``monuseg-heldout``: the 4 MoNuSeg images (liver, breast, kidney, prostate; 1000², 0.2527
+``test-images``: the test tiles put back into their 14 images (1024², cut nuclei joined
+across the seams, ``wsicell.evaluate.reassemble``): per image, as published CoNSeP figures
+are, with no tile edges. ``monuseg-heldout``: the 4 MoNuSeg images (liver, breast, kidney, prostate; 1000², 0.2527
 µm/px) that ``train_hvnet`` never trains on but selects its epoch and thresholds on (so they
 are validation, not test, for ``hvnet``); DQ/PQ/AJI are means over the 4 images.
 """
@@ -86,6 +88,13 @@ def load_tiles(split: str, limit: int | None = None) -> list[tuple[str, np.ndarr
     """(name, RGB image, instance map, centroids) of each tile of a split."""
     if split == "monuseg-heldout":
         return load_monuseg_heldout()[:limit]
+    if split.endswith("-images"):  # the tiles put back into their 1024² images, cut nuclei joined
+        from wsicell.evaluate.reassemble import reassemble
+
+        if not CONSEP.is_dir():
+            sys.exit(f"{CONSEP}: CoNSeP tiles not found (see ../shared/data/README.md)")
+        images = reassemble(CONSEP, split.removesuffix("-images"))[:limit]
+        return [(name, image, inst, centroids_of(inst)) for name, image, inst in images]
     folder = CONSEP / split
     if not folder.is_dir():
         sys.exit(f"{folder}: CoNSeP tiles not found (see ../shared/data/README.md)")
@@ -214,7 +223,7 @@ def parse_set(items: list[str]) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="test", choices=["train", "test", "monuseg-heldout"])
+    parser.add_argument("--split", default="test", choices=["train", "test", "test-images", "monuseg-heldout"])
     parser.add_argument("--limit", type=int, default=None, help="first N tiles only")
     parser.add_argument(
         "--segmenters", nargs="+", default=["cnn", "hvnet"], choices=SEGMENTERS,
@@ -234,7 +243,9 @@ def main() -> None:
     overrides = parse_set(args.set)
     tiles = load_tiles(args.split, args.limit)
     mpp = MONUSEG_MPP if args.split == "monuseg-heldout" else CONSEP_MPP
-    dataset = "MoNuSeg held-out images" if args.split == "monuseg-heldout" else f"CoNSeP (256-px tiles) {args.split}"
+    dataset = {"monuseg-heldout": "MoNuSeg held-out images",
+               "test-images": "CoNSeP test, its tiles put back into the 14 images"}.get(
+        args.split, f"CoNSeP (256-px tiles) {args.split}")  # fmt: skip
     if args.downsample != 1.0:
         dataset += f", shrunk x{args.downsample} before segmenting"
     if args.through_extract:
