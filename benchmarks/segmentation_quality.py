@@ -235,6 +235,8 @@ def main() -> None:
                         help="score the outlines `wsicell extract` stores (its defaults: 0.5 µm/px, tissue, tiles)")
     parser.add_argument("--no-speed", action="store_true", help="skip the sample-slide speed measurement")
     parser.add_argument("--set", nargs="*", default=[], help="SegmentConfig overrides, key=value (all segmenters)")
+    parser.add_argument("--tag", default="",
+                        help="added to the results file's name, e.g. the segmenter when two runs share a split and settings")  # fmt: skip
     args = parser.parse_args()
     import torch
 
@@ -294,6 +296,7 @@ def main() -> None:
     ]  # fmt: skip
     name = f"segmentation_quality-{args.split}" + ("" if args.downsample == 1.0 else f"-x{args.downsample:g}")
     name += "-extract" if args.through_extract else ""
+    name += f"-{args.tag}" if args.tag else ""
     name += "".join(f"-{item}" for item in args.set)  # settings tried apart from the defaults
     save(name, figures, notes={"dataset": dataset, "limit": args.limit, "set": args.set, "through_extract": args.through_extract}, title=f"nucleus segmentation, {dataset}")
 
