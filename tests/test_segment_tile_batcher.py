@@ -23,12 +23,10 @@ def tiles(sample_slide):
 
 
 def alone(net, work: np.ndarray):
-    """The maps and levels of one tile in a call of its own (as the batcher post-processes)."""
+    """The raw maps and levels of one tile in a call of its own."""
     with torch.inference_mode():
         x = torch.from_numpy(work.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
         maps, levels = net.forward_levels(x)
-        maps[:, 0].sigmoid_()
-        maps[:, 1:].clamp_(-1, 1)
     return maps[0].numpy(), [m[0].permute(1, 2, 0).numpy() for m in levels]
 
 

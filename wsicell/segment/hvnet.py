@@ -367,32 +367,31 @@ class HVNetModel:
         return work
 
     def _cut(self, maps: np.ndarray, levels: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The maps and levels (channels last) of a padded input cut to the image's ``shape``."""
+        """The network's raw output for a padded input (3xHxW maps; levels channels last) as
+        the image's (``shape``): cut to it, copied, P(nucleus) from its logit, the HV maps
+        clipped to [-1, 1]."""
+        from scipy.special import expit
+
         h, w = shape
-        levels = [np.ascontiguousarray(m[: -(-h // s), : -(-w // s)]) for m, s in zip(levels, self.net.level_strides, strict=True)]
-        return np.ascontiguousarray(maps[:, :h, :w], dtype=np.float32), levels
+        out = np.array(maps[:, :h, :w], dtype=np.float32)
+        out[0] = expit(out[0])
+        np.clip(out[1:], -1, 1, out=out[1:])
+        levels = [np.array(m[: -(-h // s), : -(-w // s)], dtype=np.float32) for m, s in zip(levels, self.net.level_strides, strict=True)]
+        return out, levels
 
     def _infer_once(self, work: RGBImage) -> tuple[np.ndarray, list[np.ndarray]]:
         """3xhxw float32 maps of ``work`` and its encoder levels (channels last), in one network
         call of its own (sides padded inside)."""
         import torch
 
-        h, w = work.shape[:2]
+        shape = work.shape[:2]
         work = self._padded(work)
-        sizes = [(-(-h // s), -(-w // s)) for s in self.net.level_strides]
         if self.compiled is not None:
             results = self.request.infer({0: to_input(work).numpy()})
-            out = np.array(results[0][0, :, :h, :w], dtype=np.float32)
-            out[0] = 1 / (1 + np.exp(-out[0]))
-            np.clip(out[1:], -1, 1, out=out[1:])
-            levels = [np.array(results[i + 1][0, :a, :b], dtype=np.float32) for i, (a, b) in enumerate(sizes)]  # the IR gives NHWC
-            return out, levels
+            return self._cut(results[0][0], [results[i + 1][0] for i in range(len(TILE_LEVELS))], shape)  # the IR gives the levels NHWC
         with torch.inference_mode(), autocast(self.device, self.precision):
             x = to_input(work).to(self.device).contiguous(memory_format=torch.channels_last)
             maps, levels = self.net.forward_levels(x)
-            out = maps.float()[0, :, :h, :w]  # fp32 even under autocast
-            out[0] = torch.sigmoid(out[0])
-            out[1:] = out[1:].clamp(-1, 1)
-            levels = [np.ascontiguousarray(m.float()[0, :, :a, :b].permute(1, 2, 0).cpu().numpy())
-                      for m, (a, b) in zip(levels, sizes, strict=True)]  # fmt: skip
-        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32), levels
+            maps = maps[0].float().cpu().numpy()  # fp32 even under autocast
+            levels = [m[0].float().permute(1, 2, 0).cpu().numpy() for m in levels]
+        return self._cut(maps, levels, shape)

@@ -64,8 +64,8 @@ class TileBatcher:
 
     def submit(self, work: np.ndarray) -> Future:
         """Queue one tile (HxWx3 uint8, sides a multiple of the network's ``multiple``); the
-        future's result is (3xHxW float32 maps: P(nucleus), horizontal, vertical; the encoder
-        levels, each hxwxC float32, channels last)."""
+        future's result is the network's raw output for it (3xHxW float32 maps: the nucleus
+        logit, horizontal, vertical; the encoder levels, each hxwxC float32, channels last)."""
         future: Future = Future()
         self._queue.put((work, future))
         return future
@@ -112,10 +112,7 @@ class TileBatcher:
             with torch.inference_mode(), autocast(self.device, self.precision):
                 x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
                 maps, levels = self.net.forward_levels(x.contiguous(memory_format=torch.channels_last))
-                maps = maps.float()  # maps: Nx3xHxW, fp32 even under autocast
-                maps[:, 0].sigmoid_()
-                maps[:, 1:].clamp_(-1, 1)
-                maps = maps.cpu().numpy()
+                maps = maps.float().cpu().numpy()  # maps: Nx3xHxW, fp32 even under autocast
                 levels = [m.float().permute(0, 2, 3, 1).cpu().numpy() for m in levels]  # level k: Nxh_kxw_kxC_k
         except BaseException as exc:  # every caller gets the error; the thread serves on
             for _, future in batch:

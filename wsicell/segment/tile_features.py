@@ -78,7 +78,6 @@ def pool_levels(levels: tuple[np.ndarray, ...], strides: tuple[float, ...], xy: 
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-
 def _bilinear(pos: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and weights (n x 2k each) of bilinear interpolation at the n x k feature-pixel
     positions ``pos`` along an axis of ``size`` pixels, with ``roi_align``'s border rules: a
