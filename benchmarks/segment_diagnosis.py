@@ -34,14 +34,7 @@ from scipy import ndimage
 from skimage.segmentation import watershed
 
 from wsicell.segment.config import SegmentConfig
-from wsicell.segment.hv_post import (
-    MIN_OBJECT_UM2,
-    SMOOTH_UM,
-    boundary_energy,
-    hv_instances,
-    odd,
-    remove_small,
-)
+from wsicell.segment.hv_post import hv_instances, watershed_inputs
 from wsicell.segment.hvnet import HVNET_MPP, WEIGHTS_PATH, HVNetModel
 from wsicell.segment.metrics import panoptic
 from wsicell.segment.train_hvnet import MPP, load, split
@@ -73,11 +66,8 @@ def true_markers(prob: np.ndarray, h: np.ndarray, v: np.ndarray, inst: np.ndarra
                  every_component: bool) -> np.ndarray:  # fmt: skip
     """``hv_post.hv_instances`` with its markers replaced by disks at the true centroids
     (``every_component``: plus one marker per foreground component that holds none)."""
-    _, comp = remove_small((prob > 0.5).astype(np.uint8), MIN_OBJECT_UM2 / mpp**2)
-    foreground = comp > 0
-    energy = boundary_energy(h, v, foreground.astype(np.float32), mpp=mpp)
-    g = odd(SMOOTH_UM / mpp)
-    landscape = -cv2.GaussianBlur((1 - energy) * foreground, (g, g), 0)
+    foreground, _, landscape = watershed_inputs(prob, h, v, mpp=mpp)
+    foreground = foreground > 0
     ids = np.unique(inst)[1:]
     markers = np.zeros(inst.shape, np.int32)
     if len(ids):

@@ -104,6 +104,20 @@ def boundary_energy(h: np.ndarray, v: np.ndarray, foreground: np.ndarray, *, mpp
     return energy
 
 
+def watershed_inputs(prob: np.ndarray, h: np.ndarray, v: np.ndarray, *, mpp: float,
+                     threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(foreground 0/1 float32, boundary energy, the watershed's landscape) of one tile: the
+    part of :func:`hv_instances` before its markers (``benchmarks/segment_diagnosis.py`` puts
+    other markers on the same landscape)."""
+    _, comp = remove_small((prob > threshold).astype(np.uint8), MIN_OBJECT_UM2 / mpp**2)
+    foreground = (comp > 0).astype(np.float32)
+    if not foreground.any():
+        return foreground, np.zeros_like(foreground), np.zeros_like(foreground)
+    energy = boundary_energy(h, v, foreground, mpp=mpp)
+    g = odd(SMOOTH_UM / mpp)
+    return foreground, energy, -cv2.GaussianBlur((1 - energy) * foreground, (g, g), 0)
+
+
 def hv_instances(
     prob: np.ndarray,
     h: np.ndarray,
@@ -116,13 +130,9 @@ def hv_instances(
     """HxW int32 instance labels (0 = background; not renumbered) from P(nucleus) and the
     horizontal/vertical maps of one tile at ``mpp`` µm/px."""
     min_px = MIN_OBJECT_UM2 / mpp**2
-    _, comp = remove_small((prob > threshold).astype(np.uint8), min_px)
-    foreground = (comp > 0).astype(np.float32)
+    foreground, energy, landscape = watershed_inputs(prob, h, v, mpp=mpp, threshold=threshold)
     if not foreground.any():
         return np.zeros(prob.shape, np.int32)
-    energy = boundary_energy(h, v, foreground, mpp=mpp)
-    g = odd(SMOOTH_UM / mpp)
-    landscape = -cv2.GaussianBlur((1 - energy) * foreground, (g, g), 0)
     marker = ((foreground > 0) & (energy < marker_threshold)).astype(np.uint8)
     marker = fill_holes(marker)
     r = odd(OPEN_UM / mpp)
