@@ -27,8 +27,8 @@ from wsicell.segment.train_annotator_filter import (
     MPP,
     fit,
     labelled_images,
-    model_of,
     predicted_nuclei,
+    segmenter_of,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -42,9 +42,9 @@ def main() -> None:
     parser.add_argument("--segmenter", choices=["hvnet", "hvnet-fine"], default="hvnet")
     parser.add_argument("--flips", type=int, choices=[1, 2, 4], default=1, help="test-time flips (hv_flips) [1]")
     args = parser.parse_args()
-    model = model_of(args.segmenter, args.flips)
+    segmenter = segmenter_of(args.segmenter, args.flips)
     images = labelled_images(DATA / "consep-tiles" / "train", DATA / "monuseg-train")
-    found = {part: [(key, name, predicted_nuclei(model, image, inst, mpp=MPP[key])) for key, name, image, inst in items]
+    found = {part: [(key, name, predicted_nuclei(segmenter, image, inst, mpp=MPP[key])) for key, name, image, inst in items]
              for part, items in images.items()}  # fmt: skip
     found = {part: [(k, n, f) for k, n, f in items if f is not None] for part, items in found.items()}
     types = {n: np.load(DATA / "consep-tiles" / "train" / f"{n}.npz")["type"] for k, n, _ in found["held-out"] if k == "consep"}

@@ -23,28 +23,23 @@ import numpy as np
 from wsicell.progress import track
 from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, describe
 from wsicell.segment.config import SegmentConfig
-from wsicell.segment.hv_post import hv_instances
-from wsicell.segment.hvnet import FINE_WEIGHTS_PATH, WEIGHTS_PATH, HVNetModel
+from wsicell.segment.hv_segmenter import HVNetSegmenter
 from wsicell.segment.metrics import centroid_pairs, instance_centroids
 from wsicell.segment.train_hvnet import MPP, VAL_CONSEP, VAL_MONUSEG, load
-from wsicell.segment.watershed import filter_sizes
 
 MATCH_UM = 3.0
 """A predicted nucleus is "annotated" when a labelled one lies within this (HoVer-Net's radius)."""
 
 
-def model_of(segmenter: str, flips: int) -> HVNetModel:
-    weights = FINE_WEIGHTS_PATH if segmenter == "hvnet-fine" else WEIGHTS_PATH
-    return HVNetModel(weights, precision="fp32", runtime="torch", flips=flips)
+def segmenter_of(method: str, flips: int) -> HVNetSegmenter:
+    """The HV method's segmenter with its default settings and no filter (torch fp32)."""
+    return HVNetSegmenter(SegmentConfig(method=method, hv_flips=flips, precision="fp32", runtime="torch"))
 
 
-def predicted_nuclei(model: HVNetModel, image: np.ndarray, inst: np.ndarray, *, mpp: float) -> dict | None:
-    """The segmenter's instances of one labelled image (default post-processing and size
-    filters): labels, ids, descriptions (n x D) and which have a labelled nucleus within 3 µm."""
-    c = SegmentConfig()
-    (prob, h, v), maps = model.maps_and_features(image, mpp=mpp)
-    labels = filter_sizes(hv_instances(prob, h, v, mpp=mpp), min_px=c.min_area_um2 / mpp**2,
-                          max_px=c.max_area_um2 / mpp**2, max_side_px=c.max_diameter_um / mpp)  # fmt: skip
+def predicted_nuclei(segmenter: HVNetSegmenter, image: np.ndarray, inst: np.ndarray, *, mpp: float) -> dict | None:
+    """The segmenter's instances of one labelled image: labels, ids, descriptions (n x D) and
+    which have a labelled nucleus within 3 µm."""
+    labels, maps = segmenter.segment_with_features(image, mpp=mpp)
     ids, x = describe(image, labels, maps, mpp=mpp)
     if len(ids) == 0:
         return None
@@ -95,10 +90,10 @@ def main() -> None:
     for folder in (args.consep, args.monuseg):
         if not folder.is_dir():
             raise SystemExit(f"{folder}: not a folder (the labelled training images)")
-    model = model_of(args.segmenter, args.flips)
+    segmenter = segmenter_of(args.segmenter, args.flips)
     items = []
     for key, _, image, inst in track(labelled_images(args.consep, args.monuseg)["train"], label="images", unit="images"):
-        found = predicted_nuclei(model, image, inst, mpp=MPP[key])
+        found = predicted_nuclei(segmenter, image, inst, mpp=MPP[key])
         if found is not None:
             items.append((key, found))
     if len({key for key, _ in items}) < 2:
