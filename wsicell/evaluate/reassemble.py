@@ -89,9 +89,10 @@ def reassemble(dataset: PathLikeStr, split: str) -> list[tuple[str, np.ndarray, 
         groups[match.group(1)].append((int(match.group(2)), tile))
     out = []
     for name in sorted(groups, key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)]):
-        tiles = [t for _, t in sorted(groups[name], key=lambda p: p[0])]
+        order = sorted(groups[name], key=lambda p: p[0])
+        tiles = [t for _, t in order]
         side = round(len(tiles) ** 0.5)
-        if side * side != len(tiles) or [i for i, _ in sorted(groups[name], key=lambda p: p[0])] != list(range(len(tiles))):
+        if side * side != len(tiles) or [i for i, _ in order] != list(range(len(tiles))):
             raise DatasetError(f"{Path(dataset) / split}: the tiles of {name} do not make a full square grid")
         read = [read_tile(t)[:2] for t in tiles]
         image = np.concatenate([np.concatenate([im for im, _ in read[r * side : (r + 1) * side]], axis=1)
