@@ -11,8 +11,8 @@ PRESETS = Path(__file__).resolve().parent
 
 CPU_DEFAULT = PRESETS / "nucleus-tile.yaml"
 """What ``wsicell train`` without --config and --method uses on a machine without a CUDA GPU:
-the nucleus segmenter's tile features, which extraction keeps (the best cell-type embedding on
-the train split's held-out images; docs/results.md)."""
+the nucleus segmenter's encoder on the crops, joined to the tile features that extraction keeps
+(the best cell-type embedding on the train split's held-out images; docs/results.md)."""
 
 
 def cpu_preset(method: str) -> Path:
