@@ -85,13 +85,13 @@ def map_command(
 
 def study(slides, *, store, out, names, object_type, cell_expansion, png, png_size, slide_mpp, classes, gzip,
           scheduler, workers, force, quiet) -> None:  # noqa: ANN001 - the map command's values
-    """Folder mode of `wsicell map` (wsicell.study.batch.map_study), with a per-slide table."""
+    """Folder mode of `wsicell map` (wsicell.mapping.map_study), with a per-slide table."""
     import sys
 
     from rich.table import Table
 
+    from wsicell.mapping.batch import map_study
     from wsicell.progress import progress_bars, stderr_console
-    from wsicell.study.batch import map_study
 
     if out is None:
         raise click.UsageError("mapping several slides or a folder needs --out FOLDER")

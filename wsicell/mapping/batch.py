@@ -34,6 +34,7 @@ from wsicell.errors import ConfigError, SlideError, StoreError, WsicellError
 from wsicell.export.geojson import ObjectType
 from wsicell.export.names import load_styles
 from wsicell.io.slide import require_slides
+from wsicell.mapping.slide import map_slide, prepare_slide
 from wsicell.provenance import EmbeddingModel
 from wsicell.store import CellStore
 from wsicell.types import PathLikeStr
@@ -102,8 +103,6 @@ def outputs_for(slide: Path, out_dir: Path, *, gzip: bool, png: bool) -> tuple[P
 
 def run_map_job(job: MapJob) -> SlideMap:
     """Write one slide's files (the slide is already in the store and assigned); never raises."""
-    from wsicell.mapping import map_slide
-
     t0 = time.perf_counter()
     try:
         result = map_slide(
@@ -128,7 +127,6 @@ def map_study(
 ) -> StudyMapReport:  # fmt: skip
     """Map every slide of ``slides`` (files and folders) into ``out_dir``; see the module doc."""
     from wsicell.extract.runner import make_runner
-    from wsicell.mapping import prepare_slide
     from wsicell.study.classifier import load_classifier
 
     paths = require_slides(list(slides))

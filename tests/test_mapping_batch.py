@@ -13,7 +13,7 @@ from helpers.synthetic import build_store
 from wsicell.cli import main
 from wsicell.cluster import ClusterConfig, cluster_store
 from wsicell.io.slide import fingerprint
-from wsicell.study.batch import map_study
+from wsicell.mapping.batch import map_study
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_maps_on_a_distributed_cluster(study: tuple[Path, Path], tmp_path: Path)
 
 
 def test_other_settings_or_no_manifest_redo_the_maps(study: tuple[Path, Path], tmp_path: Path) -> None:
-    from wsicell.study.batch import MANIFEST
+    from wsicell.mapping.batch import MANIFEST
 
     store, slides = study
     good = [slides / "a.svs", slides / "sub" / "b.svs"]
