@@ -6,12 +6,15 @@ RGB: the floor any extractor pays), with 1 and 2 threads; (2) extracted end to e
 (`extract_slides`: tissue detection, resampled reads with overlap, segmentation, crops,
 features, Zarr writes) with 1 and 2 workers, once per segmenter (``--segmenters``: the
 HV-net, ``hvnet``, with its full-resolution branch, ``hvnet-fine``, and the watershed with a
-foreground, e.g. ``cnn``; default ``cnn hvnet``, side by side in one run). Throughput is
+foreground, e.g. ``cnn``; default ``cnn hvnet``, side by side in one run), then once per
+extraction config file (``--configs``: its segmentation settings, e.g. the presets). Throughput is
 tissue megapixels per second (the tiles' core area at the working resolution ``--mpp``) and
 cells per second.
 
     .venv/bin/python benchmarks/extract_speed.py [--side 30720] [--region 8192] [--precision fp32]
     .venv/bin/python benchmarks/extract_speed.py --segmenters hvnet hvnet-fine --mpp 0.25   # as for 40x slides
+    .venv/bin/python benchmarks/extract_speed.py --side 8192 --segmenters hvnet \
+        --configs configs/extract-balanced.yaml configs/extract-quality.yaml     # the presets beside the default
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from record import save  # benchmarks/record.py: the figures as JSON
 
+from wsicell.config import load_config
 from wsicell.extract import ExtractConfig, extract_slides
 from wsicell.extract.pipeline import working_extent
 from wsicell.io.slide import open_slide
@@ -94,6 +98,8 @@ def main() -> None:
     ap.add_argument("--segmenters", nargs="+", default=["cnn", "hvnet"],
                     choices=["hvnet", "hvnet-fine", "cnn", "classifier", "haematoxylin"],
                     help="hvnet, hvnet-fine or a watershed foreground")  # fmt: skip
+    ap.add_argument("--configs", nargs="*", default=[], type=Path,
+                    help="extraction config files whose segmentation settings are run too (named by file stem)")
     ap.add_argument("--mpp", type=float, default=0.5, help="working resolution, µm/px (0.25: as extraction of 40x slides)")
     ap.add_argument("--hv-flips", type=int, default=1, choices=[1, 2, 4], help="hvnet / hvnet-fine: test-time flips [1]")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the networks' arithmetic [default: auto]")
@@ -108,6 +114,7 @@ def main() -> None:
         else SegmentConfig(method="watershed", foreground=name, **extra)
         for name in args.segmenters
     }  # fmt: skip
+    segments |= {path.stem: load_config(ExtractConfig, path).segment for path in args.configs}
     # the tiles (their overlap follows max_diameter_um, shared by all segmenters)
     config = ExtractConfig(region=region, mpp=args.mpp, segment=segments[args.segmenters[0]])
     with open_slide(path) as slide:
@@ -176,6 +183,7 @@ def main() -> None:
     name = "extract_speed" + ("" if args.mpp == 0.5 else f"-mpp{args.mpp:g}")
     name += "" if sorted(args.segmenters) == ["cnn", "hvnet"] else "-" + "-".join(args.segmenters)
     name += "" if args.hv_flips == 1 else f"-flips{args.hv_flips}"
+    name += "".join(f"-{path.stem}" for path in args.configs)
     save(name, figures, notes={"region_px": args.region, "mpp": args.mpp, "tiles": len(tiles), "tissue_mp": round(mp, 1),
                                           "precision": args.precision or "auto", "per_tile_stage_cpu_ms": stages_ms,
                                           "load_during_run": [round(v, 1) for v in load]},

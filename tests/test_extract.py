@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,13 @@ def test_stored_config_and_yaml_defaults(extracted_store: Path) -> None:
     from wsicell.extract.pipeline import settings_mapping
 
     assert from_mapping(ExtractConfig, settings_mapping(region)) == region
+
+
+@pytest.mark.parametrize(("preset", "method"), [("extract-balanced", "hvnet"), ("extract-quality", "hvnet-fine")])
+def test_segmentation_presets_change_only_the_segmenter(preset: str, method: str) -> None:
+    config = load_config(ExtractConfig, Path(__file__).resolve().parents[1] / "configs" / f"{preset}.yaml")
+    assert (config.segment.method, config.segment.hv_flips, config.segment.hv_annotator_threshold) == (method, 4, 0.5)
+    assert replace(config, segment=ExtractConfig().segment) == ExtractConfig()
 
 
 def test_config_validation() -> None:
