@@ -169,3 +169,39 @@ def test_map_classes_from_the_cell_classifier(clustered: Path, sample_slide: Pat
     both = CliRunner().invoke(main, ["map", str(sample_slide), "-s", str(store), "-o", str(out), "--classes",
                                      "--names", str(tmp_path / "n.yaml"), "-f"])  # fmt: skip
     assert both.exit_code == 1 and "give one" in both.output
+
+
+@pytest.mark.slow
+def test_nuclei_alone_from_an_extracted_store(extracted_store: Path, sample_slide: Path, tmp_path: Path) -> None:
+    """--nuclei: an extracted store (no embedding, no clustering) gives every stored nucleus,
+    unclassified, with its measurements; without --nuclei such a store is refused, naming it."""
+    store_path = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, store_path)
+    with pytest.raises(StoreError, match="no clustering; run `wsicell train`.*--nuclei"):
+        map_slide(sample_slide, store=store_path, out=tmp_path / "refused.geojson", progress=False)
+    out = tmp_path / "nuclei.geojson"
+    result = map_slide(sample_slide, store=store_path, out=out, png=True, png_size=600, nuclei=True, progress=False)
+    (slide,) = CellStore.open(store_path).slides()
+    assert not result.added and result.n_cells == slide.n_cells > 1000 and result.counts.tolist() == [slide.n_cells]
+    import geopandas as gpd
+
+    assert shapely.is_valid(gpd.read_file(out, engine="pyogrio").geometry.values).all()
+    doc = json.loads(out.read_text())
+    assert len(doc["features"]) == result.geojson.written == slide.n_cells - result.geojson.skipped
+    props = doc["features"][0]["properties"]
+    assert props["objectType"] == "detection" and "classification" not in props
+    assert set(props["measurements"]) == set(slide.feature_names)  # no cluster, no distance
+    first = shapely.Polygon(doc["features"][0]["geometry"]["coordinates"][0])
+    assert first.centroid.distance(shapely.Polygon(slide.array("contour")[0]).centroid) < 1.0  # feature i is cell i
+    assert cv2.imread(str(result.png)).shape[0] == 600
+    with pytest.raises(Exception, match="--nuclei writes nuclei without cell types"):
+        map_slide(sample_slide, store=store_path, out=tmp_path / "x.geojson", nuclei=True, classes=True)
+
+    del CellStore.open(store_path, mode="r+").root["slides"][slide.id]  # a new slide: extracted only
+    cli = CliRunner().invoke(main, ["map", str(sample_slide), "--store", str(store_path), "--nuclei",
+                                    "--out", str(tmp_path / "new.geojson")])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    said = " ".join(cli.output.split())  # the console wraps long lines
+    assert "extracting it with the store's settings" in said and "the slide was added to the store" in said
+    (again,) = CellStore.open(store_path).slides()
+    assert again.n_cells == slide.n_cells and not again.has("embedding")

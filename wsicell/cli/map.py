@@ -12,10 +12,12 @@ from wsicell.cli.common import user_errors
 @click.command(
     "map",
     epilog="Example: wsicell map slide.svs --store cells.zarr --out slide.geojson.gz --names names.yaml --png\n\n"
-    "Example: wsicell map slides/ --store cells.zarr --out maps/ --png --workers 2",
+    "Example: wsicell map slides/ --store cells.zarr --out maps/ --png --workers 2\n\n"
+    "Example: wsicell map slide.svs --store cells.zarr --nuclei --png   # the nuclei, right after extract",
 )
 @click.argument("slides", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-s", "--store", required=True, type=click.Path(path_type=Path), help="The clustered cell store.")
+@click.option("-s", "--store", required=True, type=click.Path(path_type=Path),
+              help="The clustered cell store (with --nuclei, any cell store).")  # fmt: skip
 @click.option("-o", "--out", type=click.Path(path_type=Path),
               help="One slide: the GeoJSON (.geojson or .geojson.gz) [default: SLIDE-NAME.geojson here]. "
                    "Several slides or a folder: the output folder (SLIDE-NAME.geojson per slide).")  # fmt: skip
@@ -29,6 +31,9 @@ from wsicell.cli.common import user_errors
 @click.option("--slide-mpp", type=float, help="Level-0 µm/px for a new slide whose metadata lacks it.")
 @click.option("--classes", is_flag=True,
               help="Name and colour cells by the store's cell classifier (`wsicell name --classifier`), not by cluster.")  # fmt: skip
+@click.option("--nuclei", is_flag=True,
+              help="The nuclei without cell types (unclassified, with their measurements): no embedding or "
+                   "clustering needed, to review the segmentation in QuPath right after `wsicell extract`.")  # fmt: skip
 @click.option("--gzip", is_flag=True, help="Folder mode: write SLIDE-NAME.geojson.gz files.")
 @click.option("--scheduler", metavar="ADDRESS", help="Folder mode: a dask.distributed scheduler (e.g. tcp://host:8786).")
 @click.option("--workers", type=int, help="Folder mode: local worker threads [default: all cores].")
@@ -37,15 +42,16 @@ from wsicell.cli.common import user_errors
 @user_errors
 def map_command(
     slides: tuple[Path, ...], store: Path, out: Path | None, names: Path | None, object_type: str,
-    cell_expansion: float, png: str | None, png_size: int, slide_mpp: float | None, classes: bool, gzip: bool,
-    scheduler: str | None, workers: int | None, force: bool, quiet: bool,
+    cell_expansion: float, png: str | None, png_size: int, slide_mpp: float | None, classes: bool, nuclei: bool,
+    gzip: bool, scheduler: str | None, workers: int | None, force: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Write each slide's nuclei, coloured by cluster, as a GeoJSON FeatureCollection
     QuPath imports (File > Import objects, or drag the file onto the slide).
 
     A slide already in the store uses its cells; a new slide is extracted with the store's
     settings, embedded with the store's model and assigned to the nearest centroid (no
-    retraining), and added to the store.
+    retraining), and added to the store. With --nuclei, the nuclei alone, from a store that
+    need not be embedded or clustered (a new slide is extracted only).
 
     Several slides or a folder (--out a folder): one file per slide; slides already mapped
     there with the same clustering and settings are skipped (rerun after a kill to finish),
@@ -58,8 +64,8 @@ def map_command(
     folder_mode = len(slides) > 1 or slides[0].is_dir() or (out is not None and (out.is_dir() or not out.suffix))
     if folder_mode:
         study(slides, store=store, out=out, names=names, object_type=object_type, cell_expansion=cell_expansion,
-              png=png, png_size=png_size, slide_mpp=slide_mpp, classes=classes, gzip=gzip, scheduler=scheduler,
-              workers=workers, force=force, quiet=quiet)  # fmt: skip
+              png=png, png_size=png_size, slide_mpp=slide_mpp, classes=classes, nuclei=nuclei, gzip=gzip,
+              scheduler=scheduler, workers=workers, force=force, quiet=quiet)  # fmt: skip
         return
     if scheduler or gzip:
         raise click.UsageError("--scheduler and --gzip apply to several slides or a folder (with --out a folder)")
@@ -69,7 +75,8 @@ def map_command(
     result = map_slide(
         slide, store=store, out=out, names=names, object_type=object_type,
         png=(True if png == "" else Path(png)) if png is not None else False, png_size=png_size,
-        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, classes=classes, progress=not quiet,
+        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, classes=classes, nuclei=nuclei,
+        progress=not quiet,
         log=(lambda m: None) if quiet else console.print,
     )  # fmt: skip
     if quiet:
@@ -83,8 +90,8 @@ def map_command(
     )
 
 
-def study(slides, *, store, out, names, object_type, cell_expansion, png, png_size, slide_mpp, classes, gzip,
-          scheduler, workers, force, quiet) -> None:  # noqa: ANN001 - the map command's values
+def study(slides, *, store, out, names, object_type, cell_expansion, png, png_size, slide_mpp, classes, nuclei,
+          gzip, scheduler, workers, force, quiet) -> None:  # noqa: ANN001 - the map command's values
     """Folder mode of `wsicell map` (wsicell.mapping.map_study), with a per-slide table."""
     import sys
 
@@ -102,7 +109,7 @@ def study(slides, *, store, out, names, object_type, cell_expansion, png, png_si
         task = bars.add_task(f"maps -> {out}"[:40], total=None, info="")
         report = map_study(
             list(slides), store=store, out_dir=out, names=names, object_type=object_type, png=png is not None,
-            png_size=png_size, gzip=gzip, cell_expansion_um=cell_expansion, classes=classes, force=force,
+            png_size=png_size, gzip=gzip, cell_expansion_um=cell_expansion, classes=classes, nuclei=nuclei, force=force,
             slide_mpp=slide_mpp, scheduler=scheduler, workers=workers, progress=not quiet,
             log=(lambda m: None) if quiet else console.print, on_slide=lambda s: bars.advance(task, 1),
         )  # fmt: skip

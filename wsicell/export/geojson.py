@@ -47,10 +47,15 @@ class CellChunk:
 
     start: int  # slide index of the first cell (for the ids)
     contour: np.ndarray  # (m, P, 2) level-0 px, open ring
-    cluster: np.ndarray  # (m,) int
-    distance: np.ndarray  # (m,) float
+    cluster: np.ndarray | None  # (m,) int; None: nuclei without cell types (no classification)
+    distance: np.ndarray | None  # (m,) float; None with cluster
     features: np.ndarray  # (m, F) float
     style: np.ndarray | None = None  # (m,) index into the styles; None = the cluster (e.g. a cell class)
+
+    @property
+    def classification(self) -> np.ndarray | None:
+        """(m,) index into the styles of each cell's QuPath class, or None (unclassified)."""
+        return self.cluster if self.style is None else self.style
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,6 @@ def write_geojson(
     out = check_output(path, force=force)
     t0 = time.perf_counter()
     classes = [{"name": s.name, "color": list(s.color)} for s in styles]
-    names = ["cluster", "distance", *feature_names]
     written = repaired = skipped = 0
     with atomic_path(out) as tmp:
         gz = out.name.endswith(".gz")
@@ -103,13 +107,13 @@ def write_geojson(
             first = True
             for chunk in chunks:
                 feats, n_rep, n_skip = chunk_features(
-                    chunk, fingerprint=fingerprint, classes=classes, names=names, size=size,
+                    chunk, fingerprint=fingerprint, classes=classes, names=feature_names, size=size,
                     object_type=object_type, expansion_px=cell_expansion_um / mpp,
                 )  # fmt: skip
                 repaired += n_rep
                 skipped += n_skip
                 if progress is not None:
-                    progress(len(chunk.cluster))
+                    progress(len(chunk.contour))
                 if not feats:
                     continue
                 data = orjson.dumps(feats, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -211,21 +215,22 @@ def cell_rings(rings: list[np.ndarray | None], *, expansion_px: float, size: tup
 
 
 def measurements(chunk: CellChunk, names: list[str]) -> list[dict[str, Any]]:
-    """Flat name -> number objects; non-finite values (JSON has no NaN) are left out."""
-    values = np.column_stack([chunk.distance.astype(np.float64), chunk.features.astype(np.float64)])
-    values = np.round(values, VALUE_DECIMALS)  # (m, 1 + F)
-    clusters = chunk.cluster.astype(np.int64).tolist()
+    """Flat name -> number objects: ``cluster`` and ``distance`` when the chunk has them, then
+    the features ``names``; non-finite values (JSON has no NaN) are left out."""
+    columns = [chunk.features.astype(np.float64)]
+    value_names = list(names)
+    if chunk.distance is not None:
+        columns.insert(0, chunk.distance.astype(np.float64)[:, None])
+        value_names.insert(0, "distance")
+    values = np.round(np.concatenate(columns, axis=1), VALUE_DECIMALS)  # (m, [1 +] F)
     rows = values.tolist()
-    value_names = names[1:]
     if np.isfinite(values).all():
-        return [
-            {"cluster": c, **dict(zip(value_names, row, strict=True))}
-            for c, row in zip(clusters, rows, strict=True)
-        ]
-    return [
-        {"cluster": c, **{n: v for n, v in zip(value_names, row, strict=True) if np.isfinite(v)}}
-        for c, row in zip(clusters, rows, strict=True)
-    ]
+        meas = [dict(zip(value_names, row, strict=True)) for row in rows]
+    else:
+        meas = [{n: v for n, v in zip(value_names, row, strict=True) if np.isfinite(v)} for row in rows]
+    if chunk.cluster is None:
+        return meas
+    return [{"cluster": c, **m} for c, m in zip(chunk.cluster.astype(np.int64).tolist(), meas, strict=True)]
 
 
 def chunk_features(
@@ -235,7 +240,14 @@ def chunk_features(
     """The GeoJSON features of one chunk (skipping cells without a valid polygon)."""
     rings, repaired, skipped = valid_rings(chunk.contour, size=size)
     meas = measurements(chunk, names)
-    clusters = (chunk.cluster if chunk.style is None else chunk.style).tolist()  # the classification's index
+    index = chunk.classification
+    classification = [classes[i] for i in index.tolist()] if index is not None else None
+
+    def properties(i: int, kind: str) -> dict[str, Any]:
+        if classification is None:  # nuclei without cell types: QuPath shows them unclassified
+            return {"objectType": kind, "measurements": meas[i]}
+        return {"objectType": kind, "classification": classification[i], "measurements": meas[i]}
+
     ids = uuids(fingerprint, chunk.start, len(rings))
     feats = []
     if object_type == "detection":
@@ -246,8 +258,7 @@ def chunk_features(
                 "type": "Feature",
                 "id": ids[i],
                 "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": {"objectType": "detection", "classification": classes[clusters[i]],
-                               "measurements": meas[i]},
+                "properties": properties(i, "detection"),
             })  # fmt: skip
     else:
         cells = cell_rings(rings, expansion_px=expansion_px, size=size)
@@ -259,7 +270,6 @@ def chunk_features(
                 "id": ids[i],
                 "geometry": {"type": "Polygon", "coordinates": [cells[i]]},
                 "nucleusGeometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": {"objectType": "cell", "classification": classes[clusters[i]],
-                               "measurements": meas[i]},
+                "properties": properties(i, "cell"),
             })  # fmt: skip
     return feats, repaired, skipped

@@ -3,7 +3,9 @@
 A slide already in the store (matched by content fingerprint) uses its cells. A new slide
 is extracted with the store's extraction settings, embedded with the store's model and
 assigned with the store's clustering (no retraining: cluster/model.py); its cells are
-added to the store, so mapping it again is immediate.
+added to the store, so mapping it again is immediate. With ``nuclei`` the nuclei are
+written without cell types (no embedding or clustering needed: the segmentation to review
+in QuPath right after `wsicell extract`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from wsicell.cluster.context import CONTEXT_ARRAY, write_slide_context
 from wsicell.cluster.vectors import VECTOR_ARRAY, write_slide_vectors
 from wsicell.errors import ConfigError, SlideError, StoreError
 from wsicell.export.geojson import CellChunk, ExportStats, ObjectType, write_geojson
-from wsicell.export.names import load_styles
+from wsicell.export.names import ClusterStyle, load_styles
 from wsicell.export.output import check_output
 from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
@@ -63,16 +65,19 @@ def png_path(out: PathLikeStr) -> Path:
     return p.with_name(name + ".png")
 
 
-def iter_cells(slide: SlideCells, *, rows: int = ROWS, style: str | None = None) -> Iterator[CellChunk]:
+def iter_cells(
+    slide: SlideCells, *, rows: int = ROWS, style: str | None = None, clusters: bool = True
+) -> Iterator[CellChunk]:
     """The slide's contours, clusters, distances and features, ``rows`` cells at a time
-    (with ``style`` the name of a per-cell array, e.g. ``cell_class``, that colours them)."""
+    (with ``style`` the name of a per-cell array, e.g. ``cell_class``, that colours them;
+    without ``clusters`` the nuclei alone: no cluster, distance or class)."""
     n = slide.n_cells
-    names = ("contour", "cluster", "distance", "features", *((style,) if style else ()))
+    names = ("contour", "features", *(("cluster", "distance") if clusters else ()), *((style,) if style else ()))
     arrays = {name: slide.array(name) for name in names}
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         part = {name: arr[start:stop] for name, arr in arrays.items()}
-        yield CellChunk(start, part["contour"], part["cluster"], part["distance"], part["features"],
+        yield CellChunk(start, part["contour"], part.get("cluster"), part.get("distance"), part["features"],
                         part[style] if style else None)  # fmt: skip
 
 
@@ -89,6 +94,7 @@ def map_slide(
     slide_mpp: float | None = None,
     cell_expansion_um: float = 5.0,
     classes: bool = False,
+    nuclei: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> MapResult:
@@ -98,7 +104,9 @@ def map_slide(
     there. Every input is checked before anything is written: the outputs (exist without
     ``force``), the slide file, the store, its clustering and the names file.
     ``classes`` names and colours the cells by the store's cell classifier (``wsicell name
-    --classifier``) instead of by cluster; ``counts`` are then per class.
+    --classifier``) instead of by cluster; ``counts`` are then per class. ``nuclei`` writes
+    the nuclei unclassified, with their measurements, from a store that need not be embedded
+    or clustered (a new slide is extracted only); ``counts`` is then the number of nuclei.
     """
     out = Path(out) if out is not None else default_output(slide_path)
     check_output(out, force=force)
@@ -109,26 +117,33 @@ def map_slide(
     if not path.is_file():
         raise SlideError(path, "file not found" if not path.exists() else "not a file")
     cells_store = CellStore.open(store)
-    clustering = load_clustering(cells_store)
-    if clustering.record.model != EmbeddingModel.of_store(cells_store.root.attrs):
-        raise StoreError(
-            f"{cells_store.path}: the embeddings changed since the last clustering; "
-            f"run `wsicell cluster --store {cells_store.path}` again"
-        )
+    if nuclei and (classes or names is not None):
+        raise ConfigError("--nuclei writes nuclei without cell types; --classes and --names apply to cell types")
+    clustering = None if nuclei else current_clustering(cells_store)
     if classes and names is not None:
         raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
     clf = load_classifier(cells_store) if classes else None
-    styles = clf.styles if clf is not None else load_styles(names, k=clustering.k)
+    if clustering is None:
+        styles = [NUCLEUS_STYLE]
+    else:
+        styles = clf.styles if clf is not None else load_styles(names, k=clustering.k)
     slide, added = prepare_slide(path, cells_store=cells_store, clustering=clustering, classifier=clf,
                                  slide_mpp=slide_mpp, progress=progress, log=log)  # fmt: skip
     fp = str(slide.attrs["fingerprint"])
-    by = CLASS_ARRAY if clf is not None else "cluster"
-    counts = np.bincount(slide.array(by)[:], minlength=len(styles))
+    if clustering is None:
+        counts = np.array([slide.n_cells])
+    else:
+        counts = np.bincount(slide.array(CLASS_ARRAY if clf is not None else "cluster")[:], minlength=len(styles))
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
+    style = CLASS_ARRAY if clf else None
+
+    def cells() -> Iterator[CellChunk]:
+        return iter_cells(slide, style=style, clusters=clustering is not None)
+
     with progress_bars(progress, unit="cells") as bars:
         task = bars.add_task(out.name[:40], total=slide.n_cells, info="")
         stats = write_geojson(
-            out, iter_cells(slide, style=CLASS_ARRAY if clf else None), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
+            out, cells(), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
             size=size, mpp=slide.mpp, object_type=object_type, cell_expansion_um=cell_expansion_um, force=force,
             progress=lambda m: bars.advance(task, m),
         )  # fmt: skip
@@ -138,38 +153,74 @@ def map_slide(
             task = bars.add_task(picture.name[:40], total=slide.n_cells, info="")
 
             def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-                for c in iter_cells(slide, style=CLASS_ARRAY if clf else None):
-                    yield c.contour, c.cluster if c.style is None else c.style
-                    bars.advance(task, len(c.cluster))
+                for c in cells():
+                    index = c.classification
+                    yield c.contour, np.zeros(len(c.contour), np.int64) if index is None else index
+                    bars.advance(task, len(c.contour))
 
-            how = f"{clustering.algorithm}, morphology {clustering.representation.blend.morphology_weight:g}"
-            if clustering.context.enabled:
-                how += f", context {clustering.context.radius_um:g} um"  # the picture font has no µ
-            title = [path.name, f"{slide.n_cells:,} nuclei, k = {clustering.k} ({how})"]
-            if clf is not None:
-                title[1] = f"{slide.n_cells:,} nuclei, {len(styles)} classes (classifier on the embeddings)"
+            title = [path.name, picture_subtitle(slide, clustering=clustering, n_classes=len(styles) if clf else None)]
             image = overlay_picture(thumb, factor, chunks(), styles=styles, counts=counts, title=title, mpp=slide.mpp)
             save_png(image, picture, force=force)
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
 
 
+NUCLEUS_STYLE = ClusterStyle("Nucleus", (0, 160, 255))
+"""How nuclei without cell types are drawn in the overlay picture (the GeoJSON leaves them unclassified)."""
+
+
+def current_clustering(cells_store: CellStore) -> Clustering:
+    """The store's clustering, refused if the embeddings changed since it was made."""
+    if cells_store.clustering is None:
+        embedded = EmbeddingModel.of_store(cells_store.root.attrs) is not None
+        todo = f"`wsicell cluster --store {cells_store.path}`"
+        todo = todo if embedded else f"`wsicell train`, `wsicell embed` and {todo}"
+        raise StoreError(
+            f"{cells_store.path}: no clustering; run {todo} first, or map the nuclei alone "
+            "(without cell types) with --nuclei"
+        )
+    clustering = load_clustering(cells_store)
+    if clustering.record.model != EmbeddingModel.of_store(cells_store.root.attrs):
+        raise StoreError(
+            f"{cells_store.path}: the embeddings changed since the last clustering; "
+            f"run `wsicell cluster --store {cells_store.path}` again"
+        )
+    return clustering
+
+
+def picture_subtitle(slide: SlideCells, *, clustering: Clustering | None, n_classes: int | None) -> str:
+    """The overlay picture's second title line: what the colours are."""
+    if clustering is None:
+        method = slide.attrs.get("settings", {}).get("segment", {}).get("method", "?")
+        return f"{slide.n_cells:,} nuclei (segmenter {method}; no cell types)"
+    if n_classes is not None:
+        return f"{slide.n_cells:,} nuclei, {n_classes} classes (classifier on the embeddings)"
+    how = f"{clustering.algorithm}, morphology {clustering.representation.blend.morphology_weight:g}"
+    if clustering.context.enabled:
+        how += f", context {clustering.context.radius_um:g} um"  # the picture font has no µ
+    return f"{slide.n_cells:,} nuclei, k = {clustering.k} ({how})"
+
+
 def prepare_slide(
-    path: Path, *, cells_store: CellStore, clustering: Clustering, classifier: Classifier | None = None,
+    path: Path, *, cells_store: CellStore, clustering: Clustering | None, classifier: Classifier | None = None,
     slide_mpp: float | None = None, progress: bool = True, log: Callable[[str], None] = lambda message: None,
     scheduler: str | None = None, workers: int | None = None,
 ) -> tuple[SlideCells, bool]:  # fmt: skip
     """The slide's group, made ready to map: found by fingerprint or extracted and embedded
     (``scheduler`` / ``workers`` as for extract), its cells assigned to the current clustering
-    and, with ``classifier``, classified. Returns it and whether it was added to the store."""
+    and, with ``classifier``, classified. Without ``clustering`` (nuclei only) a new slide is
+    extracted only. Returns the group and whether it was added to the store."""
     fp = fingerprint(path)
     slide = cells_store.find_slide(fingerprint=fp)
     added = slide is None
     if slide is None:
         with open_slide(path, mpp=slide_mpp):  # unreadable, or no resolution: say so before any work
             pass
-        log(f"{path.name} is not in {cells_store.path}: extracting and embedding it with the store's settings")
+        what = "extracting it" if clustering is None else "extracting and embedding it"
+        log(f"{path.name} is not in {cells_store.path}: {what} with the store's settings")
         slide = add_slide(path, store=cells_store, slide_mpp=slide_mpp, progress=progress,
-                          scheduler=scheduler, workers=workers)  # fmt: skip
+                          scheduler=scheduler, workers=workers, embed=clustering is not None)  # fmt: skip
+    if clustering is None:
+        return slide, added
     if not slide_labels_current(slide, clustering):
         steps = 2  # the cell vectors (embedding + morphology), then the assignment
         if clustering.context.enabled:
@@ -216,17 +267,19 @@ def label_slide(
 
 def add_slide(
     path: Path, *, store: CellStore, slide_mpp: float | None, progress: bool, scheduler: str | None = None,
-    workers: int | None = None,
+    workers: int | None = None, embed: bool = True,
 ) -> SlideCells:  # fmt: skip
-    """Extract a new slide into the store with its settings, then embed it with its model."""
+    """Extract a new slide into the store with its settings, then (``embed``) embed it with its model."""
     from wsicell.extract import extract_slide, stored_config
 
     config = stored_config(store.path)
     model = EmbeddingModel.of_store(store.root.attrs)
-    if model is None:
+    if embed and model is None:
         raise StoreError(f"{store.path}: has no embedding model; run `wsicell embed --store {store.path}` first")
     slide = extract_slide(path, store=store.path, config=config, slide_mpp=slide_mpp, progress=progress,
                           scheduler=scheduler, workers=workers)  # fmt: skip
+    if not embed:
+        return CellStore.open(store.path).slide(slide.id)
     embed_slide(store.path, slide.id, model=model, progress=progress)
     return CellStore.open(store.path).slide(slide.id)
 
