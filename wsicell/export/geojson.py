@@ -241,13 +241,11 @@ def chunk_features(
     rings, repaired, skipped = valid_rings(chunk.contour, size=size)
     meas = measurements(chunk, names)
     index = chunk.classification
-    classification = [classes[i] for i in index.tolist()] if index is not None else None
-
-    def properties(i: int, kind: str) -> dict[str, Any]:
-        if classification is None:  # nuclei without cell types: QuPath shows them unclassified
-            return {"objectType": kind, "measurements": meas[i]}
-        return {"objectType": kind, "classification": classification[i], "measurements": meas[i]}
-
+    if index is None:  # nuclei without cell types: QuPath shows them unclassified
+        props = [{"objectType": object_type, "measurements": m} for m in meas]
+    else:
+        props = [{"objectType": object_type, "classification": classes[c], "measurements": m}
+                 for c, m in zip(index.tolist(), meas, strict=True)]  # fmt: skip
     ids = uuids(fingerprint, chunk.start, len(rings))
     feats = []
     if object_type == "detection":
@@ -258,7 +256,7 @@ def chunk_features(
                 "type": "Feature",
                 "id": ids[i],
                 "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": properties(i, "detection"),
+                "properties": props[i],
             })  # fmt: skip
     else:
         cells = cell_rings(rings, expansion_px=expansion_px, size=size)
@@ -270,6 +268,6 @@ def chunk_features(
                 "id": ids[i],
                 "geometry": {"type": "Polygon", "coordinates": [cells[i]]},
                 "nucleusGeometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": properties(i, "cell"),
+                "properties": props[i],
             })  # fmt: skip
     return feats, repaired, skipped
