@@ -44,9 +44,9 @@ ROWS = 16_384
 @dataclass(frozen=True)
 class MapResult:
     slide_id: str
-    added: bool  # the slide was new: extracted and embedded now
+    added: bool  # the slide was new: extracted (and, with cell types, embedded) now
     n_cells: int
-    counts: np.ndarray  # (k,) cells per cluster
+    counts: np.ndarray  # (k,) cells per cluster or class; (1,) the nuclei, without cell types
     geojson: ExportStats
     png: Path | None
 
@@ -116,12 +116,12 @@ def map_slide(
     path = Path(slide_path)
     if not path.is_file():
         raise SlideError(path, "file not found" if not path.exists() else "not a file")
-    cells_store = CellStore.open(store)
     if nuclei and (classes or names is not None):
         raise ConfigError("--nuclei writes nuclei without cell types; --classes and --names apply to cell types")
-    clustering = None if nuclei else current_clustering(cells_store)
     if classes and names is not None:
         raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
+    cells_store = CellStore.open(store)
+    clustering = None if nuclei else current_clustering(cells_store)
     clf = load_classifier(cells_store) if classes else None
     if clustering is None:
         styles = [NUCLEUS_STYLE]
