@@ -25,6 +25,7 @@ demo: $(STAMP)
 	rm -rf $(OUT)
 	$(BIN)/wsicell extract $(SLIDE) --store $(OUT)/cells.zarr
 	$(BIN)/wsicell info --store $(OUT)/cells.zarr
+	$(BIN)/wsicell map $(SLIDE) --store $(OUT)/cells.zarr --nuclei-only --out $(OUT)/nuclei.geojson --png
 	$(BIN)/wsicell train --store $(OUT)/cells.zarr --out $(OUT)/run --config configs/demo.yaml
 	$(BIN)/wsicell embed --store $(OUT)/cells.zarr --model $(OUT)/run
 	$(BIN)/wsicell cluster --store $(OUT)/cells.zarr -k 6 --context-radius 20
@@ -32,7 +33,8 @@ demo: $(STAMP)
 	$(BIN)/wsicell gallery --store $(OUT)/cells.zarr --out $(OUT)/gallery.png
 	$(BIN)/wsicell export --store $(OUT)/cells.zarr --anndata $(OUT)/study.h5ad
 	$(BIN)/wsicell summarize --store $(OUT)/cells.zarr --out $(OUT)/study.csv --png
-	@echo "Done: open $(SLIDE) in QuPath and drag $(OUT)/CMU-1-Small-Region.geojson onto it;"
+	@echo "Done: open $(SLIDE) in QuPath and drag $(OUT)/CMU-1-Small-Region.geojson onto it"
+	@echo "      (the nuclei alone, as extracted: $(OUT)/nuclei.geojson);"
 	@echo "      pictures: $(OUT)/CMU-1-Small-Region.png, $(OUT)/gallery.png; composition: $(OUT)/study.png"
 	@echo "      study table: $(OUT)/study.csv; AnnData for scanpy/squidpy: $(OUT)/study.h5ad"
 

@@ -108,17 +108,17 @@ def test_other_settings_or_no_manifest_redo_the_maps(study: tuple[Path, Path], t
 
 
 def test_folder_of_nuclei_without_clustering(extracted_store: Path, study: tuple[Path, Path], tmp_path: Path) -> None:
-    """--nuclei in folder mode: an extracted store maps a folder; the bad slide is reported,
+    """--nuclei-only in folder mode: an extracted store maps a folder; the bad slide is reported,
     a rerun skips the done slides, and mapping with cell types later redoes them."""
     _, slides = study
     out = tmp_path / "maps"
-    args = ["map", str(slides), "--store", str(extracted_store), "--out", str(out), "--nuclei", "-q"]
+    args = ["map", str(slides), "--store", str(extracted_store), "--out", str(out), "--nuclei-only", "-q"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 1 and "bad.svs" in first.output
     docs = [json.loads((out / f"{name}.geojson").read_text()) for name in ("a", "b")]
     assert len(docs[0]["features"]) == len(docs[1]["features"]) > 1000
     assert all("classification" not in f["properties"] for f in docs[0]["features"])
-    report = map_study([slides / "a.svs"], store=extracted_store, out_dir=out, nuclei=True, progress=False)
+    report = map_study([slides / "a.svs"], store=extracted_store, out_dir=out, nuclei_only=True, progress=False)
     assert [s.status for s in report.slides] == ["skipped"]
     with pytest.raises(Exception, match="no clustering"):
         map_study([slides / "a.svs"], store=extracted_store, out_dir=out, progress=False)

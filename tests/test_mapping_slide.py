@@ -173,14 +173,14 @@ def test_map_classes_from_the_cell_classifier(clustered: Path, sample_slide: Pat
 
 @pytest.mark.slow
 def test_nuclei_alone_from_an_extracted_store(extracted_store: Path, sample_slide: Path, tmp_path: Path) -> None:
-    """--nuclei: an extracted store (no embedding, no clustering) gives every stored nucleus,
-    unclassified, with its measurements; without --nuclei such a store is refused, naming it."""
+    """--nuclei-only: an extracted store (no embedding, no clustering) gives every stored nucleus,
+    unclassified, with its measurements; without --nuclei-only such a store is refused, naming it."""
     store_path = tmp_path / "cells.zarr"
     shutil.copytree(extracted_store, store_path)
-    with pytest.raises(StoreError, match="no clustering; run `wsicell train`.*--nuclei"):
+    with pytest.raises(StoreError, match="no clustering; run `wsicell train`.*--nuclei-only"):
         map_slide(sample_slide, store=store_path, out=tmp_path / "refused.geojson", progress=False)
     out = tmp_path / "nuclei.geojson"
-    result = map_slide(sample_slide, store=store_path, out=out, png=True, png_size=600, nuclei=True, progress=False)
+    result = map_slide(sample_slide, store=store_path, out=out, png=True, png_size=600, nuclei_only=True, progress=False)
     (slide,) = CellStore.open(store_path).slides()
     assert not result.added and result.n_cells == slide.n_cells > 1000 and result.counts.tolist() == [slide.n_cells]
     import geopandas as gpd
@@ -194,11 +194,11 @@ def test_nuclei_alone_from_an_extracted_store(extracted_store: Path, sample_slid
     first = shapely.Polygon(doc["features"][0]["geometry"]["coordinates"][0])
     assert first.centroid.distance(shapely.Polygon(slide.array("contour")[0]).centroid) < 1.0  # feature i is cell i
     assert cv2.imread(str(result.png)).shape[0] == 600
-    with pytest.raises(Exception, match="--nuclei writes nuclei without cell types"):
-        map_slide(sample_slide, store=store_path, out=tmp_path / "x.geojson", nuclei=True, classes=True)
+    with pytest.raises(Exception, match="--nuclei-only writes nuclei without cell types"):
+        map_slide(sample_slide, store=store_path, out=tmp_path / "x.geojson", nuclei_only=True, classes=True)
 
     del CellStore.open(store_path, mode="r+").root["slides"][slide.id]  # a new slide: extracted only
-    cli = CliRunner().invoke(main, ["map", str(sample_slide), "--store", str(store_path), "--nuclei",
+    cli = CliRunner().invoke(main, ["map", str(sample_slide), "--store", str(store_path), "--nuclei-only",
                                     "--out", str(tmp_path / "new.geojson")])  # fmt: skip
     assert cli.exit_code == 0, cli.output
     said = " ".join(cli.output.split())  # the console wraps long lines

@@ -13,11 +13,11 @@ from wsicell.cli.common import user_errors
     "map",
     epilog="Example: wsicell map slide.svs --store cells.zarr --out slide.geojson.gz --names names.yaml --png\n\n"
     "Example: wsicell map slides/ --store cells.zarr --out maps/ --png --workers 2\n\n"
-    "Example: wsicell map slide.svs --store cells.zarr --nuclei --png   # the nuclei, right after extract",
+    "Example: wsicell map slide.svs --store cells.zarr --nuclei-only --png   # the nuclei, right after extract",
 )
 @click.argument("slides", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-s", "--store", required=True, type=click.Path(path_type=Path),
-              help="The clustered cell store (with --nuclei, any cell store).")  # fmt: skip
+              help="The clustered cell store (with --nuclei-only, any cell store).")  # fmt: skip
 @click.option("-o", "--out", type=click.Path(path_type=Path),
               help="One slide: the GeoJSON (.geojson or .geojson.gz) [default: SLIDE-NAME.geojson here]. "
                    "Several slides or a folder: the output folder (SLIDE-NAME.geojson per slide).")  # fmt: skip
@@ -31,7 +31,7 @@ from wsicell.cli.common import user_errors
 @click.option("--slide-mpp", type=float, help="Level-0 µm/px for a new slide whose metadata lacks it.")
 @click.option("--classes", is_flag=True,
               help="Name and colour cells by the store's cell classifier (`wsicell name --classifier`), not by cluster.")  # fmt: skip
-@click.option("--nuclei", is_flag=True,
+@click.option("--nuclei-only", is_flag=True,
               help="The nuclei without cell types (unclassified, with their measurements): no embedding or "
                    "clustering needed, to review the segmentation in QuPath right after `wsicell extract`.")  # fmt: skip
 @click.option("--gzip", is_flag=True, help="Folder mode: write SLIDE-NAME.geojson.gz files.")
@@ -42,7 +42,7 @@ from wsicell.cli.common import user_errors
 @user_errors
 def map_command(
     slides: tuple[Path, ...], store: Path, out: Path | None, names: Path | None, object_type: str,
-    cell_expansion: float, png: str | None, png_size: int, slide_mpp: float | None, classes: bool, nuclei: bool,
+    cell_expansion: float, png: str | None, png_size: int, slide_mpp: float | None, classes: bool, nuclei_only: bool,
     gzip: bool, scheduler: str | None, workers: int | None, force: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Write each slide's nuclei, coloured by cluster, as a GeoJSON FeatureCollection
@@ -50,7 +50,7 @@ def map_command(
 
     A slide already in the store uses its cells; a new slide is extracted with the store's
     settings, embedded with the store's model and assigned to the nearest centroid (no
-    retraining), and added to the store. With --nuclei, the nuclei alone, from a store that
+    retraining), and added to the store. With --nuclei-only, the nuclei alone, from a store that
     need not be embedded or clustered (a new slide is extracted only).
 
     Several slides or a folder (--out a folder): one file per slide; slides already mapped
@@ -64,7 +64,7 @@ def map_command(
     folder_mode = len(slides) > 1 or slides[0].is_dir() or (out is not None and (out.is_dir() or not out.suffix))
     if folder_mode:
         study(slides, store=store, out=out, names=names, object_type=object_type, cell_expansion=cell_expansion,
-              png=png, png_size=png_size, slide_mpp=slide_mpp, classes=classes, nuclei=nuclei, gzip=gzip,
+              png=png, png_size=png_size, slide_mpp=slide_mpp, classes=classes, nuclei_only=nuclei_only, gzip=gzip,
               scheduler=scheduler, workers=workers, force=force, quiet=quiet)  # fmt: skip
         return
     if scheduler or gzip:
@@ -75,7 +75,7 @@ def map_command(
     result = map_slide(
         slide, store=store, out=out, names=names, object_type=object_type,
         png=(True if png == "" else Path(png)) if png is not None else False, png_size=png_size,
-        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, classes=classes, nuclei=nuclei,
+        force=force, slide_mpp=slide_mpp, cell_expansion_um=cell_expansion, classes=classes, nuclei_only=nuclei_only,
         progress=not quiet,
         log=(lambda m: None) if quiet else console.print,
     )  # fmt: skip
@@ -90,7 +90,7 @@ def map_command(
     )
 
 
-def study(slides, *, store, out, names, object_type, cell_expansion, png, png_size, slide_mpp, classes, nuclei,
+def study(slides, *, store, out, names, object_type, cell_expansion, png, png_size, slide_mpp, classes, nuclei_only,
           gzip, scheduler, workers, force, quiet) -> None:  # noqa: ANN001 - the map command's values
     """Folder mode of `wsicell map` (wsicell.mapping.map_study), with a per-slide table."""
     import sys
@@ -109,8 +109,8 @@ def study(slides, *, store, out, names, object_type, cell_expansion, png, png_si
         task = bars.add_task(f"maps -> {out}"[:40], total=None, info="")
         report = map_study(
             list(slides), store=store, out_dir=out, names=names, object_type=object_type, png=png is not None,
-            png_size=png_size, gzip=gzip, cell_expansion_um=cell_expansion, classes=classes, nuclei=nuclei, force=force,
-            slide_mpp=slide_mpp, scheduler=scheduler, workers=workers, progress=not quiet,
+            png_size=png_size, gzip=gzip, cell_expansion_um=cell_expansion, classes=classes, nuclei_only=nuclei_only,
+            force=force, slide_mpp=slide_mpp, scheduler=scheduler, workers=workers, progress=not quiet,
             log=(lambda m: None) if quiet else console.print, on_slide=lambda s: bars.advance(task, 1),
         )  # fmt: skip
     if not quiet:

@@ -51,7 +51,7 @@ class MapJob:
     png_size: int
     cell_expansion_um: float
     classes: bool
-    nuclei: bool
+    nuclei_only: bool
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def run_map_job(job: MapJob) -> SlideMap:
         result = map_slide(
             job.slide, store=job.store, out=job.out, names=job.names, object_type=job.object_type,  # type: ignore[arg-type]
             png=Path(job.png) if job.png else False, png_size=job.png_size, force=True,
-            cell_expansion_um=job.cell_expansion_um, classes=job.classes, nuclei=job.nuclei, progress=False,
+            cell_expansion_um=job.cell_expansion_um, classes=job.classes, nuclei_only=job.nuclei_only,
+            progress=False,
         )  # fmt: skip
     except WsicellError as exc:
         return SlideMap(job.slide, "failed", job.out, error=str(exc))
@@ -120,12 +121,12 @@ def run_map_job(job: MapJob) -> SlideMap:
 def map_study(
     slides: list[PathLikeStr], *, store: PathLikeStr, out_dir: PathLikeStr, names: PathLikeStr | None = None,
     object_type: ObjectType = "detection", png: bool = False, png_size: int = 2048, gzip: bool = False,
-    cell_expansion_um: float = 5.0, classes: bool = False, nuclei: bool = False, force: bool = False,
+    cell_expansion_um: float = 5.0, classes: bool = False, nuclei_only: bool = False, force: bool = False,
     slide_mpp: float | None = None, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
     log: Callable[[str], None] = lambda message: None, on_slide: Callable[[SlideMap], None] | None = None,
 ) -> StudyMapReport:  # fmt: skip
     """Map every slide of ``slides`` (files and folders) into ``out_dir``; see the module doc.
-    ``nuclei``: the nuclei without cell types, as :func:`~wsicell.mapping.slide.map_slide`."""
+    ``nuclei_only``: the nuclei without cell types, as :func:`~wsicell.mapping.slide.map_slide`."""
     from wsicell.extract.runner import make_runner
     from wsicell.study.classifier import load_classifier
 
@@ -139,9 +140,9 @@ def map_study(
             raise ConfigError(f"{p} and {stems[p.stem]} would both write {p.stem}.geojson; map them into different folders")
         stems[p.stem] = p
     cells = CellStore.open(store)
-    if nuclei and (classes or names is not None):
-        raise ConfigError("--nuclei writes nuclei without cell types; --classes and --names apply to cell types")
-    clustering = None if nuclei else current_clustering(cells)
+    if nuclei_only and (classes or names is not None):
+        raise ConfigError("--nuclei-only writes nuclei without cell types; --classes and --names apply to cell types")
+    clustering = None if nuclei_only else current_clustering(cells)
     if classes and names is not None:
         raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
     classifier = load_classifier(cells) if classes else None
@@ -150,7 +151,8 @@ def map_study(
     out.mkdir(parents=True, exist_ok=True)
     report = StudyMapReport(str(out))
     settings = {
-        "clustering": clustering.created if clustering else "none (nuclei)", "classifier": classifier.created if classifier else None,
+        "clustering": clustering.created if clustering else "none (nuclei only)",
+        "classifier": classifier.created if classifier else None,
         "names_sha256": hashlib.sha256(Path(names).read_bytes()).hexdigest() if names else None,
         "object_type": object_type, "cell_expansion_um": cell_expansion_um,
     }  # fmt: skip
@@ -183,7 +185,7 @@ def map_study(
         jobs.append(MapJob(
             str(p.resolve()), str(cells.path.resolve()), str(geojson.resolve()),
             str(picture.resolve()) if picture else None, str(Path(names).resolve()) if names else None,
-            object_type, png_size, cell_expansion_um, classes, nuclei,
+            object_type, png_size, cell_expansion_um, classes, nuclei_only,
         ))  # fmt: skip
     if jobs:
         runner = make_runner(scheduler, workers)

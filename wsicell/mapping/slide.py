@@ -3,7 +3,7 @@
 A slide already in the store (matched by content fingerprint) uses its cells. A new slide
 is extracted with the store's extraction settings, embedded with the store's model and
 assigned with the store's clustering (no retraining: cluster/model.py); its cells are
-added to the store, so mapping it again is immediate. With ``nuclei`` the nuclei are
+added to the store, so mapping it again is immediate. With ``nuclei_only`` the nuclei are
 written without cell types (no embedding or clustering needed: the segmentation to review
 in QuPath right after `wsicell extract`).
 """
@@ -94,7 +94,7 @@ def map_slide(
     slide_mpp: float | None = None,
     cell_expansion_um: float = 5.0,
     classes: bool = False,
-    nuclei: bool = False,
+    nuclei_only: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> MapResult:
@@ -104,7 +104,7 @@ def map_slide(
     there. Every input is checked before anything is written: the outputs (exist without
     ``force``), the slide file, the store, its clustering and the names file.
     ``classes`` names and colours the cells by the store's cell classifier (``wsicell name
-    --classifier``) instead of by cluster; ``counts`` are then per class. ``nuclei`` writes
+    --classifier``) instead of by cluster; ``counts`` are then per class. ``nuclei_only`` writes
     the nuclei unclassified, with their measurements, from a store that need not be embedded
     or clustered (a new slide is extracted only); ``counts`` is then the number of nuclei.
     """
@@ -116,12 +116,12 @@ def map_slide(
     path = Path(slide_path)
     if not path.is_file():
         raise SlideError(path, "file not found" if not path.exists() else "not a file")
-    if nuclei and (classes or names is not None):
-        raise ConfigError("--nuclei writes nuclei without cell types; --classes and --names apply to cell types")
+    if nuclei_only and (classes or names is not None):
+        raise ConfigError("--nuclei-only writes nuclei without cell types; --classes and --names apply to cell types")
     if classes and names is not None:
         raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
     cells_store = CellStore.open(store)
-    clustering = None if nuclei else current_clustering(cells_store)
+    clustering = None if nuclei_only else current_clustering(cells_store)
     clf = load_classifier(cells_store) if classes else None
     if clustering is None:
         styles = [NUCLEUS_STYLE]
@@ -176,7 +176,7 @@ def current_clustering(cells_store: CellStore) -> Clustering:
         todo = todo if embedded else f"`wsicell train`, `wsicell embed` and {todo}"
         raise StoreError(
             f"{cells_store.path}: no clustering; run {todo} first, or map the nuclei alone "
-            "(without cell types) with --nuclei"
+            "(without cell types) with --nuclei-only"
         )
     clustering = load_clustering(cells_store)
     if clustering.record.model != EmbeddingModel.of_store(cells_store.root.attrs):
