@@ -173,7 +173,7 @@ def test_segmented_nuclei_at_20x(dataset: Path, tmp_path: Path):
 
 def test_segmented_nuclei_as_an_extraction_config_finds_them(dataset: Path, tmp_path: Path):
     """--extract-config: the `segment:` settings of a `wsicell extract` config (the quality
-    preset: hvnet-fine with 4 test-time flips) segment the tiles."""
+    preset: hvnet-fine with 4 test-time flips and the annotator filter) segment the tiles."""
     untrained = str(Path(FAST_CONFIG).with_name("cpu-untrained.yaml"))
     quality = str(Path(FAST_CONFIG).with_name("extract-quality.yaml"))
     out = tmp_path / "results"
@@ -182,7 +182,7 @@ def test_segmented_nuclei_as_an_extraction_config_finds_them(dataset: Path, tmp_
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
-    assert results["nuclei"] == "nuclei found by the hvnet-fine segmenter (4 test-time flips)"
+    assert results["nuclei"] == "nuclei found by the hvnet-fine segmenter (4 test-time flips, annotator filter 0.5)"
     assert results["nuclei"] in (out / "results.md").read_text()
     assert results["n_test"] > 0.4 * results["labelled_test_nuclei"]
 

@@ -47,7 +47,7 @@ class Nuclei:
             "labelled nuclei"
             if self.segmenter is None
             else f"nuclei found by the {self.segmenter.method} segmenter"
-            + ("" if self.segmenter.hv_flips == 1 else f" ({self.segmenter.hv_flips} test-time flips)")
+            + (f" ({', '.join(self.segmenter.hv_opt_ins)})" if self.segmenter.hv_opt_ins else "")
         )
         return which if self.scale == 1.0 else f"{which}, tiles resized x{self.scale:g}"
 

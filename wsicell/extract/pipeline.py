@@ -171,8 +171,8 @@ def _note_runtime(config: ExtractConfig, progress: bool) -> None:
     if progress and seg.method in HV_METHODS:
         from wsicell.segment.hvnet import pick_runtime
 
-        flips = "" if seg.hv_flips == 1 else f", {seg.hv_flips} test-time flips"
-        lead = "" if (seg.method, seg.hv_flips) == ("hvnet", 1) else f"segmenter {seg.method}{flips}; "
+        opt_ins = "".join(f", {words}" for words in seg.hv_opt_ins)
+        lead = "" if seg.method == "hvnet" and not opt_ins else f"segmenter {seg.method}{opt_ins}; "
         stderr_console().print(lead + pick_runtime(seg.runtime)[1], highlight=False)
 
 

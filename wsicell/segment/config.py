@@ -101,6 +101,16 @@ class SegmentConfig:
     tiatoolbox_model: str = "hovernet_fast-pannuke"
     """tiatoolbox: a pretrained model name (architecture, and weights when none given)."""
 
+    @property
+    def hv_opt_ins(self) -> list[str]:
+        """The HV methods' opt-ins this config turns on, in words (e.g. "4 test-time flips")."""
+        words = [f"{self.hv_flips} test-time flips"] if self.hv_flips > 1 else []
+        if self.hv_annotator_threshold > 0:
+            words.append(f"annotator filter {self.hv_annotator_threshold:g}")
+        if self.hv_min_object_probability > 0:
+            words.append(f"min object probability {self.hv_min_object_probability:g}")
+        return words
+
     def __post_init__(self) -> None:
         if self.method not in SEGMENT_METHODS:
             raise ValueError(f"method must be one of {', '.join(SEGMENT_METHODS)}, got {self.method!r}")
