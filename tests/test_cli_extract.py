@@ -244,3 +244,28 @@ def test_the_opt_in_segmenter_extracts_and_a_store_keeps_its_segmenter(tmp_path:
     shutil.copy(image, other)
     code, out = run("extract", other, "--store", store, "--slide-mpp", "0.499", "--quiet")
     assert code != 0 and "segment.method: 'hvnet-fine' in the store" in out and "another --store" in out, out
+
+
+def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: Path) -> None:
+    """--preset balanced extracts with the packaged preset's settings (recorded, and named in
+    the one line); the repository's configs/ link to the same files; --preset with --config
+    is refused."""
+    from wsicell.config import load_config
+    from wsicell.extract import ExtractConfig, stored_config
+    from wsicell.extract.presets import PRESET_NAMES, preset_path
+    from wsicell.io.slide import open_slide
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for name in PRESET_NAMES:
+        assert (configs / f"extract-{name}.yaml").resolve() == preset_path(name).resolve()
+    image = tmp_path / "field.png"
+    with open_slide(sample_slide) as s:
+        cv2.imwrite(str(image), cv2.cvtColor(s.read_region((600, 1200), 0, (256, 256)), cv2.COLOR_RGB2BGR))
+    store = tmp_path / "c.zarr"
+    code, out = run("extract", image, "--store", store, "--slide-mpp", "0.499", "--preset", "balanced")
+    assert code == 0, out
+    assert "segmenter hvnet, 4 test-time flips, annotator filter 0.5; hvnet runtime:" in " ".join(out.split())
+    assert stored_config(store) == load_config(ExtractConfig, preset_path("balanced"))
+    code, out = run("extract", image, "--store", tmp_path / "d.zarr", "--slide-mpp", "0.499", "--preset", "quality",
+                    "--config", preset_path("balanced"))  # fmt: skip
+    assert code == 2 and "--preset or --config" in out and not (tmp_path / "d.zarr").exists()

@@ -149,9 +149,11 @@ def test_stored_config_and_yaml_defaults(extracted_store: Path) -> None:
     assert from_mapping(ExtractConfig, settings_mapping(region)) == region
 
 
-@pytest.mark.parametrize(("preset", "method"), [("extract-balanced", "hvnet"), ("extract-quality", "hvnet-fine")])
+@pytest.mark.parametrize(("preset", "method"), [("balanced", "hvnet"), ("quality", "hvnet-fine")])
 def test_segmentation_presets_change_only_the_segmenter(preset: str, method: str) -> None:
-    config = load_config(ExtractConfig, Path(__file__).resolve().parents[1] / "configs" / f"{preset}.yaml")
+    from wsicell.extract.presets import preset_path
+
+    config = load_config(ExtractConfig, preset_path(preset))
     assert (config.segment.method, config.segment.hv_flips, config.segment.hv_annotator_threshold) == (method, 4, 0.5)
     assert replace(config, segment=ExtractConfig().segment) == ExtractConfig()
 
