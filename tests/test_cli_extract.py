@@ -248,8 +248,8 @@ def test_the_opt_in_segmenter_extracts_and_a_store_keeps_its_segmenter(tmp_path:
 
 def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: Path) -> None:
     """--preset balanced extracts with the packaged preset's settings (recorded, and named in
-    the one line); the repository's configs/ link to the same files; --preset with --config
-    is refused."""
+    the one line and by `info`); the repository's configs/ link to the same files; --preset
+    with --config is refused."""
     from wsicell.config import load_config
     from wsicell.extract import ExtractConfig, stored_config
     from wsicell.extract.presets import PRESET_NAMES, preset_path
@@ -266,6 +266,8 @@ def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: P
     assert code == 0, out
     assert "segmenter hvnet, 4 test-time flips, annotator filter 0.5; hvnet runtime:" in " ".join(out.split())
     assert stored_config(store) == load_config(ExtractConfig, preset_path("balanced"))
+    code, out = run("info", "--store", store)
+    assert code == 0 and "segmenter hvnet, 4 test-time flips, annotator filter 0.5" in " ".join(out.split())
     code, out = run("extract", image, "--store", tmp_path / "d.zarr", "--slide-mpp", "0.499", "--preset", "quality",
                     "--config", preset_path("balanced"))  # fmt: skip
     assert code == 2 and "--preset or --config" in out and not (tmp_path / "d.zarr").exists()
