@@ -255,6 +255,10 @@ def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: P
     from wsicell.extract.presets import PRESET_NAMES, preset_path
     from wsicell.io.slide import open_slide
 
+    from wsicell.cli.extract import extract_command
+
+    (option,) = [p for p in extract_command.params if p.name == "preset"]
+    assert tuple(option.type.choices) == PRESET_NAMES  # the CLI names them without importing extraction
     configs = Path(__file__).resolve().parents[1] / "configs"
     for name in PRESET_NAMES:
         assert (configs / f"extract-{name}.yaml").resolve() == preset_path(name).resolve()
