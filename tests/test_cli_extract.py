@@ -250,12 +250,11 @@ def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: P
     """--preset balanced extracts with the packaged preset's settings (recorded, and named in
     the one line and by `info`); the repository's configs/ link to the same files; --preset
     with --config is refused."""
+    from wsicell.cli.extract import extract_command
     from wsicell.config import load_config
     from wsicell.extract import ExtractConfig, stored_config
     from wsicell.extract.presets import PRESET_NAMES, preset_path
     from wsicell.io.slide import open_slide
-
-    from wsicell.cli.extract import extract_command
 
     (option,) = [p for p in extract_command.params if p.name == "preset"]
     assert tuple(option.type.choices) == PRESET_NAMES  # the CLI names them without importing extraction
