@@ -225,14 +225,19 @@ def test_sigkill_mid_slide_then_rerun_gives_exactly_the_cells(
     assert code == 0 and CellStore.open(store).slides()[0].attrs["seconds"] == got.attrs["seconds"]
 
 
+def field_png(path: Path, slide: Path, side: int) -> Path:
+    """A side x side field of the sample slide (at (600, 1200), level 0) written as a PNG."""
+    from wsicell.io.slide import open_slide
+
+    with open_slide(slide) as s:
+        cv2.imwrite(str(path), cv2.cvtColor(s.read_region((600, 1200), 0, (side, side)), cv2.COLOR_RGB2BGR))
+    return path
+
+
 def test_the_opt_in_segmenter_extracts_and_a_store_keeps_its_segmenter(tmp_path: Path, sample_slide: Path) -> None:
     """--segmenter hvnet-fine reaches the extraction and is recorded; adding a slide to the
     store with the default segmenter names the differing setting instead of mixing them."""
-    from wsicell.io.slide import open_slide
-
-    image = tmp_path / "field.png"
-    with open_slide(sample_slide) as s:
-        cv2.imwrite(str(image), cv2.cvtColor(s.read_region((600, 1200), 0, (400, 400)), cv2.COLOR_RGB2BGR))
+    image = field_png(tmp_path / "field.png", sample_slide, 400)
     store = tmp_path / "c.zarr"
     code, out = run("extract", image, "--store", store, "--slide-mpp", "0.499", "--segmenter", "hvnet-fine")
     assert code == 0, out
@@ -254,16 +259,13 @@ def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: P
     from wsicell.config import load_config
     from wsicell.extract import ExtractConfig, stored_config
     from wsicell.extract.presets import PRESET_NAMES, preset_path
-    from wsicell.io.slide import open_slide
 
     (option,) = [p for p in extract_command.params if p.name == "preset"]
     assert tuple(option.type.choices) == PRESET_NAMES  # the CLI names them without importing extraction
     configs = Path(__file__).resolve().parents[1] / "configs"
     for name in PRESET_NAMES:
         assert (configs / f"extract-{name}.yaml").resolve() == preset_path(name).resolve()
-    image = tmp_path / "field.png"
-    with open_slide(sample_slide) as s:
-        cv2.imwrite(str(image), cv2.cvtColor(s.read_region((600, 1200), 0, (256, 256)), cv2.COLOR_RGB2BGR))
+    image = field_png(tmp_path / "field.png", sample_slide, 256)
     store = tmp_path / "c.zarr"
     code, out = run("extract", image, "--store", store, "--slide-mpp", "0.499", "--preset", "balanced")
     assert code == 0, out
