@@ -15,7 +15,8 @@ they were made with the current clustering and settings (names file content, cla
 object type, ...); ``force`` redoes every slide. Every file is written under a temporary
 name and renamed when complete, and a slide enters the manifest only once its files are
 written, so after a kill a rerun redoes exactly the unfinished slides; after re-clustering,
-every slide. A bad slide is reported and the others go on.
+every slide. A bad slide is reported and the others go on. With ``nuclei_only`` the nuclei
+are written without cell types: a new slide is extracted only, and no clustering is needed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from wsicell.errors import ConfigError, SlideError, WsicellError
 from wsicell.export.geojson import ObjectType
 from wsicell.export.names import load_styles
 from wsicell.io.slide import require_slides
-from wsicell.mapping.slide import current_clustering, map_slide, prepare_slide
+from wsicell.mapping.slide import check_colouring, current_clustering, map_slide, prepare_slide
 from wsicell.store import CellStore
 from wsicell.types import PathLikeStr
 
@@ -139,12 +140,9 @@ def map_study(
         if p.stem in stems:
             raise ConfigError(f"{p} and {stems[p.stem]} would both write {p.stem}.geojson; map them into different folders")
         stems[p.stem] = p
+    check_colouring(names=names, classes=classes, nuclei_only=nuclei_only)
     cells = CellStore.open(store)
-    if nuclei_only and (classes or names is not None):
-        raise ConfigError("--nuclei-only writes nuclei without cell types; --classes and --names apply to cell types")
     clustering = None if nuclei_only else current_clustering(cells)
-    if classes and names is not None:
-        raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
     classifier = load_classifier(cells) if classes else None
     if names is not None and clustering is not None:
         load_styles(names, k=clustering.k)  # a bad names file fails the run before any work

@@ -116,10 +116,7 @@ def map_slide(
     path = Path(slide_path)
     if not path.is_file():
         raise SlideError(path, "file not found" if not path.exists() else "not a file")
-    if nuclei_only and (classes or names is not None):
-        raise ConfigError("--nuclei-only writes nuclei without cell types; --classes and --names apply to cell types")
-    if classes and names is not None:
-        raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
+    check_colouring(names=names, classes=classes, nuclei_only=nuclei_only)
     cells_store = CellStore.open(store)
     clustering = None if nuclei_only else current_clustering(cells_store)
     clf = load_classifier(cells_store) if classes else None
@@ -162,6 +159,14 @@ def map_slide(
             image = overlay_picture(thumb, factor, chunks(), styles=styles, counts=counts, title=title, mpp=slide.mpp)
             save_png(image, picture, force=force)
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
+
+
+def check_colouring(*, names: PathLikeStr | None, classes: bool, nuclei_only: bool) -> None:
+    """Refuse the ways of colouring cells that exclude each other (before any work)."""
+    if nuclei_only and (classes or names is not None):
+        raise ConfigError("--nuclei-only writes nuclei without cell types; --classes and --names apply to cell types")
+    if classes and names is not None:
+        raise ConfigError("--classes colours cells by the classifier's classes; --names applies to clusters: give one")
 
 
 NUCLEUS_STYLE = ClusterStyle("Nucleus", (0, 160, 255))
