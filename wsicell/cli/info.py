@@ -48,10 +48,12 @@ def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -
     console.print(table)
     settings = summary["extract_settings"]
     if settings:
+        from wsicell.segment.config import describe_settings
+
         console.print(
             f"extraction: {settings['mpp']} µm/px, tiles {settings['tile_size']} px, tissue {settings['tissue_method']}, "
             f"crops {settings['crop_size']} px x {settings['window_scale']} nucleus size, segmenter "
-            + segmenter_words(settings.get("segment", {}))
+            + describe_settings(settings.get("segment", {}))
         )
     with_tiles = [s for s in summary["slides"] if s["tile_features"]]
     if with_tiles:  # what `wsicell embed` joins to the crops by default (docs/store.md)
@@ -62,20 +64,6 @@ def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -
         context = clustering.get("context")
         if context:
             console.print(f"  with tissue context: neighbours within {context['radius_um']:g} µm, weight {context['weight']:g}")
-
-
-def segmenter_words(segment: dict) -> str:
-    """The stored segmentation settings in words: the method and its opt-ins (e.g. "hvnet, 4
-    test-time flips"); the method alone for settings this version cannot read."""
-    from wsicell.config import from_mapping
-    from wsicell.errors import ConfigError
-    from wsicell.segment.config import SegmentConfig
-
-    try:
-        config = from_mapping(SegmentConfig, dict(segment), source="the store's extract_settings")
-    except (ConfigError, ValueError):
-        return str(segment.get("method"))
-    return ", ".join([config.method, *config.hv_opt_ins])
 
 
 COMMANDS = [info_command]

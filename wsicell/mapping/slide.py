@@ -27,6 +27,7 @@ from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
 from wsicell.progress import progress_bars
 from wsicell.provenance import EmbeddingModel
+from wsicell.segment.config import describe_settings
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.classifier import (
     CLASS_ARRAY,
@@ -195,8 +196,8 @@ def current_clustering(cells_store: CellStore) -> Clustering:
 def picture_subtitle(slide: SlideCells, *, clustering: Clustering | None, n_classes: int | None) -> str:
     """The overlay picture's second title line: what the colours are."""
     if clustering is None:
-        method = slide.attrs.get("settings", {}).get("segment", {}).get("method", "?")
-        return f"{slide.n_cells:,} nuclei (segmenter {method}; no cell types)"
+        segmenter = describe_settings(slide.attrs.get("settings", {}).get("segment", {}))
+        return f"{slide.n_cells:,} nuclei (segmenter {segmenter}; no cell types)"
     if n_classes is not None:
         return f"{slide.n_cells:,} nuclei, {n_classes} classes (classifier on the embeddings)"
     how = f"{clustering.algorithm}, morphology {clustering.representation.blend.morphology_weight:g}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 SEGMENT_METHODS = ("watershed", "hvnet", "hvnet-fine", "tiatoolbox")
 HV_METHODS = ("hvnet", "hvnet-fine")
@@ -163,3 +164,17 @@ class SegmentConfig:
             raise ValueError("threshold/min_threshold are optical densities, expected 0-5")
         if not self.tiatoolbox_model:
             raise ValueError("tiatoolbox_model must not be empty")
+
+
+def describe_settings(segment: Mapping[str, Any]) -> str:
+    """Stored segmentation settings (a store's ``extract_settings["segment"]``) in words: the
+    method and its opt-ins, e.g. "hvnet, 4 test-time flips"; the method alone for settings
+    this version cannot read."""
+    from wsicell.config import from_mapping
+    from wsicell.errors import ConfigError
+
+    try:
+        config = from_mapping(SegmentConfig, dict(segment), source="stored segmentation settings")
+    except (ConfigError, ValueError):
+        return str(segment.get("method"))
+    return ", ".join([config.method, *config.hv_opt_ins])
