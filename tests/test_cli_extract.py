@@ -92,6 +92,7 @@ def test_progress_and_summary_go_to_stderr(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["extract", str(blank), "--store", str(tmp_path / "c.zarr")])
     assert result.exit_code == 0 and result.stdout == ""
     assert "extract ->" in result.stderr and "blank.tiff" in result.stderr and "done" in result.stderr
+    assert "doubted" in result.stderr and "nuclei doubted" not in result.stderr  # no nuclei: no share, no warning
     quiet = CliRunner().invoke(main, ["extract", str(blank), "--store", str(tmp_path / "c.zarr"), "-q"])
     assert quiet.exit_code == 0 and quiet.output == ""
 
@@ -171,6 +172,31 @@ def test_info(extracted_store: Path) -> None:
     assert code == 0 and "complete" in out and f"{info['cells']:,}" in out
     code, out = run("info", "--store", extracted_store.parent / "nope.zarr")
     assert code == 1 and "no cell store here" in out
+
+
+def test_info_shows_the_share_of_doubted_nuclei(extracted_store: Path) -> None:
+    """The slide's count of nuclei the annotator filter doubts is what the filter says of the
+    stored measurements and tile features; the sample slide (skin, whose keratohyalin granules
+    the network outlines as nuclei) is above the share worth a look, and says so."""
+    from wsicell.provenance import DOUBTED
+    from wsicell.segment.annotator_filter import (
+        DOUBT_BELOW,
+        DOUBTED_SHARE_HIGH,
+        FILTER_PATHS,
+        AnnotatorFilter,
+        descriptions,
+    )
+
+    s = CellStore.open(extracted_store).slides()[0]
+    x = descriptions(s.group["features"][:], s.group["tile_features"][:])
+    expected = int((AnnotatorFilter.load(FILTER_PATHS["hvnet"]).probability(x) < DOUBT_BELOW).sum())
+    assert s.attrs[DOUBTED] == expected
+    share = expected / s.n_cells
+    assert DOUBTED_SHARE_HIGH < share < 0.4  # measured: 0.22
+    code, out = run("info", "--store", extracted_store, "--json")
+    assert code == 0 and json.loads(out)["slides"][0]["doubted"] == pytest.approx(share)
+    code, out = run("info", "--store", extracted_store)
+    assert code == 0 and "doubted" in out and f"CMU-1-Small-Region.svs: {share:.0%} of its nuclei doubted" in out
 
 
 def test_info_shows_embedding_and_clusters(tmp_path: Path, extracted_store: Path) -> None:
@@ -273,6 +299,8 @@ def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: P
     assert stored_config(store) == load_config(ExtractConfig, preset_path("balanced"))
     code, out = run("info", "--store", store)
     assert code == 0 and "segmenter hvnet, 4 test-time flips, annotator filter 0.5" in " ".join(out.split())
+    code, out = run("info", "--store", store, "--json")
+    assert json.loads(out)["slides"][0]["doubted"] is None  # the filter already dropped them: not counted
     code, out = run("extract", image, "--store", tmp_path / "d.zarr", "--slide-mpp", "0.499", "--preset", "quality",
                     "--config", preset_path("balanced"))  # fmt: skip
     assert code == 2 and "--preset or --config" in out and not (tmp_path / "d.zarr").exists()

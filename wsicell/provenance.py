@@ -21,6 +21,9 @@ from wsicell.errors import StoreError
 
 EXTRACT_SETTINGS = "extract_settings"
 """Root attr: the ``ExtractConfig`` mapping the store was extracted with."""
+DOUBTED = "doubted_nuclei"
+"""Slide attr: how many of its nuclei the segmenter's annotator filter doubts (an int; None
+when not counted: a segmenter without the filter, the filter applied, or an older store)."""
 EMBEDDING_MODEL = "embedding_model"
 """Root attr: the :class:`EmbeddingModel` of the store's embeddings."""
 

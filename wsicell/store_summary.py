@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from wsicell.provenance import EXTRACT_SETTINGS
+from wsicell.provenance import DOUBTED, EXTRACT_SETTINGS
+from wsicell.segment.annotator_filter import doubted_share
 from wsicell.types import PathLikeStr
 
 
@@ -23,6 +24,7 @@ def store_summary(path: PathLikeStr) -> dict[str, Any]:
             "cells": s.n_cells if s.complete else (s.group["centroid"].shape[0] if "centroid" in arrays else 0),
             "mpp": a.get("mpp"), "width": a.get("width"), "height": a.get("height"),
             "tiles": a.get("n_tiles"), "seconds": a.get("seconds"),
+            "doubted": doubted_share(a.get(DOUBTED), s.n_cells) if s.complete else None,
             "tile_features": s.group["tile_features"].shape[1] if "tile_features" in arrays else None,
             "embedding": list(s.group["embedding"].shape) if "embedding" in arrays else None,
             "clustered": "cluster" in arrays,

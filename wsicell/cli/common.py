@@ -78,3 +78,22 @@ class DefaultFrom(click.Option):
         module, cls = target.split(":")
         value = dataclass_default(getattr(importlib.import_module(module), cls), field)
         return record[0], f"{record[1]}  [default: {value}]"
+
+
+def doubted_text(share: float | None) -> str:
+    """A slide's share of doubted nuclei for a table (``-``: not counted)."""
+    return "-" if share is None else f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
+
+
+def doubted_notes(slides: list[tuple[str, float | None]]) -> list[str]:
+    """What the "doubted" column means, and one line per slide above the share worth a look."""
+    from wsicell.segment.annotator_filter import DOUBTED_SHARE_HIGH
+
+    counted = [(name, share) for name, share in slides if share is not None]
+    if not counted:
+        return []
+    lines = ["doubted: nuclei a filter trained on annotated images says no annotator would have outlined "
+             f"(8-9 % on held-out images); above {DOUBTED_SHARE_HIGH:.0%}, look at the nuclei in QuPath "
+             "(`wsicell map SLIDE --nuclei-only`) before trusting the cell types"]  # fmt: skip
+    lines += [f"  {name}: {share:.0%} of its nuclei doubted" for name, share in counted if share > DOUBTED_SHARE_HIGH]
+    return lines

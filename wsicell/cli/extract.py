@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wsicell.cli.common import DefaultFrom, pick_store, user_errors
+from wsicell.cli.common import DefaultFrom, doubted_notes, doubted_text, pick_store, user_errors
 
 EXTRACT = "wsicell.extract.config:ExtractConfig"  # option defaults shown in --help come from here
 
@@ -78,6 +78,8 @@ def extract_command(
     console = stderr_console()
     if not quiet:
         console.print(summary_table(report))
+        for line in doubted_notes([(Path(s.path).name, s.doubted_share) for s in report.slides if s.status != "failed"]):
+            console.print(line, highlight=False)
     for failed in report.failed:
         click.echo(f"Error: {failed.error}", err=True)
     if not report.ok:
@@ -89,13 +91,13 @@ def summary_table(report):  # noqa: ANN001, ANN201 - rich types imported lazily
 
     table = Table(title=f"extract -> {report.store}")
     for name, justify in (("slide", "left"), ("status", "left"), ("cells", "right"),
-                          ("tiles", "right"), ("seconds", "right"), ("cells/s", "right")):  # fmt: skip
+                          ("doubted", "right"), ("tiles", "right"), ("seconds", "right"), ("cells/s", "right")):  # fmt: skip
         table.add_column(name, justify=justify)
     styles = {"done": "green", "skipped": "cyan", "failed": "red"}
     for s in report.slides:
         rate = f"{s.n_cells / s.seconds:,.0f}" if s.status == "done" and s.seconds > 0 else "-"
         table.add_row(Path(s.path).name, f"[{styles[s.status]}]{s.status}", f"{s.n_cells:,}",
-                      str(s.n_tiles), f"{s.seconds:.1f}", rate)  # fmt: skip
+                      doubted_text(s.doubted_share), str(s.n_tiles), f"{s.seconds:.1f}", rate)  # fmt: skip
     return table
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from wsicell.cli.common import pick_store, user_errors
+from wsicell.cli.common import doubted_notes, doubted_text, pick_store, user_errors
 
 
 @click.command("info", epilog="Example: wsicell info --store cells.zarr --json")
@@ -30,13 +30,14 @@ def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -
     from rich.table import Table
 
     table = Table(title=f"{store}: {len(summary['slides'])} slide(s), {summary['cells']:,} cells in complete slides")
-    for name in ("slide", "status", "cells", "mpp", "size (px)", "tiles", "seconds", "embedding", "clusters"):
-        table.add_column(name, justify="right" if name in ("cells", "mpp", "tiles", "seconds") else "left")
+    for name in ("slide", "status", "cells", "doubted", "mpp", "size (px)", "tiles", "seconds", "embedding", "clusters"):
+        table.add_column(name, justify="right" if name in ("cells", "doubted", "mpp", "tiles", "seconds") else "left")
     for s in summary["slides"]:
         table.add_row(
             s["name"] or s["id"],
             "[green]complete" if s["status"] == "complete" else "[yellow]incomplete",
             f"{s['cells']:,}",
+            doubted_text(s["doubted"]),
             f"{s['mpp']:.4g}" if s["mpp"] else "-",
             f"{s['width']} x {s['height']}",
             str(s["tiles"] if s["tiles"] is not None else "-"),
@@ -46,6 +47,8 @@ def info_command(legacy_store: Path | None, store: Path | None, as_json: bool) -
         )
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
+    for line in doubted_notes([(s["name"] or s["id"], s["doubted"]) for s in summary["slides"]]):
+        console.print(line, highlight=False)
     settings = summary["extract_settings"]
     if settings:
         from wsicell.segment.config import describe_settings

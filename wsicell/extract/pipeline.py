@@ -26,8 +26,9 @@ from wsicell.io.slide import Slide, fingerprint, open_slide, require_slides
 from wsicell.io.tiling import core_bounds_level0, tile_grid, tiles_over_tissue
 from wsicell.io.tissue import TissueMask, detect_tissue
 from wsicell.progress import progress_bars, stderr_console
-from wsicell.provenance import EXTRACT_SETTINGS
+from wsicell.provenance import DOUBTED, EXTRACT_SETTINGS
 from wsicell.segment import CONTOUR_POINTS, FEATURE_NAMES, make_segmenter
+from wsicell.segment.annotator_filter import doubted_share
 from wsicell.segment.config import HV_METHODS
 from wsicell.store import CellStore, SlideCells, slide_id_for
 from wsicell.types import PathLikeStr
@@ -43,6 +44,11 @@ class SlideReport:
     error: str | None = None  # one line naming the file and the reason
     n_tiles: int = 0
     megapixels: float = 0.0  # tissue-tile core area processed, working grid
+    doubted: int | None = None  # nuclei the segmenter's annotator filter doubts; None: no such check
+
+    @property
+    def doubted_share(self) -> float | None:
+        return doubted_share(self.doubted, self.n_cells)
 
 
 @dataclass
@@ -194,8 +200,8 @@ def _extract_one(path: Path, cs: CellStore, config: ExtractConfig, slide_mpp, ru
         slide_id = slide_id_for(path, fp)
         done = _complete_match(cs, slide_id, slide.mpp, config)
         if done is not None:
-            return SlideReport(str(path), slide_id, "skipped", n_cells=done.n_cells,
-                               seconds=0.0, n_tiles=int(done.attrs.get("n_tiles", 0)))  # fmt: skip
+            return SlideReport(str(path), slide_id, "skipped", n_cells=done.n_cells, seconds=0.0,
+                               n_tiles=int(done.attrs.get("n_tiles", 0)), doubted=done.attrs.get(DOUBTED))  # fmt: skip
         return _extract_new(slide, path, fp, slide_id, cs, config, runner, bars, t0)
 
 
@@ -234,6 +240,7 @@ def _extract_new(
                             contour_points=CONTOUR_POINTS, feature_names=list(FEATURE_NAMES))  # fmt: skip
     task = bars.add_task(path.name[:40], total=len(tiles), info="0 cells")
     pixels = 0
+    doubted: int | None = 0
     try:
         jobs = _jobs(str(path.resolve()), slide.mpp, config, segment, tiles, tissue, scale)
         for result in runner.map_ordered(run_tile, jobs):
@@ -241,10 +248,11 @@ def _extract_new(
                 raise SlideError(path, result.error)
             writer.append(result.cells)
             pixels += result.pixels
+            doubted = None if doubted is None or result.doubted is None else doubted + result.doubted
             rate = writer.n_cells / max(time.perf_counter() - t0, 1e-9)
             bars.update(task, advance=1, info=f"{writer.n_cells:,} cells {rate:,.0f}/s")
         seconds = time.perf_counter() - t0
-        n = writer.finish(n_tiles=len(tiles), seconds=round(seconds, 3))
+        n = writer.finish(n_tiles=len(tiles), seconds=round(seconds, 3), **{DOUBTED: doubted})
     except (WsicellError, OSError) as exc:  # a bad file or a full disk: drop the partial group
         with contextlib.suppress(OSError):
             cs.discard_slide(slide_id)
@@ -254,7 +262,7 @@ def _extract_new(
     finally:  # (an interrupt leaves the group incomplete: the next run redoes it)
         bars.update(task, info=f"{writer.n_cells:,} cells")
     return SlideReport(str(path), slide_id, "done", n_cells=n, seconds=seconds, n_tiles=len(tiles),
-                       megapixels=pixels / 1e6)  # fmt: skip
+                       megapixels=pixels / 1e6, doubted=doubted)  # fmt: skip
 
 
 def working_extent(slide: Slide, config: ExtractConfig) -> tuple[int, int, int, int]:

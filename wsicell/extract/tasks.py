@@ -1,5 +1,6 @@
 """The per-tile task: read a tile, segment it, measure the nuclei of its core (and, with an
-HV-net, keep its encoder's tile features around each: ``segment/tile_features.py``).
+HV-net, keep its encoder's tile features around each: ``segment/tile_features.py``, and
+count the nuclei its annotator filter doubts: ``segment/annotator_filter.py``).
 
 It runs on Dask workers (threads here, or processes of a ``dask.distributed`` cluster), so
 it takes only picklable values and opens the slide itself by path. The open slide and the
@@ -49,6 +50,7 @@ class TileResult:
     cells: CellBatch | None
     pixels: int  # core pixels of the tile (working grid)
     error: str | None = None  # a user error (bad file) as text: it crosses process borders
+    doubted: int | None = None  # kept nuclei its annotator filter doubts (Segmenter.count_doubted)
 
 
 def run_tile(job: TileJob) -> TileResult:
@@ -86,10 +88,12 @@ def _run_tile(job: TileJob) -> TileResult:
         keep &= (c[:, 0] >= rx0) & (c[:, 0] < rx1) & (c[:, 1] >= ry0) & (c[:, 1] < ry1)
     if not keep.all():
         cells = cells.take(np.flatnonzero(keep))
+    doubted = None
     if maps is not None:  # the segmenter's encoder around each kept nucleus
         xy = cells.centroid.astype(np.float64) / scale - (x0, y0) - 0.5  # tile px (pixel centres), as cells_from_labels
         cells = replace(cells, tile_features=maps.at(xy).astype(np.float16))
-    return TileResult(t.index, cells, t.core_pixels)
+        doubted = segmenter.count_doubted(features=cells.features, tile_features=cells.tile_features)
+    return TileResult(t.index, cells, t.core_pixels, doubted=doubted)
 
 
 def over_tissue(centroid: np.ndarray, tissue: np.ndarray, origin: tuple[int, int], downsample: float) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from wsicell.segment.tile_features import TileFeatureMaps
 from wsicell.types import LabelImage, RGBImage
 
@@ -23,3 +25,9 @@ class Segmenter(ABC):
         """:meth:`segment`'s labels and, for a segmenter with an encoder (the HV-nets), its
         tile features from the same network call (``tile_features.py``); None otherwise."""
         return self.segment(image, mpp=mpp), None
+
+    def count_doubted(self, *, features: np.ndarray, tile_features: np.ndarray) -> int | None:
+        """How many of these nuclei (their measurements and tile features) its annotator
+        filter doubts (``annotator_filter.count_doubted``); None when it has no such check, or
+        when the filter already dropped the doubted ones."""
+        return None

@@ -12,7 +12,14 @@ network call gives the tile features of ``tile_features.py`` (:meth:`segment_wit
 
 from __future__ import annotations
 
-from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, drop_unannotated
+import numpy as np
+
+from wsicell.segment.annotator_filter import (
+    FILTER_PATHS,
+    AnnotatorFilter,
+    count_doubted,
+    drop_unannotated,
+)
 from wsicell.segment.base import Segmenter
 from wsicell.segment.config import SegmentConfig
 from wsicell.segment.hv_post import drop_unsure, hv_instances
@@ -60,6 +67,11 @@ class HVNetSegmenter(Segmenter):
             labels = drop_unannotated(labels, image, features, mpp=mpp, keep=self.annotator_filter,
                                       threshold=c.hv_annotator_threshold)  # fmt: skip
         return labels, features
+
+    def count_doubted(self, *, features: np.ndarray, tile_features: np.ndarray) -> int | None:
+        if self.config.hv_annotator_threshold > 0:  # the filter already dropped them
+            return None
+        return count_doubted(self.annotator_filter, features=features, tile_features=tile_features)
 
     @property
     def annotator_filter(self) -> AnnotatorFilter:
