@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner
@@ -19,6 +20,8 @@ from wsicell.cluster import ClusterConfig, cluster_store
 from wsicell.errors import SlideError, StoreError
 from wsicell.io.slide import fingerprint
 from wsicell.mapping import map_slide, png_path
+from wsicell.mapping.doubt import ANNOTATED
+from wsicell.provenance import DOUBTED
 from wsicell.store import CellStore
 
 
@@ -190,7 +193,10 @@ def test_nuclei_alone_from_an_extracted_store(extracted_store: Path, sample_slid
     assert len(doc["features"]) == result.geojson.written == slide.n_cells - result.geojson.skipped
     props = doc["features"][0]["properties"]
     assert props["objectType"] == "detection" and "classification" not in props
-    assert set(props["measurements"]) == set(slide.feature_names)  # no cluster, no distance
+    assert set(props["measurements"]) == {*slide.feature_names, ANNOTATED}  # no cluster, no distance
+    # P(annotated) of each nucleus: the doubted ones are those extraction counted
+    p = np.array([f["properties"]["measurements"][ANNOTATED] for f in doc["features"]])
+    assert ((p >= 0) & (p <= 1)).all() and abs(int((p < 0.5).sum()) - slide.attrs[DOUBTED]) <= 2  # (rounded to 4 decimals)
     first = shapely.Polygon(doc["features"][0]["geometry"]["coordinates"][0])
     assert first.centroid.distance(shapely.Polygon(slide.array("contour")[0]).centroid) < 1.0  # feature i is cell i
     assert cv2.imread(str(result.png)).shape[0] == 600

@@ -32,7 +32,8 @@ from wsicell.cli.common import user_errors
 @click.option("--classes", is_flag=True,
               help="Name and colour cells by the store's cell classifier (`wsicell name --classifier`), not by cluster.")  # fmt: skip
 @click.option("--nuclei-only", is_flag=True,
-              help="The nuclei without cell types (unclassified, with their measurements): no embedding or "
+              help="The nuclei without cell types (unclassified, with their measurements and, for the "
+                   "HV-net's, P(annotated); the picture marks the doubted ones): no embedding or "
                    "clustering needed, to review the segmentation in QuPath right after `wsicell extract`.")  # fmt: skip
 @click.option("--gzip", is_flag=True, help="Folder mode: write SLIDE-NAME.geojson.gz files.")
 @click.option("--scheduler", metavar="ADDRESS", help="Folder mode: a dask.distributed scheduler (e.g. tcp://host:8786).")

@@ -25,8 +25,16 @@ from wsicell.export.names import ClusterStyle, load_styles
 from wsicell.export.output import check_output
 from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
+from wsicell.mapping.doubt import (
+    ANNOTATED,
+    DOUBTED_STYLE,
+    annotated_probability,
+    slide_filter,
+    with_measurement,
+)
 from wsicell.progress import progress_bars
 from wsicell.provenance import EmbeddingModel
+from wsicell.segment.annotator_filter import DOUBT_BELOW
 from wsicell.segment.config import describe_settings
 from wsicell.store import CellStore, SlideCells
 from wsicell.study.classifier import (
@@ -108,6 +116,8 @@ def map_slide(
     --classifier``) instead of by cluster; ``counts`` are then per class. ``nuclei_only`` writes
     the nuclei unclassified, with their measurements, from a store that need not be embedded
     or clustered (a new slide is extracted only); ``counts`` is then the number of nuclei.
+    With an HV-net's nuclei it also gives each one P(annotated), and the picture draws the
+    ones the annotator filter doubts in their own colour (``mapping/doubt.py``).
     """
     out = Path(out) if out is not None else default_output(slide_path)
     check_output(out, force=force)
@@ -134,14 +144,18 @@ def map_slide(
         counts = np.bincount(slide.array(CLASS_ARRAY if clf is not None else "cluster")[:], minlength=len(styles))
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
     style = CLASS_ARRAY if clf else None
+    keep = slide_filter(slide) if nuclei_only else None  # nuclei alone: show which ones the filter doubts
+    annotated = annotated_probability(slide, keep) if keep is not None else None
+    feature_names = slide.feature_names + ([ANNOTATED] if annotated is not None else [])
 
     def cells() -> Iterator[CellChunk]:
-        return iter_cells(slide, style=style, clusters=clustering is not None)
+        chunks = iter_cells(slide, style=style, clusters=clustering is not None)
+        return chunks if annotated is None else with_measurement(chunks, annotated)
 
     with progress_bars(progress, unit="cells") as bars:
         task = bars.add_task(out.name[:40], total=slide.n_cells, info="")
         stats = write_geojson(
-            out, cells(), fingerprint=fp, styles=styles, feature_names=slide.feature_names,
+            out, cells(), fingerprint=fp, styles=styles, feature_names=feature_names,
             size=size, mpp=slide.mpp, object_type=object_type, cell_expansion_um=cell_expansion_um, force=force,
             progress=lambda m: bars.advance(task, m),
         )  # fmt: skip
@@ -153,11 +167,18 @@ def map_slide(
             def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
                 for c in cells():
                     index = c.classification
+                    if annotated is not None:  # the doubted nuclei in their own colour
+                        index = (annotated[c.start : c.start + len(c.contour)] < DOUBT_BELOW).astype(np.int64)
                     yield c.contour, np.zeros(len(c.contour), np.int64) if index is None else index
                     bars.advance(task, len(c.contour))
 
+            drawn_styles, drawn_counts = styles, counts
+            if annotated is not None:
+                n_doubted = int((annotated < DOUBT_BELOW).sum())
+                drawn_styles, drawn_counts = [NUCLEUS_STYLE, DOUBTED_STYLE], np.array([slide.n_cells - n_doubted, n_doubted])
             title = [path.name, picture_subtitle(slide, clustering=clustering, n_classes=len(styles) if clf else None)]
-            image = overlay_picture(thumb, factor, chunks(), styles=styles, counts=counts, title=title, mpp=slide.mpp)
+            image = overlay_picture(thumb, factor, chunks(), styles=drawn_styles, counts=drawn_counts, title=title,
+                                    mpp=slide.mpp)  # fmt: skip
             save_png(image, picture, force=force)
     return MapResult(slide.id, added, slide.n_cells, counts, stats, picture)
 

