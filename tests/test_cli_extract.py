@@ -301,7 +301,7 @@ def test_a_preset_by_name_is_the_packaged_config(tmp_path: Path, sample_slide: P
     assert code == 0 and "segmenter hvnet, 4 test-time flips, annotator filter 0.5" in " ".join(out.split())
     code, out = run("info", "--store", store, "--json")
     assert json.loads(out)["slides"][0]["doubted"] is None  # the filter already dropped them: not counted
-    from wsicell.mapping.doubt import slide_filter
+    from wsicell.study.doubt import slide_filter
 
     assert slide_filter(CellStore.open(store).slides()[0]) is None  # nor does the nuclei-only map show doubt
     code, out = run("extract", image, "--store", tmp_path / "d.zarr", "--slide-mpp", "0.499", "--preset", "quality",

@@ -20,7 +20,7 @@ from wsicell.cluster import ClusterConfig, cluster_store
 from wsicell.errors import SlideError, StoreError
 from wsicell.io.slide import fingerprint
 from wsicell.mapping import map_slide, png_path
-from wsicell.mapping.doubt import ANNOTATED
+from wsicell.mapping.slide import ANNOTATED
 from wsicell.provenance import DOUBTED
 from wsicell.store import CellStore
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -13,9 +14,18 @@ from helpers.synthetic import build_store
 
 from wsicell.cli import main
 from wsicell.cluster import ClusterConfig, cluster_store
+from wsicell.export.names import load_styles
+from wsicell.provenance import DOUBTED
+from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, descriptions
 from wsicell.store import CellStore
 from wsicell.study.enrichment import slide_enrichment
-from wsicell.study.summary import SummaryConfig, summarize_store
+from wsicell.study.summary import (
+    StudySummary,
+    SummaryConfig,
+    summarize_slide,
+    summarize_store,
+    summary_table,
+)
 from wsicell.study.tissue import FROM_CELLS, FROM_MASK, occupancy_area_mm2
 
 
@@ -47,6 +57,7 @@ def test_cli_table_matches_the_store(clustered: Path, tmp_path: Path) -> None:
         area = s.array("features")[:, 0]  # area_um2
         np.testing.assert_allclose(rows["mean_area_um2"], [area[labels == c].mean() for c in range(3)], rtol=1e-5)
         assert rows["mean_eccentricity"].notna().all() and rows["mean_haematoxylin_od_mean"].isna().all()
+        assert rows["doubted_fraction"].isna().all()  # no tile features here: the filter cannot judge them
         z = slide_enrichment(labels, s.array("centroid")[:], mpp=s.mpp, radius_um=20.0, k=3, n_perms=20).zscore
         np.testing.assert_allclose(rows[[f"nhood_z_{j}" for j in range(3)]].to_numpy(), z, rtol=1e-5)
     first, second = (table[table["slide_id"] == s.id] for s in slides)
@@ -89,3 +100,23 @@ def test_exact_enrichment_from_the_cli(clustered: Path, tmp_path: Path) -> None:
     assert np.isfinite(z).all()
     bad = CliRunner().invoke(main, ["summarize", "-s", str(clustered), "-o", str(tmp_path / "b.csv"), "--permutations", "1"])
     assert bad.exit_code == 1 and "0 (exact moments) or >= 2" in bad.output
+
+
+def test_each_clusters_share_of_doubted_nuclei(extracted_store: Path, tmp_path: Path) -> None:
+    """On the real extracted sample slide (HV-net nuclei, tile features), a cluster's
+    doubted_fraction is the share of its nuclei whose P(annotated), from the store's own
+    measurements and tile features, is under 0.5; the slide's total is extraction's count."""
+    store = tmp_path / "cells.zarr"
+    shutil.copytree(extracted_store, store)
+    slide = CellStore.open(store, mode="r+").slides()[0]
+    area = slide.array("features")[:, slide.feature_names.index("area_um2")]
+    labels = (area > np.median(area)).astype("int32")  # two "clusters": small and large nuclei
+    slide.create_array("cluster", shape=labels.shape, dtype="int32", chunks=(16384,))[:] = labels
+    summary = summarize_slide(slide, k=2, config=SummaryConfig(radius_um=0))
+    p = AnnotatorFilter.load(FILTER_PATHS["hvnet"]).probability(
+        descriptions(slide.array("features")[:], slide.array("tile_features")[:]))  # fmt: skip
+    expected = [float((p[labels == c] < 0.5).mean()) for c in range(2)]
+    assert summary.doubted is not None and int(summary.doubted.sum()) == slide.attrs[DOUBTED]
+    table = summary_table(StudySummary(load_styles(None, k=2), [summary], SummaryConfig(radius_um=0)))
+    np.testing.assert_allclose(table["doubted_fraction"], expected, rtol=1e-6)
+    assert expected[0] > expected[1]  # measured: the small nuclei (granules) are doubted more

@@ -36,8 +36,9 @@ def summarize_command(
     classes: bool, force: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """One row per slide and cluster: cells, share, density per mm² of tissue, mean
-    morphology and neighbourhood enrichment z-scores (squidpy's statistic) against every
-    cluster. See docs/study.md for the columns."""
+    morphology, the share of nuclei the segmenter's annotator filter doubts (a cluster made
+    mostly of them is likely not a cell type) and neighbourhood enrichment z-scores
+    (squidpy's statistic) against every cluster. See docs/study.md for the columns."""
     from wsicell.export.output import check_output
     from wsicell.export.picture import save_png
     from wsicell.progress import progress_bars, stderr_console
@@ -83,15 +84,15 @@ def summarize_command(
 
 
 def study_table(table, *, styles, label: str = "cluster", max_rows: int = 60):  # noqa: ANN001, ANN201 - rich imported lazily
-    """The first ``max_rows`` rows: slide, cluster, cells, share, density, mean area, and the
-    cluster it is most enriched with (highest z-score other than itself)."""
+    """The first ``max_rows`` rows: slide, cluster, cells, share, density, mean area, share of
+    doubted nuclei, and the cluster it is most enriched with (highest z-score other than itself)."""
     import numpy as np
     from rich.table import Table
 
     z_cols = [c for c in table.columns if c.startswith("nhood_z_")]
     more = f"... {len(table) - max_rows:,} more rows in the file" if len(table) > max_rows else None
     out = Table(title=f"study: cells per slide and {label}", caption=more)
-    heads = ["slide", label, "cells", "share", "per mm²", "area µm²"] + (["z self", "most enriched with"] if z_cols else [])
+    heads = ["slide", label, "cells", "share", "per mm²", "area µm²", "doubted"] + (["z self", "most enriched with"] if z_cols else [])
     for h in heads:
         out.add_column(h, justify="left" if h in ("slide", label, "most enriched with") else "right")
     for r in table.head(max_rows).to_dict("records"):  # (itertuples would rename "class", a keyword)
@@ -99,7 +100,8 @@ def study_table(table, *, styles, label: str = "cluster", max_rows: int = 60):  
         red, green, blue = styles[c].color
         cells = [str(r["slide"])[:32], f"[rgb({red},{green},{blue})]■[/] {r['name']}", f"{int(r['count']):,}",
                  f"{100 * r['fraction']:.1f} %", f"{r['density_per_mm2']:,.0f}",
-                 "-" if np.isnan(r.get("mean_area_um2", np.nan)) else f"{r['mean_area_um2']:.1f}"]  # fmt: skip
+                 "-" if np.isnan(r.get("mean_area_um2", np.nan)) else f"{r['mean_area_um2']:.1f}",
+                 "-" if np.isnan(r.get("doubted_fraction", np.nan)) else f"{100 * r['doubted_fraction']:.0f} %"]  # fmt: skip
         if z_cols:
             z = np.array([r[col] for col in z_cols], float)
             others = np.where(np.arange(len(z)) == c, np.nan, z)

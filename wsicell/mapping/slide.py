@@ -10,8 +10,8 @@ in QuPath right after `wsicell extract`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +25,6 @@ from wsicell.export.names import ClusterStyle, load_styles
 from wsicell.export.output import check_output
 from wsicell.export.picture import overlay_picture, save_png
 from wsicell.io.slide import fingerprint, open_slide
-from wsicell.mapping.doubt import (
-    ANNOTATED,
-    DOUBTED_STYLE,
-    annotated_probability,
-    slide_filter,
-    with_measurement,
-)
 from wsicell.progress import progress_bars
 from wsicell.provenance import EmbeddingModel
 from wsicell.segment.annotator_filter import DOUBT_BELOW
@@ -44,6 +37,7 @@ from wsicell.study.classifier import (
     classify_slide,
     load_classifier,
 )
+from wsicell.study.doubt import annotated_probability, slide_filter
 from wsicell.types import PathLikeStr
 
 ROWS = 16_384
@@ -117,7 +111,7 @@ def map_slide(
     the nuclei unclassified, with their measurements, from a store that need not be embedded
     or clustered (a new slide is extracted only); ``counts`` is then the number of nuclei.
     With an HV-net's nuclei it also gives each one P(annotated), and the picture draws the
-    ones the annotator filter doubts in their own colour (``mapping/doubt.py``).
+    ones the annotator filter doubts in their own colour (``study/doubt.py``).
     """
     out = Path(out) if out is not None else default_output(slide_path)
     check_output(out, force=force)
@@ -193,6 +187,18 @@ def check_colouring(*, names: PathLikeStr | None, classes: bool, nuclei_only: bo
 
 NUCLEUS_STYLE = ClusterStyle("Nucleus", (0, 160, 255))
 """How nuclei without cell types are drawn in the overlay picture (the GeoJSON leaves them unclassified)."""
+DOUBTED_STYLE = ClusterStyle("Doubted nucleus", (255, 120, 0))
+"""How the nuclei the annotator filter doubts are drawn in the nuclei-only picture."""
+ANNOTATED = "annotated_probability"
+"""The nuclei-only map's extra measurement: P(an annotator would have outlined this nucleus),
+0-1 (``study/doubt.py``; QuPath colours detections by it with Measure > Show measurement maps)."""
+
+
+def with_measurement(chunks: Iterable[CellChunk], values: np.ndarray) -> Iterator[CellChunk]:
+    """The chunks with one more feature column: ``values`` (one per cell of the slide)."""
+    for chunk in chunks:
+        column = values[chunk.start : chunk.start + len(chunk.features), None].astype(chunk.features.dtype)
+        yield replace(chunk, features=np.concatenate([chunk.features, column], axis=1))
 
 
 def current_clustering(cells_store: CellStore) -> Clustering:

@@ -1,7 +1,8 @@
 """`wsicell summarize`: one row per slide and cluster, for a whole study.
 
 Per slide and cluster: cells, share of the slide, density per mm² of tissue
-(:mod:`wsicell.study.tissue`), the mean of a few morphology features, and the neighbourhood
+(:mod:`wsicell.study.tissue`), the mean of a few morphology features, the share of its nuclei
+the annotator filter doubts (:mod:`wsicell.study.doubt`), and the neighbourhood
 enrichment z-score against every cluster (:mod:`wsicell.study.enrichment`). Slides are read
 one at a time, their per-cell arrays a chunk at a time (the enrichment holds one slide's
 labels, centroids and close pairs), so memory follows the largest slide, not the study.
@@ -22,6 +23,7 @@ from wsicell.errors import ConfigError, StoreError
 from wsicell.export.names import ClusterStyle, load_styles
 from wsicell.export.output import check_output
 from wsicell.store import CellStore, SlideCells
+from wsicell.study.doubt import doubted_per_label
 from wsicell.study.enrichment import Enrichment, slide_enrichment
 from wsicell.study.tissue import TissueArea, tissue_area
 from wsicell.types import PathLikeStr
@@ -58,6 +60,7 @@ class SlideSummary:
     means: dict[str, np.ndarray]  # feature -> (k,) mean per cluster (NaN where no cell)
     enrichment: Enrichment | None
     seconds: float
+    doubted: np.ndarray | None = None  # (k,) nuclei the annotator filter doubts; None: not counted (study/doubt.py)
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,10 @@ def summarize_slide(slide: SlideCells, *, k: int, config: SummaryConfig, by: str
             labels, slide.array("centroid")[:n], mpp=slide.mpp, radius_um=config.radius_um, k=k,
             n_perms=config.n_perms, seed=config.seed, groups=groups,
         )  # fmt: skip
+    doubted = doubted_per_label(slide, labels, k=k)
     return SlideSummary(
         slide.id, str(slide.attrs.get("name") or slide.id), np.bincount(labels, minlength=k).astype(np.int64),
-        tissue_area(slide), means, enrichment, time.perf_counter() - t0,
+        tissue_area(slide), means, enrichment, time.perf_counter() - t0, doubted,
     )  # fmt: skip
 
 
@@ -163,6 +167,9 @@ def summary_table(summary: StudySummary):  # noqa: ANN201 - pandas is imported l
         add("density_per_mm2", (s.counts / s.tissue.mm2 if s.tissue.mm2 > 0 else np.full(k, np.nan)).tolist())
         for f in summary.config.morphology:
             add(f"mean_{f}", s.means.get(f, np.full(k, np.nan)).tolist())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            doubted = np.full(k, np.nan) if s.doubted is None else np.where(s.counts > 0, s.doubted / s.counts, np.nan)
+        add("doubted_fraction", doubted.tolist())
         if summary.config.radius_um > 0:
             z = s.enrichment.zscore if s.enrichment is not None else np.full((k, k), np.nan)
             for j in range(k):

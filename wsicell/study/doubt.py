@@ -1,30 +1,24 @@
-"""Which of a slide's nuclei the annotator filter doubts, shown by the nuclei-only map.
+"""Which of a stored slide's nuclei the annotator filter doubts.
 
 `wsicell extract` counts per slide the nuclei the HV-net's annotator filter doubts
-(``segment/annotator_filter.py``; `wsicell info` shows the share). The nuclei-only map shows
-which ones, so that a pathologist checking the segmentation in QuPath sees where: every
-nucleus gets the measurement ``ANNOTATED`` (P(annotated), from the measurements and tile
-features the store keeps; QuPath colours detections by a measurement with Measure > Show
-measurement maps), and the overlay picture draws the doubted nuclei in their own colour.
-The GeoJSON stays unclassified.
+(``segment/annotator_filter.py``; `wsicell info` shows the share). This module says which
+ones, from the measurements and tile features the store keeps: the nuclei-only map gives each
+nucleus its P(annotated) and colours the doubted ones (``mapping/slide.py``), and the study
+table gives each cluster's share of doubted nuclei (``study/summary.py``), where a cluster
+made mostly of doubted nuclei is likely not nuclei at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
-
 import numpy as np
 
-from wsicell.export.geojson import CellChunk
-from wsicell.export.names import ClusterStyle
-from wsicell.segment.annotator_filter import FILTER_PATHS, AnnotatorFilter, descriptions
+from wsicell.segment.annotator_filter import (
+    DOUBT_BELOW,
+    FILTER_PATHS,
+    AnnotatorFilter,
+    descriptions,
+)
 from wsicell.store import SlideCells
-
-ANNOTATED = "annotated_probability"
-"""The measurement: P(an annotator would have outlined this nucleus), 0-1."""
-DOUBTED_STYLE = ClusterStyle("Doubted nucleus", (255, 120, 0))
-"""How the doubted nuclei are drawn in the overlay picture (the others: ``slide.NUCLEUS_STYLE``)."""
 
 
 def slide_filter(slide: SlideCells) -> AnnotatorFilter | None:
@@ -50,8 +44,11 @@ def annotated_probability(slide: SlideCells, keep: AnnotatorFilter, *, rows: int
     return out
 
 
-def with_measurement(chunks: Iterable[CellChunk], values: np.ndarray) -> Iterator[CellChunk]:
-    """The chunks with one more feature column: ``values`` (one per cell of the slide)."""
-    for chunk in chunks:
-        column = values[chunk.start : chunk.start + len(chunk.features), None].astype(chunk.features.dtype)
-        yield replace(chunk, features=np.concatenate([chunk.features, column], axis=1))
+def doubted_per_label(slide: SlideCells, labels: np.ndarray, *, k: int) -> np.ndarray | None:
+    """(k,) how many nuclei of each label 0..k-1 (one per cell) the filter doubts; None when
+    :func:`slide_filter` has nothing to show."""
+    keep = slide_filter(slide)
+    if keep is None:
+        return None
+    doubted = annotated_probability(slide, keep) < DOUBT_BELOW
+    return np.bincount(labels[doubted], minlength=k).astype(np.int64)
