@@ -139,7 +139,11 @@ def map_slide(
     size = (int(slide.attrs["width"]), int(slide.attrs["height"]))
     style = CLASS_ARRAY if clf else None
     keep = slide_filter(slide) if nuclei_only else None  # nuclei alone: show which ones the filter doubts
-    annotated = annotated_probability(slide, keep) if keep is not None else None
+    annotated = None
+    if keep is not None:
+        with progress_bars(progress, unit="cells") as bars:
+            task = bars.add_task(f"doubt {path.name}"[:40], total=slide.n_cells, info="")
+            annotated = annotated_probability(slide, keep, progress=lambda m: bars.advance(task, m))
     feature_names = slide.feature_names + ([ANNOTATED] if annotated is not None else [])
 
     def cells() -> Iterator[CellChunk]:
