@@ -84,6 +84,13 @@ def describe(image: RGBImage, labels: LabelImage, maps: TileFeatureMaps, *, mpp:
     return ids, descriptions(cells.features, maps.at(cells.centroid.astype(np.float64) - 0.5))
 
 
+def doubting_filter(method: str, threshold: float) -> Path | None:
+    """The filter whose doubts count for nuclei that ``method`` found with
+    ``hv_annotator_threshold`` ``threshold``: None for a method without one (the watershed),
+    or when that filter already dropped the doubted ones (``threshold`` > 0)."""
+    return FILTER_PATHS.get(method) if threshold <= 0 else None
+
+
 def doubted_share(doubted: int | None, n_cells: int) -> float | None:
     """The share of a slide's nuclei its segmenter's annotator filter doubts (None: not counted,
     or no nuclei)."""

@@ -18,6 +18,7 @@ from wsicell.segment.annotator_filter import (
     FILTER_PATHS,
     AnnotatorFilter,
     count_doubted,
+    doubting_filter,
     drop_unannotated,
 )
 from wsicell.segment.base import Segmenter
@@ -69,7 +70,7 @@ class HVNetSegmenter(Segmenter):
         return labels, features
 
     def count_doubted(self, *, features: np.ndarray, tile_features: np.ndarray) -> int | None:
-        if self.config.hv_annotator_threshold > 0:  # the filter already dropped them
+        if doubting_filter(self.config.method, self.config.hv_annotator_threshold) is None:
             return None
         return count_doubted(self.annotator_filter, features=features, tile_features=tile_features)
 

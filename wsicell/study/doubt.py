@@ -16,9 +16,9 @@ import numpy as np
 
 from wsicell.segment.annotator_filter import (
     DOUBT_BELOW,
-    FILTER_PATHS,
     AnnotatorFilter,
     descriptions,
+    doubting_filter,
 )
 from wsicell.store import SlideCells
 
@@ -28,10 +28,8 @@ def slide_filter(slide: SlideCells) -> AnnotatorFilter | None:
     a segmenter without one (the watershed), the filter already applied at extraction (its
     doubted nuclei are gone), or no stored tile features (an older store)."""
     segment = dict(slide.attrs.get("settings", {}).get("segment", {}))
-    method = segment.get("method", "hvnet")
-    if method not in FILTER_PATHS or float(segment.get("hv_annotator_threshold", 0.0)) > 0 or not slide.has("tile_features"):
-        return None
-    return AnnotatorFilter.load(FILTER_PATHS[method])
+    path = doubting_filter(segment.get("method", "hvnet"), float(segment.get("hv_annotator_threshold", 0.0)))
+    return AnnotatorFilter.load(path) if path is not None and slide.has("tile_features") else None
 
 
 def annotated_probability(
